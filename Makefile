@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+TORCH     ?= torch==2.13.0
+export DAGSTER_HOME ?= $(CURDIR)/.kline/dagster
+
+.PHONY: install demo test lint ui validate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/kline demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+ui: install
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml
+
+validate: install
+	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+
+bench: install
+	$(PY) bench/price_aligned.py
+	$(PY) bench/features.py
+	$(PY) bench/stock_monthly.py
+
+clean:
+	rm -rf .kline/clickhouse .kline/clickhouse.lock

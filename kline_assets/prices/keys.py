@@ -1,0 +1,32 @@
+"""Turning a price partition key into a run id and a Tokyo month window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dagster import MultiPartitionKey
+
+from kline_assets.prices.partitions import MONTH_DIMENSION, RUN_ID_DIMENSION, month_partitions
+from kline_assets.prices.runs import validate_run_id
+from kline_assets.resources.errors import InvalidRunIdError
+
+
+def split_price_key(key: str) -> tuple[str, str]:
+    """(run_id, month key YYYY-MM-01) of "2025-10-01|live" or a MultiPartitionKey."""
+    if isinstance(key, MultiPartitionKey):
+        parts = key.keys_by_dimension
+        run_id, month = parts[RUN_ID_DIMENSION], parts[MONTH_DIMENSION]
+    else:
+        pieces = str(key).split("|")
+        if len(pieces) != 2:
+            raise InvalidRunIdError(
+                f"malformed price partition key {key!r}: expected 'YYYY-MM-01|run_id'"
+            )
+        month, run_id = pieces  # dimensions in alphabetical order: month, run_id
+    return validate_run_id(run_id), month
+
+
+def month_window(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a month partition, tz-aware in Asia/Tokyo."""
+    window = month_partitions.time_window_for_partition_key(month)
+    return window.start, window.end

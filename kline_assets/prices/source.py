@@ -1,0 +1,134 @@
+"""Reading raw price records out of PostgreSQL and screening them.
+
+Bad rows are never dropped silently: every rejection is counted by reason and a sample is
+kept for the materialization's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from psycopg import sql
+
+from kline_assets.resources.postgres import PostgresResource
+
+RECORD_COLUMNS = {
+    "id": pa.int64(),
+    "shop_id": pa.int64(),
+    "iphone_id": pa.int64(),
+    "price_new": pa.int64(),
+    "price_grade_a": pa.int64(),
+    "price_grade_b": pa.int64(),
+    "recorded_us": pa.int64(),
+}
+UINT32_MAX = 2**32 - 1
+
+
+def records_query(
+    postgres: PostgresResource,
+    start: datetime,
+    end: datetime,
+    iphone_ids: list[int] | None = None,
+    shop_ids: list[int] | None = None,
+) -> sql.Composed:
+    """Records with recorded_at in [start, end); recorded_at travels as epoch microseconds."""
+    conditions = [
+        sql.SQL("recorded_at >= {}").format(sql.Literal(start)),
+        sql.SQL("recorded_at < {}").format(sql.Literal(end)),
+    ]
+    if iphone_ids:
+        conditions.append(sql.SQL("iphone_id = ANY({})").format(sql.Literal(list(iphone_ids))))
+    if shop_ids:
+        conditions.append(sql.SQL("shop_id = ANY({})").format(sql.Literal(list(shop_ids))))
+    return sql.SQL(
+        "SELECT id, shop_id, iphone_id, price_new, price_grade_a, price_grade_b, "
+        "(extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_us "
+        "FROM {} WHERE {}"
+    ).format(
+        sql.Identifier(*postgres.price_table.split(".")), sql.SQL(" AND ").join(conditions)
+    )
+
+
+def read_records(
+    postgres: PostgresResource,
+    start: datetime,
+    end: datetime,
+    iphone_ids: list[int] | None = None,
+    shop_ids: list[int] | None = None,
+) -> pa.Table:
+    postgres.require_tables([postgres.price_table, postgres.shop_table, postgres.iphone_table])
+    return postgres.copy_out(
+        records_query(postgres, start, end, iphone_ids, shop_ids), column_types=RECORD_COLUMNS
+    )
+
+
+def known_ids(postgres: PostgresResource, table: str) -> np.ndarray:
+    with postgres.connect() as conn:
+        query = sql.SQL("SELECT id FROM {}").format(sql.Identifier(*table.split(".")))
+        rows = conn.execute(query).fetchall()
+    return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+
+
+@dataclass
+class Screened:
+    """Arrays of the rows that passed, with rejection counts and a sample of rejected rows."""
+
+    columns: dict[str, np.ndarray]
+    rejected: dict[str, int] = field(default_factory=dict)
+    grade_nulled: int = 0
+    sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    """int64 values with nulls as -1 (prices are screened positive, ids are non-negative)."""
+    return table.column(name).fill_null(-1).to_numpy().astype(np.int64, copy=False)
+
+
+def screen_records(
+    table: pa.Table, shops: np.ndarray, iphones: np.ndarray, sample_size: int = 20
+) -> Screened:
+    """Reject rows with NULL/non-positive/oversized prices or unknown shop/iPhone ids.
+
+    A non-positive grade A/B price is not a reason to lose the row's new price: it becomes
+    NULL and is counted.
+    """
+    cols = {name: _column(table, name) for name in RECORD_COLUMNS}
+    price = cols["price_new"]
+    reasons = {
+        "price_new is NULL": table.column("price_new").is_null().to_numpy(zero_copy_only=False),
+        "price_new <= 0": (price <= 0) & table.column("price_new").is_valid().to_numpy(
+            zero_copy_only=False
+        ),
+        "price_new > UInt32 max": price > UINT32_MAX,
+        "unknown shop_id": ~np.isin(cols["shop_id"], shops),
+        "unknown iphone_id": ~np.isin(cols["iphone_id"], iphones),
+    }
+    bad = np.zeros(len(price), dtype=bool)
+    rejected: dict[str, int] = {}
+    for reason, mask in reasons.items():
+        fresh = mask & ~bad  # a row is counted under its first reason only
+        if fresh.any():
+            rejected[reason] = int(fresh.sum())
+        bad |= mask
+    sample = pd.DataFrame()
+    if bad.any():
+        idx = np.flatnonzero(bad)[:sample_size]
+        sample = table.take(pa.array(idx)).to_pandas()
+    keep = ~bad
+    out = {name: values[keep] for name, values in cols.items()}
+    grade_nulled = 0
+    for grade in ("price_grade_a", "price_grade_b"):
+        present = table.column(grade).is_valid().to_numpy(zero_copy_only=False)[keep]
+        g = out[grade]
+        invalid = present & ((g <= 0) | (g > UINT32_MAX))
+        grade_nulled += int(invalid.sum())
+        g[invalid | ~present] = -1  # -1 marks NULL from here on
+    return Screened(columns=out, rejected=rejected, grade_nulled=grade_nulled, sample=sample)

@@ -1,0 +1,16 @@
+"""Shared infrastructure: PostgreSQL, ClickHouse (+ IO manager), Redis, torch device."""
+
+from kline_assets.resources.clickhouse import ClickHouseResource
+from kline_assets.resources.clickhouse_io import ClickHouseIOManager
+from kline_assets.resources.device import TorchDeviceResource, resolve_device
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.redis import RedisResource
+
+__all__ = [
+    "ClickHouseIOManager",
+    "ClickHouseResource",
+    "PostgresResource",
+    "RedisResource",
+    "TorchDeviceResource",
+    "resolve_device",
+]

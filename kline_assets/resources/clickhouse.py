@@ -1,0 +1,172 @@
+"""ClickHouse through clickhouse-connect: embedded chdb by default, a server by DSN.
+
+The embedded engine lets one process hold a data path at a time (and one path per process),
+so in embedded mode every operation takes a file lock next to the data and opens the engine
+for its duration. Nested `client()` calls in one process reuse the open engine. That makes
+Dagster's multiprocess executor, the webserver and the daemon take turns instead of failing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from dagster import ConfigurableResource
+from filelock import FileLock, Timeout
+from pydantic import Field
+
+from kline_assets.resources.errors import ServiceUnavailableError
+from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
+
+INIT_SQL = SQL_DIR / "clickhouse" / "init.sql"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_CREATE = re.compile(r"^(\s*CREATE\s+(?:TABLE|VIEW)\s+IF\s+NOT\s+EXISTS\s+)(\w+)", re.I | re.M)
+
+
+class _EmbeddedEngine:
+    """One per process: the open chdb client, the cross-process lock and a nesting depth."""
+
+    def __init__(self) -> None:
+        self.guard = threading.RLock()
+        self.client: Client | None = None
+        self.lock: FileLock | None = None
+        self.path: str | None = None
+        self.depth = 0
+
+
+_ENGINE = _EmbeddedEngine()
+
+
+def is_embedded(dsn: str) -> bool:
+    return dsn.startswith("chdb://")
+
+
+def embedded_path(dsn: str) -> Path:
+    return Path(dsn[len("chdb://") :])
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a DDL file on ';' at line ends, dropping comments-only chunks."""
+    out = []
+    for chunk in re.split(r";\s*(?:\n|$)", text):
+        body = "\n".join(
+            line for line in chunk.splitlines() if not line.strip().startswith("--")
+        ).strip()
+        if body:
+            out.append(body)
+    return out
+
+
+class ClickHouseResource(ConfigurableResource):
+    """The analytical store: price_aligned, cross_shop_agg, features_wide."""
+
+    dsn: str = Field(
+        default=DEFAULT_CLICKHOUSE_DSN,
+        description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123/db",
+    )
+    database: str = Field(
+        default=DEFAULT_CLICKHOUSE_DATABASE,
+        description="database for the tables; a server DSN's path overrides it",
+    )
+    lock_timeout_s: float = 900.0
+
+    @property
+    def db(self) -> str:
+        name = self.database
+        if not is_embedded(self.dsn):
+            path = urlparse(self.dsn).path.strip("/")
+            name = path or name
+        if not _IDENT.match(name):
+            raise ValueError(f"invalid ClickHouse database name {name!r}")
+        return name
+
+    @property
+    def address(self) -> str:
+        if is_embedded(self.dsn):
+            return f"embedded chdb at {embedded_path(self.dsn)}"
+        parsed = urlparse(self.dsn)
+        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 8123}"
+
+    @contextmanager
+    def client(self) -> Iterator[Client]:
+        if is_embedded(self.dsn):
+            with self._embedded_client() as client:
+                yield client
+            return
+        try:
+            client = clickhouse_connect.get_client(dsn=self.dsn, database="default")
+        except Exception as exc:  # the driver raises several types for one failure
+            raise ServiceUnavailableError(
+                f"ClickHouse unreachable at {self.address} (KLINE_CLICKHOUSE_DSN): {exc}"
+            ) from exc
+        try:
+            yield client
+        finally:
+            client.close()
+
+    @contextmanager
+    def _embedded_client(self) -> Iterator[Client]:
+        path = embedded_path(self.dsn)
+        with _ENGINE.guard:
+            if _ENGINE.depth == 0:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout_s)
+                try:
+                    lock.acquire()
+                except Timeout as exc:
+                    raise ServiceUnavailableError(
+                        f"embedded ClickHouse at {path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:.0f}s"
+                    ) from exc
+                try:
+                    _ENGINE.client = clickhouse_connect.get_client(dsn=self.dsn)
+                except Exception as exc:
+                    lock.release()
+                    raise ServiceUnavailableError(
+                        f"cannot open embedded ClickHouse at {path}: {exc}"
+                    ) from exc
+                _ENGINE.lock, _ENGINE.path = lock, str(path)
+            elif _ENGINE.path != str(path):
+                raise ServiceUnavailableError(
+                    f"this process already holds embedded ClickHouse at {_ENGINE.path}; "
+                    f"chdb cannot open a second path ({path}) in the same process"
+                )
+            _ENGINE.depth += 1
+            try:
+                assert _ENGINE.client is not None
+                yield _ENGINE.client
+            finally:
+                _ENGINE.depth -= 1
+                if _ENGINE.depth == 0:
+                    try:
+                        _ENGINE.client.close()
+                    finally:
+                        _ENGINE.client = None
+                        if _ENGINE.lock is not None:
+                            _ENGINE.lock.release()
+                        _ENGINE.lock = None
+
+    def ensure_schema(self, client: Client | None = None) -> None:
+        """Create the database and every table of sql/clickhouse/init.sql (idempotent)."""
+        if client is None:
+            with self.client() as own:
+                self.ensure_schema(own)
+            return
+        client.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+        for stmt in split_statements(INIT_SQL.read_text()):
+            client.command(_CREATE.sub(lambda m: f"{m.group(1)}{self.db}.{m.group(2)}", stmt))
+
+    def table(self, name: str) -> str:
+        if not _IDENT.match(name):
+            raise ValueError(f"invalid table name {name!r}")
+        return f"{self.db}.{name}"
+
+    def drop_database(self) -> None:
+        with self.client() as client:
+            client.command(f"DROP DATABASE IF EXISTS {self.db}")

@@ -1,0 +1,90 @@
+"""Fixtures for real services: a fresh PostgreSQL database and ClickHouse database per test.
+
+chdb opens one data path per process, so the whole session shares one embedded path and
+isolates tests by ClickHouse database. Set KLINE_TEST_CLICKHOUSE_DSN to run against a server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.settings import SQL_DIR
+
+ADMIN_DSN = os.environ.get("KLINE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gpu: needs CUDA; skipped without it")
+    config.addinivalue_line("markers", "timescale: needs KLINE_TIMESCALE_DSN with the extension")
+
+
+def _with_dbname(dsn: str, dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """DSN of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"kline_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_dbname(ADMIN_DSN, name)
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres(pg_dsn: str) -> PostgresResource:
+    """A PostgresResource on a fresh database holding the source schema."""
+    resource = PostgresResource(dsn=pg_dsn)
+    resource.execute_file(SQL_DIR / "postgres" / "source.sql")
+    return resource
+
+
+@pytest.fixture(scope="session")
+def clickhouse_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    server = os.environ.get("KLINE_TEST_CLICKHOUSE_DSN")
+    if server:
+        return server
+    return f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}"
+
+
+@pytest.fixture
+def clickhouse(clickhouse_dsn: str) -> Iterator[ClickHouseResource]:
+    """A ClickHouseResource on its own database with the tables of init.sql, dropped after."""
+    resource = ClickHouseResource(dsn=clickhouse_dsn, database=f"t_{uuid.uuid4().hex[:10]}")
+    resource.ensure_schema()
+    try:
+        yield resource
+    finally:
+        resource.drop_database()
+
+
+@pytest.fixture
+def instance() -> DagsterInstance:
+    """An in-memory instance: sqlite storage costs ~3 s per test to create."""
+    return DagsterInstance.ephemeral()
+
+
+@pytest.fixture
+def persistent_instance() -> Iterator[DagsterInstance]:
+    """A sqlite-backed instance in a temporary DAGSTER_HOME, for tests across processes."""
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
