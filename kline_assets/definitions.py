@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from kline_assets.prices.definitions import defs as price_defs
+from kline_assets.prices import definitions as prices
 from kline_assets.resources.build import build_resources
 
-defs = Definitions.merge(price_defs, Definitions(resources=build_resources()))
+defs = Definitions.merge(prices.defs, Definitions(resources=build_resources()))

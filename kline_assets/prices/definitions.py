@@ -7,7 +7,7 @@ from kline_assets.prices.checks import price_aligned_checks
 
 price_assets_job = define_asset_job(
     "price_assets",
-    selection=AssetSelection.groups("prices") - AssetSelection.assets(raw_price_records),
+    selection=AssetSelection.groups("prices") - AssetSelection.keys(raw_price_records.key),
     description="Every price asset for one run_id × month partition.",
 )
 

@@ -23,7 +23,7 @@ RECORD_COLUMNS = {
     "price_new": pa.int64(),
     "price_grade_a": pa.int64(),
     "price_grade_b": pa.int64(),
-    "recorded_us": pa.int64(),
+    "recorded_at": pa.timestamp("us", tz="UTC"),
 }
 UINT32_MAX = 2**32 - 1
 
@@ -35,7 +35,11 @@ def records_query(
     iphone_ids: list[int] | None = None,
     shop_ids: list[int] | None = None,
 ) -> sql.Composed:
-    """Records with recorded_at in [start, end); recorded_at travels as epoch microseconds."""
+    """Records with recorded_at in [start, end).
+
+    recorded_at travels as UTC text (copy_out pins the session zone) that Arrow parses; that
+    is cheaper than PostgreSQL's numeric `extract(epoch …)`.
+    """
     conditions = [
         sql.SQL("recorded_at >= {}").format(sql.Literal(start)),
         sql.SQL("recorded_at < {}").format(sql.Literal(end)),
@@ -46,7 +50,7 @@ def records_query(
         conditions.append(sql.SQL("shop_id = ANY({})").format(sql.Literal(list(shop_ids))))
     return sql.SQL(
         "SELECT id, shop_id, iphone_id, price_new, price_grade_a, price_grade_b, "
-        "(extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_us "
+        "recorded_at "
         "FROM {} WHERE {}"
     ).format(
         sql.Identifier(*postgres.price_table.split(".")), sql.SQL(" AND ").join(conditions)
@@ -100,7 +104,8 @@ def screen_records(
     A non-positive grade A/B price is not a reason to lose the row's new price: it becomes
     NULL and is counted.
     """
-    cols = {name: _column(table, name) for name in RECORD_COLUMNS}
+    cols = {name: _column(table, name) for name in RECORD_COLUMNS if name != "recorded_at"}
+    cols["recorded_us"] = table.column("recorded_at").cast(pa.int64()).to_numpy()
     price = cols["price_new"]
     reasons = {
         "price_new is NULL": table.column("price_new").is_null().to_numpy(zero_copy_only=False),

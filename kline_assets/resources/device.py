@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from kline_assets.settings import DEFAULT_DEVICE
+
+if TYPE_CHECKING:  # torch takes seconds to import; every Dagster step process pays it
+    import torch
 
 _SPEC = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def resolve_device(spec: str) -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA without it is an error, not a fallback."""
+    import torch
+
     spec = spec.strip().lower()
     if not _SPEC.match(spec):
         raise ValueError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N (KLINE_DEVICE)")
@@ -35,6 +40,8 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def describe_device(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"

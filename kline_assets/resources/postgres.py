@@ -111,8 +111,9 @@ class PostgresResource(ConfigurableResource):
         def run(c: psycopg.Connection) -> None:
             c.execute("SET LOCAL TimeZone = 'UTC'")
             with c.cursor().copy(copy_stmt) as copy:
-                for chunk in copy:
-                    buf.write(chunk)
+                read, write = copy.read, buf.write  # explicit read() beats iteration by ~20%
+                while data := read():
+                    write(data)
 
         if conn is None:
             with self.connect() as own:
@@ -136,14 +137,30 @@ class PostgresResource(ConfigurableResource):
         df: pd.DataFrame,
         columns: Sequence[str] | None = None,
     ) -> int:
-        """Bulk-load a DataFrame with COPY … FROM STDIN (CSV) on the caller's transaction."""
+        """Bulk-load a DataFrame with COPY … FROM STDIN (CSV) on the caller's transaction.
+
+        tz-aware columns travel as UTC; naive ones (Beijing wall clock bars) as they are.
+        """
         cols = list(columns or df.columns)
         stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
             sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, cols))
         )
-        text = df[cols].to_csv(index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f%z")
-        data = text.encode()
-        with conn.cursor().copy(stmt) as copy:
-            for start in range(0, len(data), _COPY_CHUNK):
-                copy.write(data[start : start + _COPY_CHUNK])
+        frame = df[cols]
+        aware = [c for c in cols if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+        if aware:  # arrow formats tz-aware timestamps ~5x slower than naive ones
+            frame = frame.assign(**{
+                c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in aware
+            })
+        buf = io.BytesIO()
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
+                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        data = buf.getbuffer()
+        zone = conn.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+        conn.execute("SET TimeZone = 'UTC'")  # the naive text above is UTC
+        try:
+            with conn.cursor().copy(stmt) as copy:
+                for start in range(0, len(data), _COPY_CHUNK):
+                    copy.write(data[start : start + _COPY_CHUNK])
+        finally:
+            conn.execute(sql.SQL("SET TimeZone = {}").format(sql.Literal(zone)))
         return len(df)
