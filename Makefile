@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo
 
 test: install
@@ -27,8 +30,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-ui: install
-	mkdir -p $(DAGSTER_HOME)
+ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
 validate: install

@@ -7,6 +7,7 @@ import sys
 import click
 from dagster import DagsterInstance
 
+import kline_assets.warnings  # noqa: F401
 from kline_assets.resources.errors import KlineError
 from kline_assets.settings import SQL_DIR, load_settings
 

@@ -19,6 +19,7 @@ from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.settings import load_settings
 
 DEMO_RUN_ID = "demo"
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 PRICE_TABLES = ("price_aligned",)
 
 
@@ -61,7 +62,8 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> dict[str, 
     for month in demo_months(cfg):
         key = price_partition_key(DEMO_RUN_ID, month)
         t0 = time.perf_counter()
-        result = job.execute_in_process(partition_key=key, instance=instance)
+        result = job.execute_in_process(partition_key=key, instance=instance,
+                                        run_config=QUIET_RUN_CONFIG)
         if not result.success:
             raise RuntimeError(f"price assets failed for {key}")
         echo(f"  price assets {key}: {time.perf_counter() - t0:.1f}s")
