@@ -20,7 +20,7 @@ from kline_assets.settings import load_settings
 
 DEMO_RUN_ID = "demo"
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-PRICE_TABLES = ("price_aligned",)
+PRICE_TABLES = ("price_aligned", "cross_shop_agg", "features_wide")
 
 
 def demo_months(cfg: DemoConfig) -> list[str]:

@@ -15,7 +15,7 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.prices.aligned import align_month
-from kline_assets.prices.keys import month_window, split_price_key
+from kline_assets.prices.keys import context_window
 from kline_assets.prices.partitions import PARTITION_EXPR, price_partitions
 from kline_assets.prices.runs import require_registered
 from kline_assets.prices.schemas import PRICE_ALIGNED_SCHEMA
@@ -81,9 +81,8 @@ def price_aligned(
     postgres: PostgresResource,
     torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
-    run_id, month = split_price_key(context.partition_key)
+    run_id, month, start, end = context_window(context)
     require_registered(context.instance, run_id)
-    start, end = month_window(month)
     aligned = align_month(postgres, run_id, start, end, config.iphone_ids, config.shop_ids)
     metadata = {"run_id": run_id, "month": month, **aligned.metadata,
                 "device": describe_device(torch_device.get())}

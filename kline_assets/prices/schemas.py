@@ -16,3 +16,40 @@ PRICE_ALIGNED_SCHEMA = TableSchema(
         TableColumn("inserted_at", "DateTime", description="ReplacingMergeTree version"),
     ]
 )
+
+
+CROSS_SHOP_AGG_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("run_id", "String"),
+        TableColumn("bucket", "DateTime('Asia/Tokyo')"),
+        TableColumn("iphone_id", "UInt32"),
+        TableColumn("mean", "Nullable(Float64)", description="NULL below quorum with `require`"),
+        TableColumn("median", "Nullable(Float64)", description="even count: mean of middle two"),
+        TableColumn("std", "Nullable(Float64)", description="sample (ddof=1), NULL below 2"),
+        TableColumn("shop_count", "UInt16", description="shops kept after the outlier filter"),
+        TableColumn("dispersion", "Nullable(Float64)", description="std / mean"),
+        TableColumn("quorum_met", "UInt8", description="shop_count ≥ min_quorum"),
+        TableColumn("inserted_at", "DateTime"),
+    ]
+)
+
+_STATS = [
+    TableColumn("run_id", "String"),
+    TableColumn("bucket", "DateTime('Asia/Tokyo')"),
+    TableColumn("scope", "String", description="iphone:<id> or cohort:<slug>"),
+    TableColumn("mean", "Nullable(Float64)"),
+    TableColumn("median", "Nullable(Float64)"),
+    TableColumn("std", "Nullable(Float64)"),
+    TableColumn("shop_count", "UInt16"),
+    TableColumn("dispersion", "Nullable(Float64)"),
+]
+_FEATURES = [
+    TableColumn(f"{kind}_{w}", "Nullable(Float64)")
+    for kind in ("ema", "sma", "wma") for w in (120, 900, 1800)
+] + [
+    TableColumn(f"boll_{part}_{w}", "Nullable(Float64)")
+    for w in (120, 900, 1800) for part in ("mid", "up", "low", "width")
+]
+FEATURES_WIDE_SCHEMA = TableSchema(
+    columns=[*_STATS, *_FEATURES, TableColumn("inserted_at", "DateTime")]
+)

@@ -15,6 +15,7 @@ returned tz-aware in the column's zone, so chdb and a server behave alike.
 """
 
 
+import itertools
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -86,21 +87,35 @@ def months_in_window(window: TimeWindow, tz: str = PRICE_TZ) -> list[int]:
     ]
 
 
-def target_partitions(table_slice: TableSlice) -> list[tuple[str, int]]:
-    """The (run_id, YYYYMM) ClickHouse partitions a slice covers."""
-    run_ids: Sequence[str] = []
+def target_partitions(table_slice: TableSlice) -> list[tuple[str | int, ...]]:
+    """The ClickHouse partition tuples a slice covers: (run_id, YYYYMM, *extra values).
+
+    Dimensions are taken in the order of the table's PARTITION BY: the first static one
+    (run_id), the month window, then any extra static dimension (e.g. the scope kind).
+    """
+    statics: list[list[str]] = []
     months: list[int] = []
     for dim in table_slice.partition_dimensions or []:
         if isinstance(dim.partitions, TimeWindow):
             months = months_in_window(dim.partitions)
         else:
-            run_ids = [str(v) for v in dim.partitions]
-    if not run_ids or not months:
+            statics.append([str(v) for v in dim.partitions])
+    if not statics or not months:
         raise ValueError(
             f"table {table_slice.table}: a write must name run_id and month partitions, "
             f"got {table_slice.partition_dimensions}"
         )
-    return [(r, m) for r in run_ids for m in months]
+    run_ids, extras = statics[0], statics[1:]
+    return [
+        (r, m, *rest)
+        for r in run_ids
+        for m in months
+        for rest in itertools.product(*extras)
+    ]
+
+
+def partition_literal(values: tuple[str | int, ...]) -> str:
+    return "(" + ", ".join(_quote(v) if isinstance(v, str) else str(v) for v in values) + ")"
 
 
 def describe_columns(client: Client, table: str) -> list[tuple[str, str]]:
@@ -137,7 +152,7 @@ def read_frame(client: Client, table: str, where: str, final: bool = True,
 
 
 def replace_partitions(
-    client: Client, table: str, frame: pd.DataFrame, partitions: Sequence[tuple[str, int]]
+    client: Client, table: str, frame: pd.DataFrame, partitions: Sequence[tuple[str | int, ...]]
 ) -> None:
     """Swap `partitions` of `table` for the rows of `frame`, atomically per partition.
 
@@ -149,9 +164,10 @@ def replace_partitions(
     try:
         if len(frame):
             client.insert_arrow(staging, pa.Table.from_pandas(frame, preserve_index=False))
-        for run_id, month in partitions:
+        for partition in partitions:
             client.command(
-                f"ALTER TABLE {table} REPLACE PARTITION ({_quote(run_id)}, {month}) FROM {staging}",
+                f"ALTER TABLE {table} REPLACE PARTITION {partition_literal(partition)} "
+                f"FROM {staging}",
                 settings=REPLACE_SETTINGS,
             )
     finally:
@@ -161,6 +177,8 @@ def replace_partitions(
 def check_rows_in_slice(frame: pd.DataFrame, table_slice: TableSlice) -> None:
     """Refuse rows that belong to another partition: they would be lost or leak silently."""
     for dim in table_slice.partition_dimensions or []:
+        if dim.partition_expr not in frame.columns:
+            continue  # an expression over columns (e.g. the scope kind), checked below
         col = frame[dim.partition_expr]
         if isinstance(dim.partitions, TimeWindow):
             start = pd.Timestamp(dim.partitions.start)
@@ -191,7 +209,7 @@ class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         return {
             "rows_written": len(obj),
             "clickhouse_table": table,
-            "partitions_replaced": ", ".join(f"({r}, {m})" for r, m in partitions),
+            "partitions_replaced": ", ".join(partition_literal(p) for p in partitions),
             "write_seconds": round(time.perf_counter() - started, 3),
         }
 
@@ -242,15 +260,24 @@ class _ClickHouseDbIOManager(DbIOManager):
 
     def _get_table_slice(self, context, output_context) -> TableSlice:
         table_slice = super()._get_table_slice(context, output_context)
-        table = (output_context.definition_metadata or {}).get("table")
-        return table_slice._replace(table=str(table)) if table else table_slice
+        metadata = output_context.definition_metadata or {}
+        if metadata.get("table"):
+            table_slice = table_slice._replace(table=str(metadata["table"]))
+        extra = metadata.get("extra_partition")
+        if extra:
+            dims = [*(table_slice.partition_dimensions or []),
+                    TablePartitionDimension(extra["expr"], [extra["value"]])]
+            table_slice = table_slice._replace(partition_dimensions=dims)
+        return table_slice
 
 
 class ClickHouseIOManager(ConfigurableIOManagerFactory):
     """Stores pandas DataFrames in ClickHouse tables partitioned by (run_id, month).
 
     Assets declare `metadata={"partition_expr": {"run_id": "run_id", "month": "bucket"}}`
-    and, optionally, `"table"` when the table name differs from the asset name.
+    and, optionally, `"table"` when the table name differs from the asset name and
+    `"extra_partition": {"expr": …, "value": …}` for a third PARTITION BY element that the
+    asset owns alone (features_wide's scope kind).
     """
 
     clickhouse: ResourceDependency[ClickHouseResource]

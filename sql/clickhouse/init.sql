@@ -32,3 +32,42 @@ CREATE TABLE IF NOT EXISTS cross_shop_agg (
 ) ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY (run_id, toYYYYMM(bucket))
 ORDER BY (run_id, iphone_id, bucket);
+
+-- features_wide: scopes `iphone:<id>` (asset features_wide) and `cohort:<slug>` (asset cohorts).
+-- The scope kind is part of the partition key, so each asset replaces only its own rows.
+-- mean/median are Nullable: buckets without data carry NULL stats (shop_count 0) and the
+-- features of the forward-filled mean.
+CREATE TABLE IF NOT EXISTS features_wide (
+    run_id              String,
+    bucket              DateTime('Asia/Tokyo'),
+    scope               String,
+    mean                Nullable(Float64),
+    median              Nullable(Float64),
+    std                 Nullable(Float64),
+    shop_count          UInt16,
+    dispersion          Nullable(Float64),
+    ema_120             Nullable(Float64),
+    ema_900             Nullable(Float64),
+    ema_1800            Nullable(Float64),
+    sma_120             Nullable(Float64),
+    sma_900             Nullable(Float64),
+    sma_1800            Nullable(Float64),
+    wma_120             Nullable(Float64),
+    wma_900             Nullable(Float64),
+    wma_1800            Nullable(Float64),
+    boll_mid_120        Nullable(Float64),
+    boll_up_120         Nullable(Float64),
+    boll_low_120        Nullable(Float64),
+    boll_width_120      Nullable(Float64),
+    boll_mid_900        Nullable(Float64),
+    boll_up_900         Nullable(Float64),
+    boll_low_900        Nullable(Float64),
+    boll_width_900      Nullable(Float64),
+    boll_mid_1800       Nullable(Float64),
+    boll_up_1800        Nullable(Float64),
+    boll_low_1800       Nullable(Float64),
+    boll_width_1800     Nullable(Float64),
+    inserted_at         DateTime DEFAULT now()
+) ENGINE = ReplacingMergeTree(inserted_at)
+PARTITION BY (run_id, toYYYYMM(bucket), splitByChar(':', scope)[1])
+ORDER BY (run_id, scope, bucket);

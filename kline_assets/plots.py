@@ -1,0 +1,36 @@
+"""Pictures for the Dagster UI: PNGs embedded in markdown metadata as data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from dagster import MetadataValue
+
+
+def figure_markdown(fig: plt.Figure, title: str) -> MetadataValue:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{data})")
+
+
+def features_markdown(rows, scope: str, window: int = 900) -> MetadataValue:
+    """One scope's mean with EMA and Bollinger bands (a feature frame's columns)."""
+    df = rows[rows["scope"] == scope].sort_values("bucket")
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.fill_between(df["bucket"], df[f"boll_low_{window}"].astype(float),
+                    df[f"boll_up_{window}"].astype(float), color="tab:blue", alpha=0.15,
+                    label=f"Bollinger {window} min (±2σ)")
+    ax.plot(df["bucket"], df["mean"].astype(float), lw=0.6, color="0.3", label="cross-shop mean")
+    ax.plot(df["bucket"], df[f"ema_{window}"].astype(float), lw=1.2, color="tab:orange",
+            label=f"EMA {window} min")
+    ax.set_ylabel("yen")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_markdown(fig, f"{scope}: mean, EMA and Bollinger ({window} min)")

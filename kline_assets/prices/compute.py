@@ -1,0 +1,180 @@
+"""Turning stored rows into kernel inputs and kernel outputs into rows, per the contract:
+
+* cross_shop_agg: one row per (iPhone, bucket) where at least one shop reports (with the
+  lookback carry), stats from `aggregate_cross_shop`.
+* features: the mean on the full grid of warm-up month + months, forward-filled (seeded with
+  the last mean before the warm-up, so a month alone equals the same month of a long run),
+  a row for every bucket from a scope's first observation to the last bucket of the months
+  that holds any source record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kline_assets.kernels.aggregate import aggregate_cross_shop
+from kline_assets.kernels.cohorts import aggregate_cohorts
+from kline_assets.kernels.features import compute_features, forward_fill
+from kline_assets.kernels.grid import build_price_tensor
+from kline_assets.prices.frames import bucket_positions, codes, grid, long_frame, to_numpy
+
+STAT_COLUMNS = ("mean", "median", "std", "dispersion")
+
+
+@dataclass
+class Computed:
+    frame: pd.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds = device, {}
+
+    def lap(self, name: str, t0: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[f"{name}_seconds"] = round(now - t0, 4)
+        return now
+
+
+def cross_shop(
+    aligned: pd.DataFrame, run_id: str, warm_start: datetime, start: datetime, end: datetime,
+    device: torch.device, *, lookback_buckets: int = 1, outlier_filter: bool = True,
+    band: float = 0.2, min_quorum: int = 16, quorum_policy: str = "use_anyway",
+) -> Computed:
+    clock = _Stopwatch(device)
+    if aligned.empty:
+        return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": 0})
+    t0 = time.perf_counter()
+    buckets = grid(warm_start, end)
+    iphones, i_pos = codes(aligned["iphone_id"])
+    _, s_pos = codes(aligned["shop_id"])
+    prices = build_price_tensor(
+        bucket_positions(aligned["bucket"], warm_start), i_pos, s_pos,
+        aligned["price_new"].to_numpy(dtype=np.float64), len(iphones),
+        int(s_pos.max()) + 1, len(buckets), lookback_buckets=lookback_buckets, device=device)
+    t0 = clock.lap("grid", t0)
+    stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
+                                 min_quorum=min_quorum, quorum_policy=quorum_policy)
+    t0 = clock.lap("aggregate", t0)
+    first = int(np.searchsorted(buckets, pd.Timestamp(start)))
+    arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
+    shop_count = to_numpy(stats.shop_count)[:, first:]
+    quorum = to_numpy(stats.quorum_met)[:, first:]
+    keep = shop_count > 0
+    rows = long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
+                       "quorum_met": quorum.astype(np.uint8)}, keep, buckets[first:],
+                      [str(i) for i in iphones], run_id)
+    rows = rows.rename(columns={"scope": "iphone_id"}).astype({"iphone_id": np.uint32})
+    clock.lap("frame", t0)
+    n_prices = int(np.isfinite(to_numpy(prices)[:, :, first:]).sum()) if len(iphones) else 0
+    kept = int(shop_count.sum())
+    return Computed(rows, clock.seconds, {
+        "buckets": len(buckets) - first, "series": len(iphones),
+        "shop_prices": n_prices, "outliers_dropped": n_prices - kept,
+        "quorum_met_share": round(float(quorum[keep].mean()), 4) if keep.any() else 0.0,
+    })
+
+
+@dataclass
+class SeriesInput:
+    """Per-scope stats on the grid: NaN where the scope has no data in a bucket."""
+
+    scopes: list[str]
+    mean: torch.Tensor  # (S, T)
+    stats: dict[str, np.ndarray]  # median/std/dispersion (S, T) float64, shop_count int
+    seed: torch.Tensor  # (S,) last mean before the grid, NaN where none
+
+
+def series_from_rows(
+    agg: pd.DataFrame, seeds: pd.Series, warm_start: datetime, end: datetime,
+    device: torch.device,
+) -> tuple[np.ndarray, SeriesInput]:
+    """cross_shop_agg rows → (iPhone ids, per-iPhone series on the grid)."""
+    buckets = grid(warm_start, end)
+    ids = np.union1d(agg["iphone_id"].to_numpy(dtype=np.int64), seeds.index.to_numpy(np.int64))
+    i_pos = np.searchsorted(ids, agg["iphone_id"].to_numpy(dtype=np.int64))
+    t_pos = bucket_positions(agg["bucket"], warm_start)
+    shape = (len(ids), len(buckets))
+    dense = {}
+    for name in (*STAT_COLUMNS, "shop_count"):
+        arr = np.full(shape, np.nan) if name != "shop_count" else np.zeros(shape, np.int64)
+        values = agg[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        arr[i_pos, t_pos] = values if name != "shop_count" else values.astype(np.int64)
+        dense[name] = arr
+    seed = np.full(len(ids), np.nan)
+    seed[np.searchsorted(ids, seeds.index.to_numpy(np.int64))] = seeds.to_numpy(np.float64)
+    mean = torch.as_tensor(dense.pop("mean"), device=device)
+    return ids, SeriesInput([f"iphone:{i}" for i in ids], mean, dense,
+                            torch.as_tensor(seed, device=device))
+
+
+def features_frame(
+    series: SeriesInput, run_id: str, warm_start: datetime, start: datetime, end: datetime,
+    last_source_bucket: pd.Timestamp | None, device: torch.device,
+) -> Computed:
+    """Rows of features_wide for [start, end) from per-scope series on the warm-up grid."""
+    clock = _Stopwatch(device)
+    buckets = grid(warm_start, end)
+    if last_source_bucket is None or not series.scopes:
+        return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": len(series.scopes)})
+    t0 = time.perf_counter()
+    seeded = torch.cat([series.seed[:, None], series.mean], dim=1)
+    x = forward_fill(seeded)[:, 1:].contiguous()
+    t0 = clock.lap("forward_fill", t0)
+    features = compute_features(x)
+    t0 = clock.lap("features", t0)
+    first = int(np.searchsorted(buckets, pd.Timestamp(start)))
+    last = int(np.searchsorted(buckets, last_source_bucket))  # inclusive
+    x_np = to_numpy(x)
+    keep = np.zeros(x_np.shape, dtype=bool)
+    keep[:, first : last + 1] = np.isfinite(x_np[:, first : last + 1])
+    columns = {"mean": to_numpy(series.mean)}
+    columns.update({k: v for k, v in series.stats.items() if k != "shop_count"})
+    columns["shop_count"] = series.stats["shop_count"].astype(np.uint16)
+    columns.update({name: to_numpy(t) for name, t in features.items()})
+    rows = long_frame(columns, keep, buckets, series.scopes, run_id)
+    clock.lap("frame", t0)
+    nan_share = float(np.isnan(x_np[keep]).mean()) if keep.any() else 0.0
+    return Computed(rows, clock.seconds, {
+        "buckets": last + 1 - first, "series": len(series.scopes),
+        "input_nan_share": round(float(np.isnan(x_np[:, first:last + 1]).mean()), 4),
+        "row_nan_share": round(nan_share, 4),
+    })
+
+
+def cohort_series(
+    iphone: SeriesInput, iphone_ids: np.ndarray, members: pd.DataFrame, seeds: pd.Series,
+    device: torch.device,
+) -> SeriesInput:
+    """Cohort series from member series; members: (slug, iphone_id, weight), all valid.
+
+    The seed of a cohort is its weighted mean at the last bucket before the grid where any
+    member had data, which `seeds` (slug → value) carries.
+    """
+    slugs = sorted(members["slug"].unique())
+    weights = np.zeros((len(slugs), len(iphone_ids)))
+    present = members[members["iphone_id"].isin(iphone_ids)]
+    weights[np.searchsorted(slugs, present["slug"]),
+            np.searchsorted(iphone_ids, present["iphone_id"])] = present["weight"]
+    stats = aggregate_cohorts(iphone.mean, torch.as_tensor(iphone.stats["shop_count"],
+                                                            device=device),
+                              torch.as_tensor(weights, device=device))
+    seed = torch.as_tensor(seeds.reindex(slugs).to_numpy(np.float64), device=device)
+    median, std = to_numpy(stats.median), to_numpy(stats.std)
+    mean = to_numpy(stats.mean)
+    return SeriesInput(
+        [f"cohort:{s}" for s in slugs], stats.mean,
+        {"median": median, "std": std, "dispersion": std / mean,
+         "shop_count": to_numpy(stats.shop_count)},
+        seed,
+    )
