@@ -140,15 +140,16 @@ def read_frame(client: Client, table: str, where: str, final: bool = True,
     """SELECT a slice as a DataFrame; DateTime columns come back tz-aware in their own zone."""
     types = dict(describe_columns(client, table))
     wanted = list(columns) if columns else [c for c in types if c != "inserted_at"]
-    exprs = [f"toUnixTimestamp({c}) AS {c}" if _is_datetime(types[c]) else c for c in wanted]
+    # Aliases must not reuse column names: ClickHouse resolves WHERE against SELECT aliases.
+    exprs = [f"toUnixTimestamp({c}) AS __epoch_{c}" if _is_datetime(types[c]) else c
+             for c in wanted]
     q = f"SELECT {', '.join(exprs)} FROM {table}{' FINAL' if final else ''} WHERE {where}"
     df = client.query_arrow(q).to_pandas()
     for c in wanted:
         if _is_datetime(types[c]):
-            df[c] = pd.to_datetime(df[c].astype("int64"), unit="s", utc=True).dt.tz_convert(
-                _tz_of(types[c])
-            )
-    return df
+            epoch = df.pop(f"__epoch_{c}").astype("int64")
+            df[c] = pd.to_datetime(epoch, unit="s", utc=True).dt.tz_convert(_tz_of(types[c]))
+    return df[wanted]
 
 
 def replace_partitions(
