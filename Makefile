@@ -38,6 +38,7 @@ validate: install
 
 bench: install
 	$(PY) bench/price_aligned.py
+	$(PY) bench/price_month.py
 	$(PY) bench/features.py
 	$(PY) bench/stock_monthly.py
 

@@ -169,7 +169,7 @@ def cohort_series(
     stats = aggregate_cohorts(iphone.mean, torch.as_tensor(iphone.stats["shop_count"],
                                                             device=device),
                               torch.as_tensor(weights, device=device))
-    seed = torch.as_tensor(seeds.reindex(slugs).to_numpy(np.float64), device=device)
+    seed = torch.tensor(seeds.reindex(slugs).to_numpy(np.float64), device=device)
     median, std = to_numpy(stats.median), to_numpy(stats.std)
     mean = to_numpy(stats.mean)
     return SeriesInput(

@@ -1,0 +1,83 @@
+"""Bench: one demo-scale month (24 shops × 40 iPhones, ≈2.1M records, plus its warm-up month)
+end to end through every price asset, in one Dagster run.
+
+Prints seconds per asset (from materialization metadata), wall seconds, peak RSS, and the
+ratio of the whole run to a baseline measured in the same run: one bare COPY read of the
+month's source rows — "how many source reads does the whole pipeline cost".
+
+    python bench/price_month.py [--shops 24] [--iphones 40] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import bench_clickhouse, bench_postgres, peak_rss_mib
+from dagster import DagsterInstance, materialize
+
+from kline_assets.demo import DemoConfig, load_demo
+from kline_assets.prices.assets import price_aligned, raw_price_records
+from kline_assets.prices.feature_assets import feature_assets
+from kline_assets.prices.runs import create_run
+from kline_assets.prices.source import read_records
+from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shops", type=int, default=24)
+    ap.add_argument("--iphones", type=int, default=40)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    cfg = DemoConfig(start="2025-10-01", months=2, n_shops=args.shops, n_iphones=args.iphones,
+                     stock_codes=1, stock_months=1)
+    with bench_postgres("kline_bench_price_month") as pg, bench_clickhouse("bench_month") as ch:
+        t0 = time.perf_counter()
+        loaded = load_demo(pg, cfg)
+        print(f"source loaded in {time.perf_counter() - t0:.1f}s: {loaded}")
+        resources = {"postgres": pg, "clickhouse": ch,
+                     "clickhouse_io_manager": ClickHouseIOManager(clickhouse=ch),
+                     "torch_device": TorchDeviceResource(device=args.device)}
+        instance = DagsterInstance.ephemeral()
+        create_run(instance, "bench")
+        assets = [raw_price_records, price_aligned, *feature_assets]
+        warm = materialize(assets, selection=[price_aligned, feature_assets[0]],
+                           partition_key="2025-10-01|bench", resources=resources,
+                           instance=instance, run_config=QUIET)
+        assert warm.success
+
+        start = pd.Timestamp("2025-11-01", tz="Asia/Tokyo").to_pydatetime()
+        end = pd.Timestamp("2025-12-01", tz="Asia/Tokyo").to_pydatetime()
+        t0 = time.perf_counter()
+        baseline_rows = read_records(pg, start, end).num_rows
+        baseline = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        result = materialize(assets, selection=[price_aligned, *feature_assets],
+                             partition_key="2025-11-01|bench", resources=resources,
+                             instance=instance, run_config=QUIET)
+        wall = time.perf_counter() - t0
+        assert result.success
+    print(f"{'asset':<16}{'rows':>12}{'compute s':>11}{'write s':>9}")
+    for node in ("price_aligned", "cross_shop_agg", "features_wide", "cohorts"):
+        md = {k: v.value for k, v in
+              result.asset_materializations_for_node(node)[0].metadata.items()}
+        compute = sum(v for k, v in md.items() if k.endswith("_seconds") and k != "write_seconds")
+        print(f"{node:<16}{md['rows_written']:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}")
+    print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: {baseline:.2f}s")
+    print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; "
+          f"peak RSS {peak_rss_mib():,.0f} MiB")
+    print(f"ratio = {wall / baseline:.2f}x the bare source read (lower is better)")
+
+
+if __name__ == "__main__":
+    main()
