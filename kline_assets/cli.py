@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from dagster import DagsterInstance
 
 import kline_assets.warnings  # noqa: F401
+from kline_assets.instance import get_instance
 from kline_assets.resources.errors import KlineError
 from kline_assets.settings import SQL_DIR, load_settings
 
@@ -42,7 +42,7 @@ def runs_create(name: str) -> None:
     """Register run id NAME as a partition of every price asset."""
     from kline_assets.prices.runs import create_run
 
-    created = create_run(DagsterInstance.get(), name)
+    created = create_run(get_instance(), name)
     click.echo(f"run id {name} {'registered' if created else 'already registered'}")
 
 
@@ -50,7 +50,7 @@ def runs_create(name: str) -> None:
 def runs_list() -> None:
     from kline_assets.prices.runs import registered_run_ids
 
-    for run_id in registered_run_ids(DagsterInstance.get()):
+    for run_id in registered_run_ids(get_instance()):
         click.echo(run_id)
 
 

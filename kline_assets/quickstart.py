@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 import pandas as pd
-from dagster import DagsterInstance
 
 from kline_assets.demo import DemoConfig, load_demo
+from kline_assets.instance import get_instance
 from kline_assets.prices.partitions import price_partition_key
 from kline_assets.prices.runs import create_run
 from kline_assets.resources import ClickHouseResource, PostgresResource
@@ -55,7 +55,7 @@ def run_demo(cfg: DemoConfig, echo: Callable[[str], None] = print) -> dict[str, 
     echo(f"  {loaded} in {time.perf_counter() - t0:.1f}s")
 
     clickhouse.ensure_schema()
-    instance = DagsterInstance.get()
+    instance = get_instance()
     create_run(instance, DEMO_RUN_ID)
 
     job = defs.resolve_job_def("price_assets")

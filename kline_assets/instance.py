@@ -1,0 +1,24 @@
+"""The Dagster instance the `kline` CLI and the demo use: DAGSTER_HOME, defaulting to
+<repo>/.kline/dagster (sqlite storage), created with telemetry off when it is new."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import DagsterInstance
+
+from kline_assets.settings import load_settings
+
+_DEFAULT_YAML = "telemetry:\n  enabled: false\n"
+
+
+def get_instance() -> DagsterInstance:
+    home = load_settings().dagster_home
+    os.environ.setdefault("DAGSTER_HOME", str(home))
+    home = os.environ["DAGSTER_HOME"]
+    os.makedirs(home, exist_ok=True)
+    config = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(config):
+        with open(config, "w") as fh:
+            fh.write(_DEFAULT_YAML)
+    return DagsterInstance.get()
