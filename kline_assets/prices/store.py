@@ -22,7 +22,8 @@ def last_means_before(
     """
     with clickhouse.client() as client:
         df = client.query_df(
-            f"SELECT iphone_id, toUnixTimestamp(max(bucket)) AS ts, argMax(mean, bucket) AS last_mean "
+            "SELECT iphone_id, toUnixTimestamp(max(bucket)) AS ts, "
+            "argMax(mean, bucket) AS last_mean "
             f"FROM {clickhouse.table('cross_shop_agg')} FINAL "
             f"WHERE run_id = {{run:String}} AND bucket < toDateTime({int(before.timestamp())}) "
             f"AND mean IS NOT NULL GROUP BY iphone_id",
