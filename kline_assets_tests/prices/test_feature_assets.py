@@ -184,6 +184,30 @@ def demo_source(price_resources):
     return cfg
 
 
+def expected_rows_per_scope_and_month(clickhouse, postgres) -> dict[tuple[str, int], int]:
+    """From price_aligned alone: a row per bucket from the scope's first observation (for a
+    cohort: its first member's) to the month's last bucket holding any source record."""
+    aligned = table(clickhouse, "price_aligned")
+    first = aligned.groupby("iphone_id").bucket.min()
+    with postgres.connect() as conn:
+        members = conn.execute("SELECT c.slug, m.iphone_id FROM cohort c JOIN cohort_member m "
+                               "ON m.cohort_id = c.id WHERE m.weight > 0").fetchall()
+    firsts = {f"iphone:{i}": b for i, b in first.items()}
+    for slug, iphone in members:
+        if iphone in first.index:
+            key = f"cohort:{slug}"
+            firsts[key] = min(firsts.get(key, first[iphone]), first[iphone])
+    expected = {}
+    for month, rows in aligned.groupby(aligned.bucket.dt.strftime("%Y%m").astype(int)):
+        month_start = rows.bucket.min().replace(day=1, hour=0, minute=0)
+        last = rows.bucket.max()
+        for scope, f in firsts.items():
+            begin = max(f, month_start)
+            if begin <= last:
+                expected[(scope, month)] = int((last - begin) / pd.Timedelta("15min")) + 1
+    return expected
+
+
 def test_month_alone_equals_long_run(price_resources, runs, demo_source, clickhouse_dsn):
     alone = price_resources
     long_run = {**price_resources, "clickhouse": ClickHouseResource(
@@ -207,8 +231,12 @@ def test_month_alone_equals_long_run(price_resources, runs, demo_source, clickho
             for col in a.columns.difference([*keys, "run_id"]):
                 np.testing.assert_allclose(a[col].astype(float), b[col].astype(float),
                                            rtol=1e-9, atol=0, equal_nan=True, err_msg=col)
-        scopes = table(alone["clickhouse"], "features_wide").scope
-        assert scopes.str.startswith("cohort:").any() and scopes.str.startswith("iphone:").any()
+        features = table(alone["clickhouse"], "features_wide")
+        counts = features.groupby(
+            [features.scope, features.bucket.dt.strftime("%Y%m").astype(int)]).size().to_dict()
+        assert counts == expected_rows_per_scope_and_month(alone["clickhouse"],
+                                                           alone["postgres"])
+        assert {s.split(":")[0] for s, _ in counts} == {"iphone", "cohort"}
     finally:
         long_run["clickhouse"].drop_database()
 
