@@ -5,5 +5,6 @@ from dagster import Definitions
 import kline_assets.warnings  # noqa: F401  (before the domains import)
 from kline_assets.prices import definitions as prices
 from kline_assets.resources.build import build_resources
+from kline_assets.stocks import definitions as stocks
 
-defs = Definitions.merge(prices.defs, Definitions(resources=build_resources()))
+defs = Definitions.merge(prices.defs, stocks.defs, Definitions(resources=build_resources()))

@@ -1,0 +1,56 @@
+"""`kline stocks …`: the stock domain's commands (the lead's `kline` CLI adds this group)."""
+
+from __future__ import annotations
+
+import click
+
+from kline_assets.resources.errors import KlineError
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.settings import load_settings
+
+from . import monthly
+from .partitions import FIRST_MONTH, window_for_months
+
+
+@click.group("stocks")
+def stocks() -> None:
+    """Stock K-lines: stock_1min_qfq and stock_monthly_kline."""
+
+
+@stocks.command("refresh")
+@click.option("--from", "from_month", metavar="YYYY-MM", default=None,
+              help=f"First month to refresh [default: {FIRST_MONTH}].")
+@click.option("--to", "to_month", metavar="YYYY-MM", default=None,
+              help="Last month to refresh [default: the current Beijing month].")
+@click.option("--force", is_flag=True,
+              help="TimescaleDB: recompute even months with no recorded change "
+              "(force => true). The plain path always recomputes.")
+@click.option("--recreate", is_flag=True,
+              help="Drop stock_monthly_kline with CASCADE (its index, refresh policy job, "
+              "materialized rows, dependent views; each is listed) and create it again — "
+              "for a changed definition, or to switch a plain table to a continuous aggregate.")
+def refresh_command(
+    from_month: str | None, to_month: str | None, force: bool, recreate: bool
+) -> None:
+    """Create stock_monthly_kline if missing and refresh it over [--from, --to].
+
+    Same as a Dagster backfill of stock_monthly_kline's partitions, or the
+    monthly_kline_full_refresh job. Reads the DSN from KLINE_PG_DSN.
+    """
+    try:
+        window = window_for_months(from_month, to_month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    postgres = PostgresResource(dsn=load_settings().pg_dsn)
+    if recreate and window.label.split("..")[0] != FIRST_MONTH:
+        click.echo(f"note: --recreate empties every month; only {window.label} is refreshed now")
+    try:
+        report = monthly.refresh(postgres, window, force=force, recreate=recreate,
+                                 announce=click.echo)
+    except KlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{monthly.VIEW} {window.label} on {report.path.label} ({postgres.address}): "
+        f"{report.rows} rows, {report.codes} codes, {report.months} months "
+        f"in {report.seconds:.1f}s"
+    )

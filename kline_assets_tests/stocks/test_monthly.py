@@ -1,0 +1,244 @@
+"""stock_monthly_kline on plain PostgreSQL equals the seed's view computed in pandas."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from dagster import DagsterInstance, RunConfig, instance_for_test, materialize
+
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.settings import SQL_DIR
+from kline_assets.stocks import monthly
+from kline_assets.stocks.assets import MonthlyRefreshConfig, stock_1min, stock_monthly_kline
+from kline_assets.stocks.cli import stocks
+from kline_assets.stocks.jobs import monthly_kline_full_refresh
+from kline_assets.stocks.partitions import MonthWindow
+
+from . import (
+    JAN,
+    LANDING,
+    assert_frames_equal,
+    dirty_bars,
+    insert_bars,
+    landing_config,
+    make_bars,
+    read_monthly,
+    reference_monthly,
+    write_csv,
+)
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[DagsterInstance]:
+    """One Dagster instance per module (overrides conftest's per-test one): creating one costs
+    ~2 s of SQLite migrations, and these tests only read the results of their own runs."""
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def landed(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """Landing files, one per trading day, as a vendor delivers them."""
+    bars = dirty_bars()
+    for day, frame in bars.groupby(bars["time"].dt.strftime("%Y-%m-%d")):
+        write_csv(frame, tmp_path / day[:7] / f"{day}.csv")
+    return tmp_path, bars
+
+
+def run_months(
+    keys: list[str], postgres: PostgresResource, instance: DagsterInstance, root: Path
+) -> None:
+    for key in keys:
+        result = materialize(
+            [stock_1min, stock_monthly_kline], partition_key=key, instance=instance,
+            resources={"postgres": postgres}, run_config=landing_config(root),
+        )
+        assert result.success
+
+
+def test_monthly_kline_equals_pandas_reference_on_dirty_bars(
+    postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
+) -> None:
+    root, bars = landed
+    run_months(["2024-01-01", "2024-02-01", "2024-03-01"], postgres, instance, root)
+
+    actual = read_monthly(postgres)
+    expected = reference_monthly(bars)
+    assert_frames_equal(actual, expected)
+
+    by_key = actual.set_index(["month", "code"])
+    jan_600000 = by_key.loc[(pd.Timestamp("2024-01-01"), "600000.SH")]
+    clean_600000 = bars[(bars["code"] == "600000.SH") & (bars["volume"] >= 0)
+                        & bars["amount"].notna() & (bars["time"] < "2024-02-01")]
+    assert jan_600000["open"] == clean_600000.iloc[0]["open"]  # first clean bar, not 09:31
+    assert jan_600000["close"] == clean_600000.iloc[-1]["close"]  # last clean bar, not 15:00
+    assert by_key.loc[(pd.Timestamp("2024-01-01"), "000001.SZ"), "high"] < 1e6
+    assert by_key.loc[(pd.Timestamp("2024-02-01"), "000001.SZ"), "name"] == "RENAMED"
+    assert by_key.loc[(pd.Timestamp("2024-01-01"), "000001.SZ"), "name"] == "NAME000001"
+    assert (by_key.xs("300750.SZ", level="code")["low"] < 0).all()  # negative qfq kept
+    assert np.isnan(by_key.loc[(pd.Timestamp("2024-03-01"), "300750.SZ"), "open"])
+
+
+def test_month_edges_are_midnight_beijing_whatever_the_session_time_zone(
+    postgres: PostgresResource, instance: DagsterInstance
+) -> None:
+    edge = make_bars(["600000.SH"], ["2024-01-31", "2024-02-01"], minutes=pd.to_timedelta(
+        ["23:59:59", "00:00:00"]))
+    insert_bars(postgres, edge)  # stamps outside sessions, written directly: only the edges
+    with postgres.connect() as conn:
+        conn.execute(f"ALTER DATABASE \"{conn.info.dbname}\" SET TimeZone = 'America/New_York'")
+    for key in ("2024-01-01", "2024-02-01"):
+        assert materialize([stock_monthly_kline], partition_key=key, instance=instance,
+                           resources={"postgres": postgres}).success
+
+    months = read_monthly(postgres)
+    assert list(months["month"]) == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-01")]
+    ordered = edge.sort_values("time")  # Jan 31 00:00, Jan 31 23:59:59, Feb 1 00:00, 23:59:59
+    assert list(months["open"]) == list(ordered["open"].iloc[[0, 2]])
+    assert list(months["close"]) == list(ordered["close"].iloc[[1, 3]])
+    assert_frames_equal(months, reference_monthly(edge))
+
+
+def test_rematerializing_a_month_gives_identical_rows_and_leaves_others_alone(
+    postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
+) -> None:
+    root, _ = landed
+    run_months(["2024-01-01", "2024-02-01"], postgres, instance, root)
+    before = read_monthly(postgres)
+    with postgres.connect() as conn:  # a stale row in March must not be touched by January
+        conn.execute("INSERT INTO stock_monthly_kline (month, code, name) "
+                     "VALUES ('2024-03-01', 'STALE', 'x')")
+
+    run_months(["2024-01-01"], postgres, instance, root)
+
+    assert_frames_equal(read_monthly(postgres, "month < '2024-03-01'"), before)
+    assert len(read_monthly(postgres, "code = 'STALE'")) == 1
+
+
+def test_materialization_reports_rows_codes_months_path_and_a_chart(
+    postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
+) -> None:
+    root, _ = landed
+    result = materialize(
+        [stock_1min, stock_monthly_kline], partition_key="2024-02-01", instance=instance,
+        resources={"postgres": postgres}, run_config=landing_config(root),
+    )
+    meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
+    assert meta["rows refreshed"].value == 3
+    assert meta["codes"].value == 3
+    assert meta["months"].value == 1
+    assert meta["path"].value == "plain"
+    assert meta["seconds"].value >= 0
+    assert meta["chart"].value.startswith("![") and "data:image/png;base64," in meta["chart"].value
+
+
+def test_one_refresh_over_many_months_equals_per_month_partitions(
+    postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, bars = landed
+    insert_bars(postgres, bars)
+    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
+
+    cli = CliRunner().invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-03"])
+    assert cli.exit_code == 0, cli.output
+    assert "2024-01..2024-03 on plain PostgreSQL" in cli.output and "9 rows" in cli.output
+    assert_frames_equal(read_monthly(postgres), reference_monthly(bars))
+
+    result = monthly_kline_full_refresh.execute_in_process(
+        instance=instance, resources={"postgres": postgres},
+        run_config={"ops": {"refresh_monthly_kline": {"config": {
+            "from_month": "2023-12", "to_month": "2024-03"}}}},
+    )
+    assert result.success
+    partitions = [m.partition for m in result.asset_materializations_for_node(
+        "refresh_monthly_kline")]
+    assert partitions == ["2023-12-01", "2024-01-01", "2024-02-01", "2024-03-01"]
+    assert_frames_equal(read_monthly(postgres), reference_monthly(bars))
+
+
+def test_recreate_says_what_it_drops(
+    postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert_bars(postgres, make_bars(["600000.SH"], JAN))
+    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
+    runner = CliRunner()
+    first = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01"])
+    assert "created table stock_monthly_kline" in first.output
+
+    again = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01",
+                                   "--recreate"])
+    assert again.exit_code == 0, again.output
+    assert "dropping table stock_monthly_kline and its rows" in again.output
+    assert "dropping index idx_monthly_code_time" in again.output
+    assert "1 rows" in again.output
+
+    bad = runner.invoke(stocks, ["refresh", "--from", "2024-13"])
+    assert bad.exit_code != 0 and "YYYY-MM" in bad.output
+
+
+def test_a_failed_refresh_leaves_the_previous_months_in_place(
+    postgres: PostgresResource,
+) -> None:
+    insert_bars(postgres, make_bars(["600000.SH"], JAN))
+    window = MonthWindow(pd.Timestamp("2024-01-01").to_pydatetime(),
+                         pd.Timestamp("2024-02-01").to_pydatetime())
+    monthly.refresh(postgres, window)
+    before = read_monthly(postgres)
+    with postgres.connect() as conn:  # a code whose bars make the insert fail mid-window
+        conn.execute("ALTER TABLE stock_monthly_kline ADD CONSTRAINT short_code "
+                     "CHECK (length(code) < 10)")
+        conn.execute("INSERT INTO stock_1min_qfq VALUES ('2024-01-05 10:00', 'TOO-LONG-CODE', "
+                     "'x', 1, 1, 1, 1, 1, 1)")
+    with pytest.raises(Exception, match="short_code"):
+        monthly.refresh(postgres, window)
+    assert_frames_equal(read_monthly(postgres), before)
+
+
+def _normalized_sql(text: str) -> str:
+    text = re.sub(r"--[^\n]*", "", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def test_the_continuous_aggregate_is_the_seed_view_with_the_shared_predicate(
+    postgres: PostgresResource,
+) -> None:
+    seed = """
+        CREATE MATERIALIZED VIEW "stock_monthly_kline"
+        WITH (timescaledb.continuous) AS
+        SELECT time_bucket('1 month', time) AS month, code,
+            last(name, time) as name, first(open, time) as open, max(high) as high,
+            min(low) as low, last(close, time) as close, sum(volume) as volume,
+            sum(amount) as amount
+        FROM "stock_1min_qfq"
+        WHERE volume >= 0 AND amount >= 0
+          AND high >= GREATEST(open, close) AND low <= LEAST(open, close)
+        GROUP BY month, code
+        WITH NO DATA;"""
+    with postgres.connect() as conn:
+        rendered = monthly.render(monthly.CAGG_SQL, "create_view", "stock_1min_qfq")
+        assert _normalized_sql(rendered.as_string(conn)) == _normalized_sql(seed)
+        plain = monthly.render(monthly.PLAIN_SQL, "insert_window", "stock_1min_qfq")
+        assert _normalized_sql(monthly.CLEAN_PREDICATE) in _normalized_sql(plain.as_string(conn))
+    assert (SQL_DIR / "timescale" / "hypertable.sql").exists()
+
+
+def test_materialized_monthly_config_force_is_accepted_on_the_plain_path(
+    postgres: PostgresResource, instance: DagsterInstance
+) -> None:
+    insert_bars(postgres, make_bars(["600000.SH"], JAN)[LANDING])
+    result = materialize(
+        [stock_monthly_kline], partition_key="2024-01-01", instance=instance,
+        resources={"postgres": postgres},
+        run_config=RunConfig(ops={"stock_monthly_kline": MonthlyRefreshConfig(
+            force=True, chart_code="600000.SH")}),
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
+    assert meta["chart code"].value == "600000.SH"
