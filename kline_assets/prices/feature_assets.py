@@ -129,6 +129,13 @@ FEATURE_ASSET_KW = dict(
 )
 
 
+def features_wide_metadata(scope_kind: str) -> dict:
+    """Both scope kinds share the features_wide table; each owns its scope-kind partitions."""
+    return {"partition_expr": PARTITION_EXPR, "table": "features_wide",
+            "extra_partition": {"expr": SCOPE_KIND_EXPR, "value": scope_kind},
+            "dagster/column_schema": FEATURES_WIDE_SCHEMA}
+
+
 @asset(
     **FEATURE_ASSET_KW,
     description=(
@@ -137,9 +144,7 @@ FEATURE_ASSET_KW = dict(
         "1800 minutes. A row for every bucket from the first observation to the last bucket "
         "holding source records; empty buckets carry NULL stats and shop_count 0."
     ),
-    metadata={"partition_expr": PARTITION_EXPR, "table": "features_wide",
-              "extra_partition": {"expr": SCOPE_KIND_EXPR, "value": "iphone"},
-              "dagster/column_schema": FEATURES_WIDE_SCHEMA},
+    metadata=features_wide_metadata("iphone"),
 )
 def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
@@ -170,9 +175,7 @@ def features_wide(
         "(weights renormalised), median and std across member means, summed shop counts, and "
         "the same features on the cohort mean. Never touches iphone rows."
     ),
-    metadata={"partition_expr": PARTITION_EXPR, "table": "features_wide",
-              "extra_partition": {"expr": SCOPE_KIND_EXPR, "value": "cohort"},
-              "dagster/column_schema": FEATURES_WIDE_SCHEMA},
+    metadata=features_wide_metadata("cohort"),
 )
 def cohorts(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
