@@ -22,7 +22,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo
 
-test: install
+test: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PY) -m pytest -q
@@ -33,7 +33,7 @@ lint: install
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
 
-validate: install
+validate: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 
 bench: install
