@@ -56,7 +56,7 @@ class ClickHouseConnection:
         return self.resource.table(table_slice.table)
 
 
-def _quote(value: str) -> str:
+def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -66,7 +66,7 @@ def _dimension_where(dim: TablePartitionDimension) -> str:
         end = int(dim.partitions.end.timestamp())
         col = dim.partition_expr
         return f"{col} >= toDateTime({start}) AND {col} < toDateTime({end})"
-    values = ", ".join(_quote(str(v)) for v in dim.partitions)
+    values = ", ".join(quote_literal(str(v)) for v in dim.partitions)
     return f"{dim.partition_expr} IN ({values})"
 
 
@@ -115,12 +115,12 @@ def target_partitions(table_slice: TableSlice) -> list[tuple[str | int, ...]]:
 
 
 def partition_literal(values: tuple[str | int, ...]) -> str:
-    return "(" + ", ".join(_quote(v) if isinstance(v, str) else str(v) for v in values) + ")"
+    return "(" + ", ".join(quote_literal(v) if isinstance(v, str) else str(v) for v in values) + ")"
 
 
 def describe_columns(client: Client, table: str) -> list[tuple[str, str]]:
     rows = client.query(f"SELECT name, type FROM system.columns WHERE database || '.' || table = "
-                        f"{_quote(table)} ORDER BY position").result_rows
+                        f"{quote_literal(table)} ORDER BY position").result_rows
     return [(r[0], r[1]) for r in rows]
 
 

@@ -1,0 +1,307 @@
+"""Drop, promote and compare runs on real embedded ClickHouse, against hand-built rows."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kline_assets.cli import cli
+from kline_assets.prices.run_ops import (
+    PRICE_TABLES,
+    RunOperationRefused,
+    compare_runs,
+    drop_run,
+    promote_run,
+    run_partitions,
+)
+from kline_assets.resources.clickhouse_io import read_frame, replace_partitions
+from kline_assets.resources.errors import InvalidRunIdError
+
+TZ = "Asia/Tokyo"
+KEYS = {"price_aligned": ["iphone_id", "shop_id", "bucket"],
+        "cross_shop_agg": ["iphone_id", "bucket"],
+        "features_wide": ["scope", "bucket"]}
+BACKUP = "backup_20251121"
+
+
+def _buckets(month: str, n: int, skip: tuple[int, ...] = ()) -> list[pd.Timestamp]:
+    start = pd.Timestamp(f"{month}-01", tz=TZ)
+    return [start + pd.Timedelta(minutes=15 * i) for i in range(n) if i not in skip]
+
+
+def _run_frames(run: str, months: list[str], rng: np.random.Generator, shift: float,
+                skip: tuple[int, ...] = (), extra_scope: str | None = None,
+                cohort_months: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """A few rows per table and month; `shift` offsets the values between runs."""
+    aligned, agg, feats = [], [], []
+    for month in months:
+        for bucket in _buckets(month, 4, skip):
+            for shop in (1, 2):
+                price = 100_000 + int(shift) + shop * 10 + int(rng.integers(0, 5))
+                aligned.append({"run_id": run, "bucket": bucket, "shop_id": shop,
+                                "iphone_id": 10, "price_new": price,
+                                "price_a": None if (shop == 2 and bucket.hour == 0
+                                                    and bucket.minute == 30) else price - 500,
+                                "price_b": price - 900, "alignment_diff_sec": 60 * shop,
+                                "record_time": bucket + pd.Timedelta(seconds=60 * shop)})
+            mean = 100_015.0 + shift + rng.normal()
+            agg.append({"run_id": run, "bucket": bucket, "iphone_id": 10, "mean": mean,
+                        "median": mean + 1, "std": None if bucket.minute == 15 else 7.0 + shift,
+                        "shop_count": 2, "dispersion": 7.0 / mean, "quorum_met": 0})
+            scopes = ["iphone:10", *([extra_scope] if extra_scope else [])]
+            if month in (cohort_months if cohort_months is not None else months):
+                scopes.append("cohort:pro")
+            for scope in scopes:
+                feats.append({"run_id": run, "bucket": bucket, "scope": scope,
+                              "mean": None if (scope == "cohort:pro" and bucket.minute == 45)
+                              else mean, "shop_count": 2, "ema_120": mean - 3 + shift,
+                              "sma_120": None if bucket.minute == 0 else mean - 2})
+    frames = {"price_aligned": pd.DataFrame(aligned), "cross_shop_agg": pd.DataFrame(agg),
+              "features_wide": pd.DataFrame(feats)}
+    frames["price_aligned"]["price_a"] = frames["price_aligned"]["price_a"].astype("Int64")
+    return frames
+
+
+def _partitions_of(table: str, frame: pd.DataFrame) -> list[tuple]:
+    month = frame["bucket"].dt.year * 100 + frame["bucket"].dt.month
+    cols = [frame["run_id"], month]
+    if table == "features_wide":
+        cols.append(frame["scope"].str.split(":").str[0])
+    return sorted(set(zip(*cols, strict=True)))
+
+
+def load_runs(ch) -> None:
+    """live: 2025-09..11 (cohort 09 and 11); backfill_v3: 10..11 (cohort 10 only, other values,
+    a skipped bucket, one extra bucket, no iphone:11); backfill_v2: one month."""
+    rng = np.random.default_rng(3)
+    runs = {
+        "live": _run_frames("live", ["2025-09", "2025-10", "2025-11"], rng, 0.0,
+                            extra_scope="iphone:11", cohort_months=["2025-09", "2025-11"]),
+        "backfill_v3": _run_frames("backfill_v3", ["2025-10", "2025-11"], rng, 2.5, skip=(2,),
+                                   cohort_months=["2025-10"]),
+        "backfill_v2": _run_frames("backfill_v2", ["2025-10"], rng, 1.0),
+    }
+    with ch.client() as client:
+        for table in PRICE_TABLES:
+            frame = pd.concat([f[table] for f in runs.values()], ignore_index=True)
+            extra = runs["backfill_v3"][table].iloc[[0]].copy()  # a bucket live lacks
+            extra["bucket"] = pd.Timestamp("2025-11-01 02:00", tz=TZ)
+            if "record_time" in extra:
+                extra["record_time"] = extra["bucket"]
+            frame = pd.concat([frame, extra], ignore_index=True)
+            replace_partitions(client, ch.table(table), frame, _partitions_of(table, frame))
+
+
+@pytest.fixture
+def loaded(clickhouse):
+    load_runs(clickhouse)
+    with clickhouse.client():  # keep the engine open: nested client() calls reuse it
+        yield clickhouse
+
+
+def _rows(ch, table: str, run: str, where: str = "1") -> pd.DataFrame:
+    with ch.client() as client:
+        df = read_frame(client, ch.table(table), f"run_id = '{run}' AND {where}")
+    return (df.drop(columns="run_id").sort_values(KEYS[table]).reset_index(drop=True))
+
+
+def _count(ch, sql: str) -> int:
+    with ch.client() as client:
+        return int(client.command(sql))
+
+
+def test_run_partitions_lists_the_runs_tuples(loaded):
+    parts = run_partitions(loaded, "backfill_v3")
+    assert parts["cross_shop_agg"] == [("backfill_v3", 202510), ("backfill_v3", 202511)]
+    assert parts["features_wide"] == [("backfill_v3", 202510, "cohort"),
+                                      ("backfill_v3", 202510, "iphone"),
+                                      ("backfill_v3", 202511, "iphone")]
+    assert run_partitions(loaded, "nothing_here") == {t: [] for t in PRICE_TABLES}
+
+
+def test_drop_removes_only_that_run_without_mutations(loaded):
+    before = {run: {t: len(_rows(loaded, t, run)) for t in PRICE_TABLES}
+              for run in ("live", "backfill_v2")}
+    expected = {t: len(p) for t, p in run_partitions(loaded, "backfill_v3").items()}
+    started = time.perf_counter()
+    dropped = drop_run(loaded, "backfill_v3")
+    elapsed = time.perf_counter() - started
+    assert dropped == expected == {"price_aligned": 2, "cross_shop_agg": 2, "features_wide": 3}
+    assert run_partitions(loaded, "backfill_v3") == {t: [] for t in PRICE_TABLES}
+    assert {run: {t: len(_rows(loaded, t, run)) for t in PRICE_TABLES}
+            for run in ("live", "backfill_v2")} == before
+    assert _count(loaded, f"SELECT count() FROM system.mutations "
+                          f"WHERE database = '{loaded.db}'") == 0
+    assert elapsed < 5
+    assert drop_run(loaded, "backfill_v3") == dict.fromkeys(PRICE_TABLES, 0)
+
+    with pytest.raises(RunOperationRefused, match="allow_live"):
+        drop_run(loaded, "live")
+    assert len(_rows(loaded, "features_wide", "live")) == before["live"]["features_wide"]
+    assert drop_run(loaded, "live", allow_live=True)["features_wide"] == 5
+    assert len(_rows(loaded, "features_wide", "live")) == 0
+
+
+def test_promote_swaps_the_sources_partitions_and_keeps_a_backup(loaded):
+    live_before = {t: _rows(loaded, t, "live") for t in PRICE_TABLES}
+    result = promote_run(loaded, "backfill_v3", "live", backup=BACKUP)
+    assert result["promoted"]["features_wide"]["partitions"] == 3
+    assert result["backed_up"]["features_wide"]["partitions"] == 5
+    for table in PRICE_TABLES:
+        in_source = "toYYYYMM(bucket) IN (202510, 202511)"
+        if table == "features_wide":  # live's 2025-11 cohort partition: not in the source
+            in_source += " AND NOT (toYYYYMM(bucket) = 202511 AND scope LIKE 'cohort:%')"
+        pd.testing.assert_frame_equal(_rows(loaded, table, "live", in_source),
+                                      _rows(loaded, table, "backfill_v3"))
+        untouched = _rows(loaded, table, "live", f"NOT ({in_source})")
+        before = live_before[table]
+        month = before["bucket"].dt.year * 100 + before["bucket"].dt.month
+        keep = ~month.isin([202510, 202511])
+        if table == "features_wide":
+            keep |= (month == 202511) & before["scope"].str.startswith("cohort:")
+        assert len(untouched) > 0
+        pd.testing.assert_frame_equal(untouched, before[keep].reset_index(drop=True))
+        pd.testing.assert_frame_equal(_rows(loaded, table, BACKUP), before)
+    assert _count(loaded, f"SELECT count() FROM system.tables WHERE database = '{loaded.db}' "
+                          "AND name LIKE '%staging%'") == 0
+
+    with pytest.raises(RunOperationRefused, match=f"backup run '{BACKUP}' already holds"):
+        promote_run(loaded, "backfill_v2", "live", backup=BACKUP)
+    promote_run(loaded, "backfill_v2", "live")
+    pd.testing.assert_frame_equal(
+        _rows(loaded, "cross_shop_agg", "live", "toYYYYMM(bucket) = 202510"),
+        _rows(loaded, "cross_shop_agg", "backfill_v2"))
+
+
+def _reference(ch, table: str, base: str, target: str) -> pd.DataFrame:
+    """compare_runs in pandas, on rows pulled from the (small) tables."""
+    b, t = _rows(ch, table, base), _rows(ch, table, target)
+    values = [c for c in b.columns if c not in KEYS[table] and c != "record_time"
+              and c != "bucket"]
+    m = b.merge(t, on=KEYS[table], how="outer", suffixes=("_b", "_t"), indicator=True)
+    m["sc"] = m["scope"] if "scope" in m else "iphone:" + m["iphone_id"].astype(str)
+    out = []
+    for scope, g in m.groupby("sc"):
+        both = g[g["_merge"] == "both"]
+        for col in values:
+            vb, vt = both[f"{col}_b"].astype("float64"), both[f"{col}_t"].astype("float64")
+            diff = (vb - vt).abs().dropna()
+            out.append({"table": table, "scope": scope, "column": col,
+                        "rows_base": int((g["_merge"] != "right_only").sum()),
+                        "rows_target": int((g["_merge"] != "left_only").sum()),
+                        "only_in_base": int((g["_merge"] == "left_only").sum()),
+                        "only_in_target": int((g["_merge"] == "right_only").sum()),
+                        "max_abs_diff": diff.max() if len(diff) else np.nan,
+                        "mean_abs_diff": diff.mean() if len(diff) else np.nan,
+                        "null_mismatches": int((vb.isna() != vt.isna()).sum())})
+    return pd.DataFrame(out)
+
+
+def test_compare_matches_a_pandas_reference(loaded):
+    report = compare_runs(loaded, "live", "backfill_v3")
+    assert list(report["table"].unique()) == list(PRICE_TABLES)
+    for table in PRICE_TABLES:
+        got = report[report["table"] == table].reset_index(drop=True)
+        want = _reference(loaded, table, "live", "backfill_v3")
+        want = want.set_index(["scope", "column"]).loc[
+            list(zip(got["scope"], got["column"], strict=True))].reset_index()
+        pd.testing.assert_frame_equal(got, want[got.columns], check_exact=False, rtol=1e-9)
+    assert set(report.loc[report["table"] == "price_aligned", "column"]) == {
+        "price_new", "price_a", "price_b", "alignment_diff_sec"}
+
+    fw = report[report["table"] == "features_wide"].set_index(["scope", "column"])
+    # iphone:10: live 3 months × 4 buckets; backfill_v3 2 × 3 (one skipped) + 1 extra
+    assert fw.loc[("iphone:10", "mean"), ["rows_base", "rows_target"]].tolist() == [12, 7]
+    assert fw.loc[("iphone:10", "mean"), "only_in_base"] == 6  # 2025-09 and the skipped ones
+    assert fw.loc[("iphone:10", "mean"), "only_in_target"] == 1
+    assert fw.loc[("iphone:10", "ema_120"), "max_abs_diff"] > 2.5 - 1e-9
+    assert fw.loc[("iphone:11", "mean"), "rows_target"] == 0
+    assert np.isnan(fw.loc[("iphone:11", "mean"), "max_abs_diff"])
+    assert fw.loc[("cohort:pro", "mean"), "null_mismatches"] == 0
+    assert fw.loc[("iphone:10", "boll_up_900"), "null_mismatches"] == 0
+    pa_ = report[report["table"] == "price_aligned"].set_index("column")
+    assert pa_.loc["price_a", "null_mismatches"] == 0  # same pattern in both runs
+    agg = report[report["table"] == "cross_shop_agg"].set_index("column")
+    assert agg.loc["std", "max_abs_diff"] == pytest.approx(2.5)
+
+    only = compare_runs(loaded, "live", "backfill_v3", tables=["cross_shop_agg"])
+    assert set(only["table"]) == {"cross_shop_agg"}
+
+
+def test_compare_counts_null_on_one_side_as_mismatch(clickhouse):
+    rows = pd.DataFrame({
+        "run_id": ["live", "live", "exp", "exp"],
+        "bucket": pd.to_datetime(["2025-10-01 00:00", "2025-10-01 00:15"] * 2).tz_localize(TZ),
+        "iphone_id": [1, 1, 1, 1], "mean": [1.0, None, None, 4.0], "shop_count": [1, 0, 0, 3],
+        "quorum_met": [0, 0, 0, 0], "std": [None, None, None, None],
+    })
+    with clickhouse.client() as client:
+        replace_partitions(client, clickhouse.table("cross_shop_agg"), rows,
+                           [("live", 202510), ("exp", 202510)])
+    report = compare_runs(clickhouse, "live", "exp", tables=["cross_shop_agg"])
+    r = report.set_index("column")
+    assert r.loc["mean", "null_mismatches"] == 2
+    assert np.isnan(r.loc["mean", "max_abs_diff"])
+    assert r.loc["std", "null_mismatches"] == 0
+    assert r.loc["shop_count", "max_abs_diff"] == 3 and r.loc["shop_count", "mean_abs_diff"] == 2
+
+
+def test_malformed_run_ids_are_refused(clickhouse):
+    for bad in ("Live", "a|b", "", "x" * 65, "back-fill", "live; DROP TABLE x"):
+        calls = [(drop_run, (bad,), {}), (run_partitions, (bad,), {}),
+                 (promote_run, (bad,), {}), (promote_run, ("backfill_v3", bad), {}),
+                 (promote_run, ("backfill_v3",), {"backup": bad}),
+                 (compare_runs, ("live", bad), {}), (compare_runs, (bad, "live"), {})]
+        for func, args, kwargs in calls:
+            with pytest.raises(InvalidRunIdError, match="malformed run id"):
+                func(clickhouse, *args, **kwargs)
+
+
+def test_unknown_runs_are_named_with_the_runs_present(loaded):
+    msg = r"'backfill_v9' has no data.*runs present: backfill_v2, backfill_v3, live"
+    with pytest.raises(InvalidRunIdError, match=msg):
+        promote_run(loaded, "backfill_v9")
+    with pytest.raises(InvalidRunIdError, match=msg):
+        compare_runs(loaded, "backfill_v9", "live")
+    with pytest.raises(InvalidRunIdError, match="same run"):
+        promote_run(loaded, "live", "live")
+
+
+def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_path):
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DSN", clickhouse_dsn)
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", loaded.db)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    runner = CliRunner()
+
+    out = runner.invoke(cli, ["runs", "compare", "live", "backfill_v3", "--limit", "3"])
+    assert out.exit_code == 0, out.output
+    assert "features_wide: 3 scopes" in out.output and "max_abs_diff" in out.output
+    assert "more rows (--limit 0 shows all)" in out.output and " s\n" in out.output
+    out = runner.invoke(cli, ["runs", "compare", "live", "nope"])
+    assert isinstance(out.exception, InvalidRunIdError)
+
+    assert runner.invoke(cli, ["runs", "create", "backfill_v2"]).exit_code == 0
+    out = runner.invoke(cli, ["runs", "drop", "backfill_v2"], input="n\n")
+    assert out.exit_code == 1 and "Aborted" in out.output
+    assert run_partitions(loaded, "backfill_v2")["cross_shop_agg"]
+    out = runner.invoke(cli, ["runs", "drop", "backfill_v2", "--yes"])
+    assert out.exit_code == 0, out.output
+    assert "unregistered from Dagster" in out.output
+    assert run_partitions(loaded, "backfill_v2") == {t: [] for t in PRICE_TABLES}
+    assert runner.invoke(cli, ["runs", "list"]).output.split() == []
+    out = runner.invoke(cli, ["runs", "drop", "live", "--yes"])
+    assert isinstance(out.exception, RunOperationRefused)
+
+    out = runner.invoke(cli, ["runs", "promote", "backfill_v3"])
+    assert out.exit_code == 0, out.output
+    backup = datetime.now(ZoneInfo(TZ)).strftime("backup_%Y%m%d")
+    assert f"backed up live to {backup}" in out.output
+    assert "promoted backfill_v3 to live" in out.output
+    assert sorted(runner.invoke(cli, ["runs", "list"]).output.split()) == [backup, "live"]
+    assert run_partitions(loaded, backup)["price_aligned"]
