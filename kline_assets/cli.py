@@ -108,17 +108,27 @@ def runs_promote(source: str, target: str, backup: bool) -> None:
     Each target partition is swapped atomically (REPLACE PARTITION … FROM a staging table);
     target months the source lacks are left as they are.
     """
-    from kline_assets.prices.run_ops import promote_run
+    from dagster import AssetMaterialization
+
+    from kline_assets.prices.run_ops import asset_partition, promote_run, run_partitions
     from kline_assets.prices.runs import create_run
     from kline_assets.settings import PRICE_TZ
 
     backup_id = datetime.now(ZoneInfo(PRICE_TZ)).strftime("backup_%Y%m%d") if backup else None
     started = time.perf_counter()
-    result = promote_run(_clickhouse(), source, target, backup=backup_id)
+    clickhouse = _clickhouse()
+    result = promote_run(clickhouse, source, target, backup=backup_id)
     instance = get_instance()
     for run_id in (target, backup_id):
         if run_id:
             create_run(instance, run_id)
+    # Tell Dagster the target's partitions changed, so the UI shows them materialized.
+    for table, partitions in run_partitions(clickhouse, source).items():
+        for values in partitions:
+            asset, key = asset_partition(table, values, target)
+            instance.report_runless_asset_event(AssetMaterialization(
+                asset_key=asset, partition=key,
+                metadata={"promoted_from": source, "via": "kline runs promote"}))
     if backup_id:
         if result["backed_up"]:
             click.echo(f"backed up {target} to {backup_id}: " + _counts(

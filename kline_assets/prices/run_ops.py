@@ -120,6 +120,14 @@ def run_partitions(ch: ClickHouseResource, run_id: str) -> dict[str, list[tuple]
     return {t: [p.values for p in parts if p.table == t] for t in PRICE_TABLES}
 
 
+def asset_partition(table: str, values: tuple, run_id: str) -> tuple[str, str]:
+    """(asset name, Dagster partition key) of a table partition relabelled to run_id:
+    ('features_wide', ('x', 202510, 'cohort')) → ('cohorts', '2025-10-01|<run_id>')."""
+    month = int(values[1])
+    asset = "cohorts" if table == "features_wide" and values[2:] == ("cohort",) else table
+    return asset, f"{month // 100:04d}-{month % 100:02d}-01|{run_id}"
+
+
 def list_runs(ch: ClickHouseResource) -> list[str]:
     """Run ids that have at least one partition in a price table."""
     with ch.client() as client:

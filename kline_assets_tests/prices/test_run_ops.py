@@ -305,3 +305,9 @@ def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_p
     assert "promoted backfill_v3 to live" in out.output
     assert sorted(runner.invoke(cli, ["runs", "list"]).output.split()) == [backup, "live"]
     assert run_partitions(loaded, backup)["price_aligned"]
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.get() as instance:  # the promoted partitions show as materialized
+        event = instance.get_latest_materialization_event(AssetKey("cohorts"))
+        assert event.asset_materialization.partition.endswith("|live")
+        assert event.asset_materialization.metadata["promoted_from"].value == "backfill_v3"
