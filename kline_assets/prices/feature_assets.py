@@ -62,6 +62,14 @@ def _report(context: AssetExecutionContext, computed: Computed, device, extra: d
     })
 
 
+def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConfig,
+           torch_device: TorchDeviceResource):
+    """(run_id, start, end, device) of a run over one month or a range of one run id."""
+    run_id, _, start, end = context_window(context)
+    require_registered(context.instance, run_id)
+    return run_id, start, end, torch_device.get(config.device or None)
+
+
 @asset(
     partitions_def=price_partitions,
     ins={"price_aligned": AssetIn(partition_mapping=with_previous_month)},
@@ -81,12 +89,10 @@ def cross_shop_agg(
     context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
     torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
-    run_id, _, start, end = context_window(context)
-    require_registered(context.instance, run_id)
+    run_id, start, end, device = _begin(context, config, torch_device)
     if config.lookback_minutes % 15:
         raise ValueError(
             f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
-    device = torch_device.get(config.device or None)
     aligned = price_aligned
     if config.iphone_ids:
         aligned = aligned[aligned["iphone_id"].isin(config.iphone_ids)]
@@ -150,9 +156,7 @@ def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
-    run_id, _, start, end = context_window(context)
-    require_registered(context.instance, run_id)
-    device = torch_device.get(config.device or None)
+    run_id, start, end, device = _begin(context, config, torch_device)
     warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
     agg = cross_shop_agg
     if config.iphone_ids:
@@ -182,9 +186,7 @@ def cohorts(
     clickhouse: ClickHouseResource, postgres: PostgresResource,
     torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
-    run_id, _, start, end = context_window(context)
-    require_registered(context.instance, run_id)
-    device = torch_device.get(config.device or None)
+    run_id, start, end, device = _begin(context, config, torch_device)
     t0 = time.perf_counter()
     members, rejected = screen_cohorts(read_cohorts(postgres))
     extra: dict = {"cohorts": int(members["slug"].nunique()), "members": len(members),
