@@ -8,6 +8,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from dagster import MetadataValue
 
@@ -31,6 +32,7 @@ def features_markdown(rows, scope: str, window: int = 900) -> MetadataValue:
     ax.plot(df["bucket"], df[f"ema_{window}"].astype(float), lw=1.2, color="tab:orange",
             label=f"EMA {window} min")
     ax.set_ylabel("yen")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=df["bucket"].dt.tz))
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     return figure_markdown(fig, f"{scope}: mean, EMA and Bollinger ({window} min)")
