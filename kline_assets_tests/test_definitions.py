@@ -39,3 +39,15 @@ def test_cli_registers_run_ids(tmp_path, monkeypatch):
     assert runner.invoke(cli, ["runs", "list"]).output.split() == ["backfill_20251101_v3"]
     bad = runner.invoke(cli, ["runs", "create", "Bad|Id"])
     assert bad.exit_code != 0 and "malformed run id" in str(bad.exception)
+
+
+def test_loading_the_code_location_does_not_import_torch():
+    """Every Dagster step process loads the definitions; torch costs seconds to import and
+    only the aggregation assets need it, so they import it when they run."""
+    import subprocess
+    import sys
+
+    code = "import sys, kline_assets.definitions; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -1,26 +1,30 @@
-"""Pure tensor kernels (no Dagster, no I/O): price grid, cross-shop stats, features, cohorts."""
+"""Pure tensor kernels (no Dagster, no I/O): price grid, cross-shop stats, features, cohorts.
 
-from kline_assets.kernels.aggregate import QUORUM_POLICIES, CrossShopStats, aggregate_cross_shop
-from kline_assets.kernels.cohorts import CohortStats, aggregate_cohorts
-from kline_assets.kernels.features import (
-    FEATURE_COLUMNS,
-    WINDOWS_MINUTES_TO_BUCKETS,
-    compute_features,
-    feature_columns,
-    forward_fill,
-)
-from kline_assets.kernels.grid import build_price_tensor
+Names resolve lazily (PEP 562): importing `kline_assets.kernels.align` — NumPy only — must not
+pull in torch, which costs seconds in every Dagster step process that never touches it.
+"""
 
-__all__ = [
-    "FEATURE_COLUMNS",
-    "QUORUM_POLICIES",
-    "WINDOWS_MINUTES_TO_BUCKETS",
-    "CohortStats",
-    "CrossShopStats",
-    "aggregate_cohorts",
-    "aggregate_cross_shop",
-    "build_price_tensor",
-    "compute_features",
-    "feature_columns",
-    "forward_fill",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "QUORUM_POLICIES": "aggregate",
+    "CrossShopStats": "aggregate",
+    "aggregate_cross_shop": "aggregate",
+    "CohortStats": "cohorts",
+    "aggregate_cohorts": "cohorts",
+    "FEATURE_COLUMNS": "features",
+    "WINDOWS_MINUTES_TO_BUCKETS": "features",
+    "compute_features": "features",
+    "feature_columns": "features",
+    "forward_fill": "features",
+    "build_price_tensor": "grid",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

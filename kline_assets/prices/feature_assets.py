@@ -5,6 +5,7 @@ month), so a month materialized alone equals the same month of one long run.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Config, MetadataValue, asset
@@ -12,13 +13,6 @@ from pydantic import Field
 
 from kline_assets.plots import features_markdown
 from kline_assets.prices.assets import OWNERS
-from kline_assets.prices.compute import (
-    Computed,
-    cohort_series,
-    cross_shop,
-    features_frame,
-    series_from_rows,
-)
 from kline_assets.prices.keys import context_window, previous_month_start
 from kline_assets.prices.partitions import PARTITION_EXPR, price_partitions, with_previous_month
 from kline_assets.prices.runs import require_registered
@@ -32,6 +26,12 @@ from kline_assets.prices.store import (
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
 from kline_assets.resources.device import describe_device
+
+if TYPE_CHECKING:
+    from kline_assets.prices.compute import Computed
+
+# The compute module (and with it torch, seconds to import) is imported inside the asset
+# bodies: every Dagster step process loads this module, most of them never compute.
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
 
@@ -52,7 +52,7 @@ class FeatureConfig(Config):
     device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
 
 
-def _report(context: AssetExecutionContext, computed: Computed, device, extra: dict) -> None:
+def _report(context: AssetExecutionContext, computed: "Computed", device, extra: dict) -> None:
     context.add_output_metadata({
         "rows": len(computed.frame),
         "device": describe_device(device),
@@ -89,6 +89,8 @@ def cross_shop_agg(
     context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
     torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
+    from kline_assets.prices.compute import cross_shop
+
     run_id, start, end, device = _begin(context, config, torch_device)
     if config.lookback_minutes % 15:
         raise ValueError(
@@ -156,6 +158,8 @@ def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
+    from kline_assets.prices.compute import features_frame, series_from_rows
+
     run_id, start, end, device = _begin(context, config, torch_device)
     warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
     agg = cross_shop_agg
@@ -186,6 +190,8 @@ def cohorts(
     clickhouse: ClickHouseResource, postgres: PostgresResource,
     torch_device: TorchDeviceResource,
 ) -> pd.DataFrame:
+    from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
+
     run_id, start, end, device = _begin(context, config, torch_device)
     t0 = time.perf_counter()
     members, rejected = screen_cohorts(read_cohorts(postgres))
