@@ -35,12 +35,6 @@ price_partitions = MultiPartitionsDefinition(
 # The partition expression of every price table: which column holds each dimension.
 PARTITION_EXPR = {RUN_ID_DIMENSION: "run_id", MONTH_DIMENSION: "bucket"}
 
-same_partition = MultiPartitionMapping(
-    {
-        RUN_ID_DIMENSION: DimensionPartitionMapping(RUN_ID_DIMENSION, IdentityPartitionMapping()),
-        MONTH_DIMENSION: DimensionPartitionMapping(MONTH_DIMENSION, IdentityPartitionMapping()),
-    }
-)
 # Same run, this month and the one before: the previous month is the warm-up of features.
 with_previous_month = MultiPartitionMapping(
     {
