@@ -13,12 +13,21 @@ import matplotlib.pyplot as plt
 from dagster import MetadataValue
 
 
-def figure_markdown(fig: plt.Figure, title: str) -> MetadataValue:
+def png_markdown(png: bytes, title: str) -> str:
+    """Markdown that shows a PNG inline: the Dagster UI renders data URIs in md metadata."""
+    data = base64.b64encode(png).decode()
+    return f"**{title}**\n\n![{title}](data:image/png;base64,{data})"
+
+
+def figure_png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{data})")
+    return buf.getvalue()
+
+
+def figure_markdown(fig: plt.Figure, title: str) -> MetadataValue:
+    return MetadataValue.md(png_markdown(figure_png(fig), title))
 
 
 def features_markdown(rows, scope: str, window: int = 900) -> MetadataValue:

@@ -37,7 +37,7 @@ from kline_assets.resources.clickhouse_io import (
     partition_literal,
     quote_literal,
 )
-from kline_assets.resources.errors import InvalidRunIdError, KlineError
+from kline_assets.errors import InvalidRunIdError, KlineError
 
 PRICE_TABLES = ("price_aligned", "cross_shop_agg", "features_wide")
 

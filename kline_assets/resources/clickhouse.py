@@ -21,7 +21,7 @@ from dagster import ConfigurableResource
 from filelock import FileLock, Timeout
 from pydantic import Field
 
-from kline_assets.resources.errors import ServiceUnavailableError
+from kline_assets.errors import ServiceUnavailableError
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
 INIT_SQL = SQL_DIR / "clickhouse" / "init.sql"

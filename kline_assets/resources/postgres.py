@@ -19,7 +19,7 @@ from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.resources.errors import MissingTableError, ServiceUnavailableError
+from kline_assets.errors import MissingTableError, ServiceUnavailableError
 from kline_assets.settings import DEFAULT_PG_DSN
 
 _COPY_CHUNK = 1 << 22

@@ -6,7 +6,7 @@ import redis
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kline_assets.resources.errors import ServiceUnavailableError
+from kline_assets.errors import ServiceUnavailableError
 from kline_assets.settings import DEFAULT_REDIS_URL
 
 

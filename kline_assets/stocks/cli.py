@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kline_assets.resources.errors import KlineError
+from kline_assets.errors import KlineError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import load_settings
 

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 from tqdm import tqdm
 
-from kline_assets.resources.errors import KlineError
+from kline_assets.errors import KlineError
 from kline_assets.settings import STOCK_TZ
 
 from .partitions import MonthWindow, month_label

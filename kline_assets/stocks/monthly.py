@@ -32,7 +32,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from kline_assets.resources.errors import KlineError
+from kline_assets.errors import KlineError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import SQL_DIR
 

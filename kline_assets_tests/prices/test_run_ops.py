@@ -21,7 +21,7 @@ from kline_assets.prices.run_ops import (
     run_partitions,
 )
 from kline_assets.resources.clickhouse_io import read_frame, replace_partitions
-from kline_assets.resources.errors import InvalidRunIdError
+from kline_assets.errors import InvalidRunIdError
 
 TZ = "Asia/Tokyo"
 KEYS = {"price_aligned": ["iphone_id", "shop_id", "bucket"],

@@ -7,7 +7,7 @@ import pytest
 
 from kline_assets.resources import ClickHouseResource, RedisResource, resolve_device
 from kline_assets.resources.clickhouse_io import partition_literal, replace_partitions
-from kline_assets.resources.errors import ServiceUnavailableError
+from kline_assets.errors import ServiceUnavailableError
 
 
 def test_unreachable_clickhouse_server_names_the_address():
