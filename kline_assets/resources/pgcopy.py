@@ -71,7 +71,7 @@ def _timestamp_values(name: str, col: pa.Array, pg_type: str) -> np.ndarray:
 def _fixed_values(name: str, col: pa.Array, pg_type: str) -> np.ndarray:
     if pg_type in ("timestamp", "timestamptz"):
         return _timestamp_values(name, col, pg_type)
-    code, arrow = FIXED[pg_type]
+    arrow = FIXED[pg_type][1]
     try:
         cast = pc.cast(col, arrow)  # safe cast: an overflow raises instead of wrapping
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
