@@ -23,7 +23,7 @@ from _common import bench_clickhouse, bench_postgres, peak_rss_mib, timed
 
 from kline_assets.demo import DemoConfig, generate_catalog, generate_price_records
 from kline_assets.prices.aligned import align_month
-from kline_assets.resources.clickhouse_io import replace_partitions
+from kline_assets.resources.clickhouse.sql import replace_partitions
 
 
 def load_month(pg, cfg: DemoConfig) -> int:

@@ -25,7 +25,7 @@ from dagster import DagsterInstance, materialize
 from kline_assets.demo import DemoConfig, load_demo
 from kline_assets.prices.assets import price_aligned, raw_price_records
 from kline_assets.prices.feature_assets import feature_assets
-from kline_assets.prices.runs import create_run
+from kline_assets.prices.partitions import create_run
 from kline_assets.prices.source import read_records
 from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource
 

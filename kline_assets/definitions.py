@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-import kline_assets.warnings  # noqa: F401  (before the domains import)
+import kline_assets.dagster_notices  # noqa: F401  (before the domains import)
 from kline_assets.prices import definitions as prices
 from kline_assets.resources.build import build_resources
 from kline_assets.stocks import definitions as stocks

@@ -13,9 +13,8 @@ import pandas as pd
 
 from kline_assets.demo import DemoConfig, generate_stock_bars, load_demo
 from kline_assets.instance import get_instance
-from kline_assets.prices.partitions import price_partition_key
+from kline_assets.prices.partitions import create_run, price_partition_key
 from kline_assets.prices.run_ops import PRICE_TABLES
-from kline_assets.prices.runs import create_run
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.settings import load_settings
 

@@ -13,10 +13,10 @@ _EXPORTS = {
     "aggregate_cross_shop": "aggregate",
     "CohortStats": "cohorts",
     "aggregate_cohorts": "cohorts",
-    "FEATURE_COLUMNS": "features",
-    "WINDOWS_MINUTES_TO_BUCKETS": "features",
+    "FEATURE_COLUMNS": "feature_names",
+    "WINDOWS_MINUTES_TO_BUCKETS": "feature_names",
     "compute_features": "features",
-    "feature_columns": "features",
+    "feature_columns": "feature_names",
     "forward_fill": "features",
     "build_price_tensor": "grid",
 }

@@ -41,10 +41,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-WINDOWS_MINUTES_TO_BUCKETS: dict[int, int] = {120: 8, 900: 60, 1800: 120}
-"""Feature windows: minutes (as used in column names) → number of 15-minute buckets."""
-
-_KINDS = ("ema", "sma", "wma", "boll_mid", "boll_up", "boll_low", "boll_width")
+from kline_assets.kernels.feature_names import (  # noqa: F401  (re-exported)
+    FEATURE_COLUMNS,
+    KINDS,
+    WINDOWS_MINUTES_TO_BUCKETS,
+    feature_columns,
+)
 
 # Elements per row chunk. CPU: ~20 live chunk-sized buffers should fit the last-level cache.
 # CUDA: big enough to keep the device busy, small enough for a few GiB of scratch.
@@ -56,15 +58,6 @@ _CUDA_CHUNK_ELEMENTS = 1 << 25
 _CPU_LOCK = threading.Lock()
 # EMA blocks keep a^-k ≤ e^460 ≈ 1e200, far from float64 overflow even times 1e6-yen values.
 _EMA_LOG_SCALE = 460.0
-
-
-def feature_columns(windows: Mapping[int, int] = WINDOWS_MINUTES_TO_BUCKETS) -> list[str]:
-    """Column names in table order: each kind for every window, named by minutes."""
-    return [f"{kind}_{minutes}" for kind in _KINDS for minutes in windows]
-
-
-FEATURE_COLUMNS: list[str] = feature_columns(WINDOWS_MINUTES_TO_BUCKETS)
-"""The 21 feature columns of ``features_wide``: ema_120 … boll_width_1800."""
 
 
 def forward_fill(x: torch.Tensor) -> torch.Tensor:

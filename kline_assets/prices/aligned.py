@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 
 from kline_assets.kernels.align import bucket_start_us, latest_per_bucket
-from kline_assets.prices.source import Screened, known_ids, read_records, screen_records
+from kline_assets.prices.source import (
+    IPHONE_TABLE,
+    SHOP_TABLE,
+    Screened,
+    known_ids,
+    read_records,
+    screen_records,
+)
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import PRICE_TZ
 
@@ -61,8 +68,8 @@ def align_month(
 ) -> AlignedMonth:
     t0 = time.perf_counter()
     table = read_records(postgres, start, end, iphone_ids, shop_ids)
-    shops = known_ids(postgres, postgres.shop_table)
-    iphones = known_ids(postgres, postgres.iphone_table)
+    shops = known_ids(postgres, SHOP_TABLE)
+    iphones = known_ids(postgres, IPHONE_TABLE)
     read_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()

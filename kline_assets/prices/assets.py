@@ -1,9 +1,21 @@
-"""Price assets: raw_price_records (PostgreSQL source) → price_aligned (ClickHouse)."""
+"""The price assets: raw_price_records (PostgreSQL source) → price_aligned → cross_shop_agg →
+features_wide (scope `iphone:<id>`) and cohorts (scope `cohort:<slug>`), all in ClickHouse.
 
+Assets stay thin: reading and screening live in `source`, alignment in `aligned`, the
+table ↔ tensor translation in `compute`, the warm-up rules in `warmup`. Every aggregation
+asset reads the previous month as warm-up (partition mapping with offset −1), so a month
+materialized alone equals the same month of one long run. The compute module (and with it
+torch, seconds to import) is imported inside the asset bodies: every Dagster step process
+loads this module, most of them never compute.
+"""
+
+import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     Config,
     DataVersion,
     MetadataValue,
@@ -14,12 +26,35 @@ from dagster import (
 from psycopg import sql
 from pydantic import Field
 
+from kline_assets.months import parse_month, zoned
+from kline_assets.plots import features_markdown
 from kline_assets.prices.aligned import align_month
-from kline_assets.prices.keys import context_window
-from kline_assets.prices.partitions import PARTITION_EXPR, price_partitions
-from kline_assets.prices.runs import require_registered
-from kline_assets.prices.schemas import PRICE_ALIGNED_SCHEMA
-from kline_assets.resources import PostgresResource
+from kline_assets.prices.partitions import (
+    PARTITION_EXPR,
+    PRICE_START,
+    context_window,
+    previous_month_start,
+    price_partitions,
+    with_previous_month,
+)
+from kline_assets.prices.schemas import (
+    CROSS_SHOP_AGG_SCHEMA,
+    FEATURES_WIDE_SCHEMA,
+    PRICE_ALIGNED_SCHEMA,
+)
+from kline_assets.prices.source import PRICE_TABLE, ident, read_cohorts, screen_cohorts
+from kline_assets.prices.warmup import (
+    check_warmup,
+    cohort_seeds,
+    last_bucket_with_source,
+    last_means_before,
+)
+from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
+from kline_assets.resources.device import describe_device
+from kline_assets.settings import PRICE_TZ
+
+if TYPE_CHECKING:
+    from kline_assets.prices.compute import Computed
 
 OWNERS = ["team:pricing"]
 
@@ -36,12 +71,10 @@ OWNERS = ["team:pricing"]
     metadata={"table": "purchasing_shop_price_record", "database": "postgresql"},
 )
 def raw_price_records(postgres: PostgresResource) -> ObserveResult:
-    postgres.require_tables([postgres.price_table])
+    postgres.require_tables([PRICE_TABLE])
     with postgres.connect() as conn:
         newest, count = conn.execute(
-            sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(
-                sql.Identifier(*postgres.price_table.split("."))
-            )
+            sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(ident(PRICE_TABLE))
         ).fetchone()
     return ObserveResult(
         data_version=DataVersion(f"{newest}|{count}"),
@@ -80,7 +113,6 @@ def price_aligned(
     postgres: PostgresResource,
 ) -> pd.DataFrame:
     run_id, month, start, end = context_window(context)
-    require_registered(context.instance, run_id)
     aligned = align_month(postgres, run_id, start, end, config.iphone_ids, config.shop_ids)
     # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
     metadata = {"run_id": run_id, "month": month, **aligned.metadata, "device": "cpu (numpy)"}
@@ -93,3 +125,206 @@ def price_aligned(
         context.log.warning(f"no source records for {run_id} {month}: the partition is now empty")
     context.add_output_metadata(metadata)
     return aligned.frame
+
+
+SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
+
+
+COLD_START_HELP = (
+    "compute even when the warm-up month has source data the run has not materialized "
+    "(the result then differs from one long computation; recorded in metadata)"
+)
+FIRST_MONTH = zoned(parse_month(PRICE_START), PRICE_TZ)
+
+
+class AggregateConfig(Config):
+    iphone_ids: list[int] = Field(default=[], description="only these iPhones (subset run)")
+    shop_ids: list[int] = Field(default=[], description="only these shops (subset run)")
+    device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
+    outlier_filter: bool = True
+    outlier_band: float = Field(default=0.2, gt=0, description="|p − median| > band × median")
+    min_quorum: int = Field(default=16, ge=1)
+    quorum_policy: str = Field(default="use_anyway", description="use_anyway | require")
+    lookback_minutes: int = Field(default=15, ge=15, description="a multiple of 15")
+    cold_start: bool = Field(default=False, description=COLD_START_HELP)
+
+
+class FeatureConfig(Config):
+    iphone_ids: list[int] = Field(default=[], description="only these iPhones (subset run)")
+    device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
+    cold_start: bool = Field(default=False, description=COLD_START_HELP)
+
+
+def _report(context: AssetExecutionContext, computed: "Computed", device, extra: dict) -> None:
+    context.add_output_metadata({
+        "rows": len(computed.frame),
+        "device": describe_device(device),
+        **computed.info,
+        **computed.seconds,
+        **extra,
+    })
+
+
+def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConfig,
+           torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
+           postgres: PostgresResource, input_table: str):
+    """(run_id, start, end, device) of a run over one month or a range of one run id, after
+    making sure the warm-up month is there (or a cold start was asked for)."""
+    run_id, _, start, end = context_window(context)
+    warm_start = previous_month_start(start)
+    warm_up = check_warmup(
+        clickhouse, postgres, asset=context.asset_key.to_user_string(),
+        input_table=input_table, run_id=run_id, warm_start=warm_start, start=start,
+        first_month=FIRST_MONTH, cold_start=config.cold_start)
+    context.add_output_metadata({"warm_up": warm_up})
+    return run_id, start, end, torch_device.get(config.device or None)
+
+
+@asset(
+    partitions_def=price_partitions,
+    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month)},
+    io_manager_key="clickhouse_io_manager",
+    group_name="prices",
+    owners=OWNERS,
+    kinds={"pytorch", "clickhouse"},
+    description=(
+        "Cross-shop statistics per iPhone and 15-minute bucket: each shop's latest price in "
+        "the lookback window, outliers beyond ±band around the median dropped where ≥ 3 shops "
+        "report, then mean, median (numpy convention), sample std, shop count, dispersion and "
+        "whether the quorum was met. The previous month is read for the lookback carry."
+    ),
+    metadata={"partition_expr": PARTITION_EXPR, "dagster/column_schema": CROSS_SHOP_AGG_SCHEMA},
+)
+def cross_shop_agg(
+    context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
+    torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
+    postgres: PostgresResource,
+) -> pd.DataFrame:
+    from kline_assets.prices.compute import cross_shop
+
+    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
+                                        "price_aligned")
+    if config.lookback_minutes % 15:
+        raise ValueError(
+            f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
+    aligned = price_aligned
+    if config.iphone_ids:
+        aligned = aligned[aligned["iphone_id"].isin(config.iphone_ids)]
+    if config.shop_ids:
+        aligned = aligned[aligned["shop_id"].isin(config.shop_ids)]
+    computed = cross_shop(
+        aligned, run_id, previous_month_start(start), start, end, device,
+        lookback_buckets=config.lookback_minutes // 15, outlier_filter=config.outlier_filter,
+        band=config.outlier_band, min_quorum=config.min_quorum,
+        quorum_policy=config.quorum_policy,
+    )
+    if computed.frame.empty:
+        context.log.warning(f"no price_aligned rows for {run_id} in [{start}, {end}): "
+                            "nothing written")
+    _report(context, computed, device, {"quorum_policy": config.quorum_policy,
+                                        "min_quorum": config.min_quorum})
+    return computed.frame
+
+
+def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, start, end):
+    warm_start = previous_month_start(start)
+    last = last_means_before(clickhouse, run_id, warm_start)
+    return warm_start, last, last_bucket_with_source(clickhouse, run_id, start, end)
+
+
+def _plot(frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {}
+    scope = frame.groupby("scope")["shop_count"].sum().idxmax()
+    return {"plot": features_markdown(frame, scope)}
+
+
+FEATURE_ASSET_KW = dict(
+    partitions_def=price_partitions,
+    ins={"cross_shop_agg": AssetIn(partition_mapping=with_previous_month)},
+    io_manager_key="clickhouse_io_manager",
+    group_name="prices",
+    owners=OWNERS,
+    kinds={"pytorch", "clickhouse"},
+)
+
+
+def features_wide_metadata(scope_kind: str) -> dict:
+    """Both scope kinds share the features_wide table; each owns its scope-kind partitions."""
+    return {"partition_expr": PARTITION_EXPR, "table": "features_wide",
+            "extra_partition": {"expr": SCOPE_KIND_EXPR, "value": scope_kind},
+            "dagster/column_schema": FEATURES_WIDE_SCHEMA}
+
+
+@asset(
+    **FEATURE_ASSET_KW,
+    description=(
+        "Per-iPhone features in features_wide (scope `iphone:<id>`): the cross-shop stats and, on "
+        "the forward-filled mean, EMA/SMA/WMA and Bollinger mid/up/low/width over 120, 900 and "
+        "1800 minutes. A row for every bucket from the first observation to the last bucket "
+        "holding source records; empty buckets carry NULL stats and shop_count 0."
+    ),
+    metadata=features_wide_metadata("iphone"),
+)
+def features_wide(
+    context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
+    clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
+    postgres: PostgresResource,
+) -> pd.DataFrame:
+    from kline_assets.prices.compute import features_frame, series_from_rows
+
+    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
+                                        "cross_shop_agg")
+    warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
+    agg = cross_shop_agg
+    if config.iphone_ids:
+        agg = agg[agg["iphone_id"].isin(config.iphone_ids)]
+        last = last[last["iphone_id"].isin(config.iphone_ids)]
+    _, series = series_from_rows(agg, last.set_index("iphone_id")["mean"], warm_start, end,
+                                 device)
+    computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
+    if computed.frame.empty:
+        context.log.warning(f"no source data for {run_id} in [{start}, {end}): nothing written")
+    _report(context, computed, device, _plot(computed.frame))
+    return computed.frame
+
+
+@asset(
+    **FEATURE_ASSET_KW,
+    description=(
+        "Cohort features in features_wide (scope `cohort:<slug>`), cohorts and weights read from "
+        "PostgreSQL (cohort, cohort_member): weighted mean over members with data in the bucket "
+        "(weights renormalised), median and std across member means, summed shop counts, and "
+        "the same features on the cohort mean. Never touches iphone rows."
+    ),
+    metadata=features_wide_metadata("cohort"),
+)
+def cohorts(
+    context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
+    clickhouse: ClickHouseResource, postgres: PostgresResource,
+    torch_device: TorchDeviceResource,
+) -> pd.DataFrame:
+    from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
+
+    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
+                                        "cross_shop_agg")
+    t0 = time.perf_counter()
+    members, rejected = screen_cohorts(read_cohorts(postgres))
+    extra: dict = {"cohorts": int(members["slug"].nunique()), "members": len(members),
+                   "members_rejected": len(rejected)}
+    if len(rejected):
+        extra["rejected_members"] = MetadataValue.md(rejected.to_markdown(index=False))
+        context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
+                            f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
+    warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
+    ids, iphone = series_from_rows(cross_shop_agg, last.set_index("iphone_id")["mean"],
+                                   warm_start, end, device)
+    series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)
+    computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
+    computed.seconds["total_seconds"] = round(time.perf_counter() - t0, 4)
+    if computed.frame.empty:
+        context.log.warning(f"no cohort rows for {run_id} in [{start}, {end}): nothing written")
+    _report(context, computed, device, {**extra, **_plot(computed.frame)})
+    return computed.frame
+
+

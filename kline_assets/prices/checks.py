@@ -1,22 +1,18 @@
 """Asset checks of the price tables, run on the materialized partition in ClickHouse."""
 
-
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
 from kline_assets.prices.assets import price_aligned
-from kline_assets.prices.keys import month_window, split_price_key
-from kline_assets.prices.partitions import price_partitions
+from kline_assets.prices.partitions import price_month_window, price_partitions, split_price_key
 from kline_assets.resources import ClickHouseResource
+from kline_assets.resources.clickhouse.sql import time_range_where, values_where
 
 
 def partition_filter(partition_key: str) -> str:
     """WHERE clause of one (run_id, month) partition of a price table."""
     run_id, month = split_price_key(partition_key)
-    start, end = month_window(month)
-    return (
-        f"run_id = '{run_id}' AND bucket >= toDateTime({int(start.timestamp())}) "
-        f"AND bucket < toDateTime({int(end.timestamp())})"
-    )
+    return (f"{values_where('run_id', [run_id])} AND "
+            f"{time_range_where('bucket', *price_month_window(month))}")
 
 
 @asset_check(

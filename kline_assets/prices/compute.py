@@ -19,12 +19,56 @@ import pandas as pd
 import torch
 
 from kline_assets.kernels.aggregate import aggregate_cross_shop
+from kline_assets.kernels.align import BUCKET_SECONDS
 from kline_assets.kernels.cohorts import aggregate_cohorts
 from kline_assets.kernels.features import compute_features, forward_fill
 from kline_assets.kernels.grid import build_price_tensor
-from kline_assets.prices.frames import bucket_positions, codes, grid, long_frame, to_numpy
+from kline_assets.settings import PRICE_TZ
 
 STAT_COLUMNS = ("mean", "median", "std", "dispersion")
+_BUCKET_NS = BUCKET_SECONDS * 1_000_000_000
+
+
+def bucket_index(start: datetime, end: datetime) -> pd.DatetimeIndex:
+    """Every bucket start in [start, end), Asia/Tokyo."""
+    return pd.date_range(pd.Timestamp(start).tz_convert(PRICE_TZ),
+                         pd.Timestamp(end).tz_convert(PRICE_TZ), freq="15min", inclusive="left")
+
+
+def bucket_positions(buckets: pd.Series, start: datetime) -> np.ndarray:
+    """Index of each bucket on the grid starting at `start`."""
+    ns = buckets.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    return (ns - pd.Timestamp(start).value) // _BUCKET_NS
+
+
+def factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique values, position of each value among them)."""
+    uniques, positions = np.unique(values.to_numpy(), return_inverse=True)
+    return uniques, positions
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu").numpy()
+
+
+def nullable(values: np.ndarray) -> pd.arrays.FloatingArray:
+    """float64 with NaN → a nullable column, so ClickHouse stores NULL rather than nan."""
+    mask = np.isnan(values)
+    return pd.arrays.FloatingArray(np.where(mask, 0.0, values), mask)
+
+
+def long_frame(
+    columns: dict[str, np.ndarray], keep: np.ndarray, buckets: pd.DatetimeIndex,
+    scopes: list[str], run_id: str,
+) -> pd.DataFrame:
+    """(S, T) arrays → rows (run_id, bucket, scope, …) where `keep` is true."""
+    s_idx, t_idx = np.nonzero(keep)
+    out = {"run_id": run_id, "bucket": buckets[t_idx], "scope": np.asarray(scopes)[s_idx]}
+    for name, values in columns.items():
+        picked = values[s_idx, t_idx]
+        out[name] = nullable(picked) if picked.dtype.kind == "f" else picked
+    return pd.DataFrame(out)
+
 
 
 @dataclass
@@ -55,9 +99,9 @@ def cross_shop(
     if aligned.empty:
         return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": 0})
     t0 = time.perf_counter()
-    buckets = grid(warm_start, end)
-    iphones, i_pos = codes(aligned["iphone_id"])
-    _, s_pos = codes(aligned["shop_id"])
+    buckets = bucket_index(warm_start, end)
+    iphones, i_pos = factorize(aligned["iphone_id"])
+    _, s_pos = factorize(aligned["shop_id"])
     prices = build_price_tensor(
         bucket_positions(aligned["bucket"], warm_start), i_pos, s_pos,
         aligned["price_new"].to_numpy(dtype=np.float64), len(iphones),
@@ -100,7 +144,7 @@ def series_from_rows(
     device: torch.device,
 ) -> tuple[np.ndarray, SeriesInput]:
     """cross_shop_agg rows → (iPhone ids, per-iPhone series on the grid)."""
-    buckets = grid(warm_start, end)
+    buckets = bucket_index(warm_start, end)
     ids = np.union1d(agg["iphone_id"].to_numpy(dtype=np.int64), seeds.index.to_numpy(np.int64))
     i_pos = np.searchsorted(ids, agg["iphone_id"].to_numpy(dtype=np.int64))
     t_pos = bucket_positions(agg["bucket"], warm_start)
@@ -124,7 +168,7 @@ def features_frame(
 ) -> Computed:
     """Rows of features_wide for [start, end) from per-scope series on the warm-up grid."""
     clock = _Stopwatch(device)
-    buckets = grid(warm_start, end)
+    buckets = bucket_index(warm_start, end)
     if last_source_bucket is None or not series.scopes:
         return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": len(series.scopes)})
     t0 = time.perf_counter()

@@ -2,14 +2,19 @@
 
 from dagster import Definitions
 
-from kline_assets.prices.assets import price_aligned, raw_price_records
+from kline_assets.prices.assets import (
+    cohorts,
+    cross_shop_agg,
+    features_wide,
+    price_aligned,
+    raw_price_records,
+)
 from kline_assets.prices.checks import price_aligned_checks
-from kline_assets.prices.definitions_jobs import price_assets_job
-from kline_assets.prices.feature_assets import feature_assets
+from kline_assets.prices.jobs import price_assets_job
 from kline_assets.prices.sensors import live_prices_sensor
 
 defs = Definitions(
-    assets=[raw_price_records, price_aligned, *feature_assets],
+    assets=[raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts],
     asset_checks=price_aligned_checks,
     jobs=[price_assets_job],
     sensors=[live_prices_sensor],

@@ -1,12 +1,17 @@
-"""run_id × month partitions of every price asset.
+"""run_id × month partitions of every price asset: definitions, keys and run-id rules.
 
-Key strings list dimension values in alphabetical order of dimension name:
-"2025-10-01|live" is month 2025-10 of run `live`.
+`live` is production; `backfill_YYYYMMDD_vN` are experiments beside it. A run id is a dynamic
+partition of the Dagster instance. Key strings list dimension values in alphabetical order of
+dimension name: "2025-10-01|live" is month 2025-10 of run `live`.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from dagster import (
+    DagsterInstance,
     DimensionPartitionMapping,
     DynamicPartitionsDefinition,
     IdentityPartitionMapping,
@@ -17,11 +22,16 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
+from kline_assets.errors import InvalidRunIdError
+from kline_assets.months import add_months, month_key, month_window, parse_month
 from kline_assets.settings import PRICE_TZ
 
 RUN_ID_DIMENSION = "run_id"
 MONTH_DIMENSION = "month"
 PRICE_START = "2025-01-01"
+LIVE = "live"
+# [a-z0-9_] also keeps Dagster's key separators (`|`, `,`, `[`, `]`) out of run ids.
+RUN_ID_PATTERN = re.compile(r"[a-z0-9_]{1,64}")
 
 run_id_partitions = DynamicPartitionsDefinition(name=RUN_ID_DIMENSION)
 # end_offset=1: the month in progress is a partition too, so `live` can stay current.
@@ -46,7 +56,85 @@ with_previous_month = MultiPartitionMapping(
 )
 
 
+def validate_run_id(run_id: str) -> str:
+    """The run id itself, or InvalidRunIdError: the whole string must match (no newline)."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
+        raise InvalidRunIdError(
+            f"malformed run id {run_id!r}: use 1–64 characters of [a-z0-9_] "
+            "(e.g. live, backfill_20251101_v3)"
+        )
+    return run_id
+
+
 def price_partition_key(run_id: str, month: str) -> MultiPartitionKey:
-    """`month` as YYYY-MM or YYYY-MM-01."""
-    day = month if len(month) == 10 else f"{month}-01"
-    return MultiPartitionKey({RUN_ID_DIMENSION: run_id, MONTH_DIMENSION: day})
+    """The key of `month` (YYYY-MM or YYYY-MM-01) of `run_id`."""
+    return MultiPartitionKey({RUN_ID_DIMENSION: validate_run_id(run_id),
+                              MONTH_DIMENSION: month_key(parse_month(month))})
+
+
+def split_price_key(key: str | MultiPartitionKey) -> tuple[str, str]:
+    """(run_id, month key YYYY-MM-01) of "2025-10-01|live" or a MultiPartitionKey."""
+    if isinstance(key, MultiPartitionKey):
+        parts = key.keys_by_dimension
+        run_id, month = parts[RUN_ID_DIMENSION], parts[MONTH_DIMENSION]
+    else:
+        pieces = str(key).split("|")
+        if len(pieces) != 2:
+            raise InvalidRunIdError(
+                f"malformed price partition key {key!r}: expected 'YYYY-MM-01|run_id'"
+            )
+        month, run_id = pieces  # dimensions in alphabetical order: month, run_id
+    try:
+        month = month_key(parse_month(month))
+    except ValueError as exc:
+        raise InvalidRunIdError(f"malformed price partition key {key!r}: {exc}") from exc
+    return validate_run_id(run_id), month
+
+
+def price_month_window(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a price month, tz-aware in Asia/Tokyo."""
+    return month_window(month, PRICE_TZ)
+
+
+def previous_month_start(start: datetime) -> datetime:
+    """Start of the warm-up month before `start` (a month start in Asia/Tokyo)."""
+    return add_months(start, -1)
+
+
+def registered_run_ids(instance: DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(RUN_ID_DIMENSION))
+
+
+def require_registered(instance: DagsterInstance, run_id: str) -> str:
+    if not instance.has_dynamic_partition(RUN_ID_DIMENSION, validate_run_id(run_id)):
+        known = ", ".join(registered_run_ids(instance)) or "none"
+        raise InvalidRunIdError(
+            f"run id {run_id!r} is not registered (known: {known}); "
+            f"register it with `kline runs create {run_id}`"
+        )
+    return run_id
+
+
+def create_run(instance: DagsterInstance, run_id: str) -> bool:
+    """Register a run id; returns False if it already existed (idempotent)."""
+    if instance.has_dynamic_partition(RUN_ID_DIMENSION, validate_run_id(run_id)):
+        return False
+    instance.add_dynamic_partitions(RUN_ID_DIMENSION, [run_id])
+    return True
+
+
+def context_window(context) -> tuple[str, str, datetime, datetime]:
+    """(run_id, first month key, start, end) of a run over one partition or a range of months.
+
+    The run id is validated and must be registered. A range (a single-run backfill, or one
+    long computation) must stay within one run id.
+    """
+    key_range = context.partition_key_range
+    run_a, month_a = split_price_key(key_range.start)
+    run_b, month_b = split_price_key(key_range.end)
+    if run_a != run_b:
+        raise InvalidRunIdError(
+            f"a partition range must stay within one run id, got {run_a!r} … {run_b!r}"
+        )
+    require_registered(context.instance, run_a)
+    return run_a, month_a, price_month_window(month_a)[0], price_month_window(month_b)[1]

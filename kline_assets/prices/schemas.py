@@ -2,6 +2,8 @@
 
 from dagster import TableColumn, TableSchema
 
+from kline_assets.kernels.feature_names import FEATURE_COLUMNS, describe_feature
+
 PRICE_ALIGNED_SCHEMA = TableSchema(
     columns=[
         TableColumn("run_id", "String", description="live or an experiment id"),
@@ -36,7 +38,7 @@ CROSS_SHOP_AGG_SCHEMA = TableSchema(
 _STATS = [
     TableColumn("run_id", "String"),
     TableColumn("bucket", "DateTime('Asia/Tokyo')"),
-    TableColumn("scope", "String", description="iphone:<id> or cohort:<slug>"),
+    TableColumn("scope", "String", description="`iphone:<id>` or `cohort:<slug>`"),
     TableColumn("mean", "Nullable(Float64)"),
     TableColumn("median", "Nullable(Float64)"),
     TableColumn("std", "Nullable(Float64)"),
@@ -44,11 +46,8 @@ _STATS = [
     TableColumn("dispersion", "Nullable(Float64)"),
 ]
 _FEATURES = [
-    TableColumn(f"{kind}_{w}", "Nullable(Float64)")
-    for kind in ("ema", "sma", "wma") for w in (120, 900, 1800)
-] + [
-    TableColumn(f"boll_{part}_{w}", "Nullable(Float64)")
-    for w in (120, 900, 1800) for part in ("mid", "up", "low", "width")
+    TableColumn(name, "Nullable(Float64)", description=describe_feature(name))
+    for name in FEATURE_COLUMNS
 ]
 FEATURES_WIDE_SCHEMA = TableSchema(
     columns=[*_STATS, *_FEATURES, TableColumn("inserted_at", "DateTime")]

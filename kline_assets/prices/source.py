@@ -1,4 +1,4 @@
-"""Reading raw price records out of PostgreSQL and screening them.
+"""Reading the price domain's PostgreSQL tables: raw records (screened) and cohorts.
 
 Bad rows are never dropped silently: every rejection is counted by reason and a sample is
 kept for the materialization's metadata.
@@ -27,6 +27,18 @@ RECORD_COLUMNS = {
 }
 UINT32_MAX = 2**32 - 1
 
+# The source tables, written by the scrapers and the catalogue outside this project.
+PRICE_TABLE = "purchasing_shop_price_record"
+IPHONE_TABLE = "iphone"
+SHOP_TABLE = "shop"
+COHORT_TABLE = "cohort"
+COHORT_MEMBER_TABLE = "cohort_member"
+SOURCE_TABLES = (PRICE_TABLE, IPHONE_TABLE, SHOP_TABLE, COHORT_TABLE, COHORT_MEMBER_TABLE)
+
+
+def ident(table: str) -> sql.Identifier:
+    return sql.Identifier(*table.split("."))
+
 
 def records_query(
     postgres: PostgresResource,
@@ -53,7 +65,7 @@ def records_query(
         "recorded_at "
         "FROM {} WHERE {}"
     ).format(
-        sql.Identifier(*postgres.price_table.split(".")), sql.SQL(" AND ").join(conditions)
+        ident(PRICE_TABLE), sql.SQL(" AND ").join(conditions)
     )
 
 
@@ -64,15 +76,24 @@ def read_records(
     iphone_ids: list[int] | None = None,
     shop_ids: list[int] | None = None,
 ) -> pa.Table:
-    postgres.require_tables([postgres.price_table, postgres.shop_table, postgres.iphone_table])
+    postgres.require_tables([PRICE_TABLE, SHOP_TABLE, IPHONE_TABLE])
     return postgres.copy_out(
         records_query(postgres, start, end, iphone_ids, shop_ids), column_types=RECORD_COLUMNS
     )
 
 
+def has_records(postgres: PostgresResource, start: datetime, end: datetime) -> bool:
+    """Whether any raw record has recorded_at in [start, end)."""
+    with postgres.connect() as conn:
+        return bool(conn.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE recorded_at >= %s "
+                    "AND recorded_at < %s)").format(ident(PRICE_TABLE)), (start, end),
+        ).fetchone()[0])
+
+
 def known_ids(postgres: PostgresResource, table: str) -> np.ndarray:
     with postgres.connect() as conn:
-        query = sql.SQL("SELECT id FROM {}").format(sql.Identifier(*table.split(".")))
+        query = sql.SQL("SELECT id FROM {}").format(ident(table))
         rows = conn.execute(query).fetchall()
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
@@ -137,3 +158,31 @@ def screen_records(
         grade_nulled += int(invalid.sum())
         g[invalid | ~present] = -1  # -1 marks NULL from here on
     return Screened(columns=out, rejected=rejected, grade_nulled=grade_nulled, sample=sample)
+
+
+def read_cohorts(postgres: PostgresResource) -> pd.DataFrame:
+    """(slug, iphone_id, weight, known): every member of every cohort, valid or not."""
+    query = sql.SQL(
+        "SELECT c.slug, m.iphone_id, m.weight, (i.id IS NOT NULL) AS known "
+        "FROM {cohort} c LEFT JOIN {member} m ON m.cohort_id = c.id "
+        "LEFT JOIN {iphone} i ON i.id = m.iphone_id ORDER BY c.slug, m.iphone_id"
+    ).format(cohort=ident(COHORT_TABLE), member=ident(COHORT_MEMBER_TABLE),
+             iphone=ident(IPHONE_TABLE))
+    postgres.require_tables([COHORT_TABLE, COHORT_MEMBER_TABLE])
+    with postgres.connect() as conn:
+        rows = conn.execute(query).fetchall()
+    return pd.DataFrame(rows, columns=["slug", "iphone_id", "weight", "known"])
+
+
+def screen_cohorts(cohorts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid members, rejected members with a reason): unknown iPhones, weights ≤ 0 or NULL,
+    cohorts without members."""
+    reason = pd.Series("", index=cohorts.index)
+    reason[cohorts["iphone_id"].isna()] = "cohort has no members"
+    reason[(reason == "") & ~cohorts["known"].fillna(False).astype(bool)] = "unknown iphone_id"
+    weight = pd.to_numeric(cohorts["weight"], errors="coerce")
+    reason[(reason == "") & ~(weight > 0)] = "weight is not positive"
+    bad = cohorts[reason != ""].assign(reason=reason[reason != ""])
+    good = cohorts[reason == ""].assign(iphone_id=lambda d: d["iphone_id"].astype(np.int64),
+                                        weight=weight[reason == ""].astype(np.float64))
+    return good[["slug", "iphone_id", "weight"]], bad

@@ -1,7 +1,7 @@
-"""Shared infrastructure: PostgreSQL, ClickHouse (+ IO manager), Redis, torch device."""
+"""Shared infrastructure with no domain knowledge: PostgreSQL (+ binary COPY), ClickHouse
+(+ IO manager), Redis, the torch device. Build them with `build.build_resources`."""
 
-from kline_assets.resources.clickhouse import ClickHouseResource
-from kline_assets.resources.clickhouse_io import ClickHouseIOManager
+from kline_assets.resources.clickhouse import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.device import TorchDeviceResource, resolve_device
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource

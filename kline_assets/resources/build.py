@@ -1,38 +1,63 @@
-"""The resource set every domain uses, configured from the environment (EnvVar)."""
+"""The one place resources are built: Dagster definitions, the CLI, the demo, benchmarks and
+tests all call `build_resources`, so every entry point agrees on where data lives."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import EnvVar
 
-from kline_assets.resources import (
-    ClickHouseIOManager,
-    ClickHouseResource,
-    PostgresResource,
-    RedisResource,
-    TorchDeviceResource,
-)
+from kline_assets.resources.clickhouse import ClickHouseIOManager, ClickHouseResource
+from kline_assets.resources.device import TorchDeviceResource
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import load_settings
 
 
-def _env_or_default(name: str, default: str) -> Any:
-    """EnvVar when set, so the UI shows where the value came from; the default otherwise."""
-    import os
+def _env_or(name: str, override: str | None, default: str, plain: bool) -> Any:
+    """An explicit override; else EnvVar when set, so the UI shows where the value came from
+    (plain: its value, for use outside Dagster); else the embedded default."""
+    if override is not None:
+        return override
+    if os.environ.get(name):
+        return os.environ[name] if plain else EnvVar(name)
+    return default
 
-    return EnvVar(name) if os.environ.get(name) else default
 
+def build_resources(
+    *,
+    pg_dsn: str | None = None,
+    clickhouse_dsn: str | None = None,
+    clickhouse_database: str | None = None,
+    redis_url: str | None = None,
+    device: str | None = None,
+    plain: bool = False,
+) -> dict[str, Any]:
+    """Every resource key the definitions use; keyword overrides win over the environment.
 
-def build_resources() -> dict[str, Any]:
+    `plain=True` resolves environment variables now: for the CLI, the demo, benchmarks and
+    tests, which use the resources directly rather than through Dagster.
+    """
     s = load_settings()
+
+    def pick(name: str, override: str | None, default: str) -> Any:
+        return _env_or(name, override, default, plain)
+
     clickhouse = ClickHouseResource(
-        dsn=_env_or_default("KLINE_CLICKHOUSE_DSN", s.clickhouse_dsn),
-        database=_env_or_default("KLINE_CLICKHOUSE_DATABASE", s.clickhouse_database),
+        dsn=pick("KLINE_CLICKHOUSE_DSN", clickhouse_dsn, s.clickhouse_dsn),
+        database=pick("KLINE_CLICKHOUSE_DATABASE", clickhouse_database,
+                      s.clickhouse_database),
     )
     return {
-        "postgres": PostgresResource(dsn=_env_or_default("KLINE_PG_DSN", s.pg_dsn)),
+        "postgres": PostgresResource(dsn=pick("KLINE_PG_DSN", pg_dsn, s.pg_dsn)),
         "clickhouse": clickhouse,
         "clickhouse_io_manager": ClickHouseIOManager(clickhouse=clickhouse),
-        "redis": RedisResource(url=_env_or_default("KLINE_REDIS_URL", s.redis_url)),
-        "torch_device": TorchDeviceResource(device=_env_or_default("KLINE_DEVICE", s.device)),
+        "redis": RedisResource(url=pick("KLINE_REDIS_URL", redis_url, s.redis_url)),
+        "torch_device": TorchDeviceResource(device=pick("KLINE_DEVICE", device, s.device)),
     }
+
+
+def store_resources(**overrides: str | None) -> dict[str, Any]:
+    """The resources with environment values resolved, for use outside Dagster."""
+    return build_resources(plain=True, **overrides)

@@ -1,17 +1,17 @@
-"""PostgreSQL access through psycopg 3, with bulk transfer through COPY.
+"""PostgreSQL access through psycopg 3, with bulk reads through COPY.
 
 `pd.read_sql` on millions of rows goes through Python row objects; COPY streams CSV that
 pyarrow parses with several threads, which is what makes the price_aligned bench ≥ 3×.
+Bulk writes go through the binary encoder in `pgcopy`.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,9 +20,8 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.errors import MissingTableError, ServiceUnavailableError
+from kline_assets.resources.dsn import redact
 from kline_assets.settings import DEFAULT_PG_DSN
-
-_COPY_CHUNK = 1 << 22
 
 
 def describe_dsn(dsn: str) -> str:
@@ -36,15 +35,9 @@ def describe_dsn(dsn: str) -> str:
 
 
 class PostgresResource(ConfigurableResource):
-    """The source of truth (price records, cohorts) and the stock store (TimescaleDB or plain)."""
+    """A PostgreSQL database (plain or with TimescaleDB); the domains name their own tables."""
 
     dsn: str = Field(default=DEFAULT_PG_DSN, description="libpq connection string or URL")
-    price_table: str = "purchasing_shop_price_record"
-    iphone_table: str = "iphone"
-    shop_table: str = "shop"
-    cohort_table: str = "cohort"
-    cohort_member_table: str = "cohort_member"
-    stock_table: str = "stock_1min_qfq"
     connect_timeout_s: int = 5
 
     @property
@@ -59,7 +52,8 @@ class PostgresResource(ConfigurableResource):
                 self.dsn, autocommit=autocommit, connect_timeout=self.connect_timeout_s
             )
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            text = redact(str(exc).strip())
+            reason = text.splitlines()[-1] if text else type(exc).__name__
             raise ServiceUnavailableError(
                 f"PostgreSQL unreachable at {self.address} (KLINE_PG_DSN): {reason}"
             ) from exc
@@ -129,38 +123,3 @@ class PostgresResource(ConfigurableResource):
                 column_types=column_types or {}, strings_can_be_null=True
             ),
         )
-
-    def copy_in(
-        self,
-        conn: psycopg.Connection,
-        table: str,
-        df: pd.DataFrame,
-        columns: Sequence[str] | None = None,
-    ) -> int:
-        """Bulk-load a DataFrame with COPY … FROM STDIN (CSV) on the caller's transaction.
-
-        tz-aware columns travel as UTC; naive ones (Beijing wall clock bars) as they are.
-        """
-        cols = list(columns or df.columns)
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-            sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, cols))
-        )
-        frame = df[cols]
-        aware = [c for c in cols if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
-        if aware:  # arrow formats tz-aware timestamps ~5x slower than naive ones
-            frame = frame.assign(**{
-                c: frame[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in aware
-            })
-        buf = io.BytesIO()
-        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
-                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        data = buf.getbuffer()
-        zone = conn.execute("SELECT current_setting('TimeZone')").fetchone()[0]
-        conn.execute("SET TimeZone = 'UTC'")  # the naive text above is UTC
-        try:
-            with conn.cursor().copy(stmt) as copy:
-                for start in range(0, len(data), _COPY_CHUNK):
-                    copy.write(data[start : start + _COPY_CHUNK])
-        finally:
-            conn.execute(sql.SQL("SET TimeZone = {}").format(sql.Literal(zone)))
-        return len(df)

@@ -7,6 +7,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
+from kline_assets.resources.dsn import redact
 from kline_assets.settings import DEFAULT_REDIS_URL
 
 
@@ -20,6 +21,6 @@ class RedisResource(ConfigurableResource):
             client.ping()
         except redis.RedisError as exc:
             raise ServiceUnavailableError(
-                f"Redis unreachable at {self.url.split('@')[-1]} (KLINE_REDIS_URL): {exc}"
+                f"Redis unreachable at {redact(self.url)} (KLINE_REDIS_URL): {redact(str(exc))}"
             ) from exc
         return client

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 from dagster import DagsterInstance
 
-from kline_assets.prices.runs import create_run
+from kline_assets.prices.partitions import create_run
 from kline_assets.resources import ClickHouseResource
-from kline_assets_tests.prices.conftest import insert_records
 from kline_assets_tests.prices.test_price_aligned import RECORDS, stored
+from kline_assets_tests.support.prices import insert_records
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@
 from dagster import SensorResult, SkipReason, build_sensor_context
 
 from kline_assets.prices.sensors import live_prices_sensor
-from kline_assets_tests.prices.conftest import insert_records
+from kline_assets_tests.support.prices import insert_records
 
 
 def evaluate(postgres, instance, cursor=None):

@@ -8,10 +8,13 @@ Dagster's multiprocess executor, the webserver and the daemon take turns instead
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,10 +25,13 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
+from kline_assets.resources.dsn import host_port, redact
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
+log = logging.getLogger(__name__)
+
 INIT_SQL = SQL_DIR / "clickhouse" / "init.sql"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CREATE = re.compile(r"^(\s*CREATE\s+(?:TABLE|VIEW)\s+IF\s+NOT\s+EXISTS\s+)(\w+)", re.I | re.M)
 
 
@@ -63,8 +69,42 @@ def split_statements(text: str) -> list[str]:
     return out
 
 
+def _owner_file(path: Path) -> Path:
+    return Path(str(path) + ".lock.owner")
+
+
+def lock_owner(path: Path) -> str:
+    """Who holds the embedded engine's lock, as the holder wrote it (pid and command)."""
+    try:
+        return _owner_file(path).read_text().strip() or "an unknown process"
+    except OSError:
+        return "an unknown process"
+
+
+def _acquire(path: Path, timeout_s: float) -> FileLock:
+    """Take the cross-process lock; a wait is announced with the holder, never silent."""
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=min(2.0, timeout_s))
+    except Timeout:
+        log.warning("embedded ClickHouse at %s is held by %s; waiting up to %.0f s",
+                    path, lock_owner(path), timeout_s)
+        print(f"waiting for embedded ClickHouse at {path}, held by {lock_owner(path)} "
+              f"(up to {timeout_s:.0f} s)", file=sys.stderr)
+        try:
+            lock.acquire(timeout=timeout_s)
+        except Timeout as exc:
+            raise ServiceUnavailableError(
+                f"embedded ClickHouse at {path} stayed locked by {lock_owner(path)} for "
+                f"{timeout_s:.0f}s"
+            ) from exc
+    with suppress(OSError):
+        _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
+    return lock
+
+
 class ClickHouseResource(ConfigurableResource):
-    """The analytical store: price_aligned, cross_shop_agg, features_wide."""
+    """The analytical store, embedded (chdb) or a server; tables come from init.sql."""
 
     dsn: str = Field(
         default=DEFAULT_CLICKHOUSE_DSN,
@@ -82,7 +122,7 @@ class ClickHouseResource(ConfigurableResource):
         if not is_embedded(self.dsn):
             path = urlparse(self.dsn).path.strip("/")
             name = path or name
-        if not _IDENT.match(name):
+        if not _IDENT.fullmatch(name):
             raise ValueError(f"invalid ClickHouse database name {name!r}")
         return name
 
@@ -90,8 +130,7 @@ class ClickHouseResource(ConfigurableResource):
     def address(self) -> str:
         if is_embedded(self.dsn):
             return f"embedded chdb at {embedded_path(self.dsn)}"
-        parsed = urlparse(self.dsn)
-        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 8123}"
+        return host_port(self.dsn, 8123)
 
     @contextmanager
     def client(self) -> Iterator[Client]:
@@ -100,10 +139,17 @@ class ClickHouseResource(ConfigurableResource):
                 yield client
             return
         try:
+            urlparse(self.dsn).port  # noqa: B018  (a malformed port raises here, clearly)
+        except ValueError as exc:
+            raise ServiceUnavailableError(
+                f"malformed ClickHouse DSN {redact(self.dsn)} (KLINE_CLICKHOUSE_DSN): {exc}"
+            ) from exc
+        try:
             client = clickhouse_connect.get_client(dsn=self.dsn, database="default")
         except Exception as exc:  # the driver raises several types for one failure
             raise ServiceUnavailableError(
-                f"ClickHouse unreachable at {self.address} (KLINE_CLICKHOUSE_DSN): {exc}"
+                f"ClickHouse unreachable at {self.address} (KLINE_CLICKHOUSE_DSN): "
+                f"{redact(str(exc))}"
             ) from exc
         try:
             yield client
@@ -116,14 +162,7 @@ class ClickHouseResource(ConfigurableResource):
         with _ENGINE.guard:
             if _ENGINE.depth == 0:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout_s)
-                try:
-                    lock.acquire()
-                except Timeout as exc:
-                    raise ServiceUnavailableError(
-                        f"embedded ClickHouse at {path} stayed locked by another process for "
-                        f"{self.lock_timeout_s:.0f}s"
-                    ) from exc
+                lock = _acquire(path, self.lock_timeout_s)
                 try:
                     _ENGINE.client = clickhouse_connect.get_client(dsn=self.dsn)
                 except Exception as exc:
@@ -162,8 +201,13 @@ class ClickHouseResource(ConfigurableResource):
         for stmt in split_statements(INIT_SQL.read_text()):
             client.command(_CREATE.sub(lambda m: f"{m.group(1)}{self.db}.{m.group(2)}", stmt))
 
+    def tables(self, client: Client) -> list[str]:
+        return [r[0] for r in client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}",
+            parameters={"db": self.db}).result_rows]
+
     def table(self, name: str) -> str:
-        if not _IDENT.match(name):
+        if not _IDENT.fullmatch(name):
             raise ValueError(f"invalid table name {name!r}")
         return f"{self.db}.{name}"
 

@@ -12,16 +12,16 @@ import pytest
 from click.testing import CliRunner
 
 from kline_assets.cli import cli
-from kline_assets.prices.run_ops import (
+from kline_assets.errors import InvalidRunIdError
+from kline_assets.prices.compare import compare_runs
+from kline_assets.prices.runs import (
     PRICE_TABLES,
     RunOperationRefused,
-    compare_runs,
     drop_run,
     promote_run,
     run_partitions,
 )
-from kline_assets.resources.clickhouse_io import read_frame, replace_partitions
-from kline_assets.errors import InvalidRunIdError
+from kline_assets.resources.clickhouse.sql import read_frame, replace_partitions
 
 TZ = "Asia/Tokyo"
 KEYS = {"price_aligned": ["iphone_id", "shop_id", "bucket"],

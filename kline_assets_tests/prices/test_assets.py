@@ -12,11 +12,16 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from kline_assets.prices.assets import price_aligned, raw_price_records
-from kline_assets.prices.feature_assets import cohorts, cross_shop_agg, features_wide
+from kline_assets.prices.assets import (
+    cohorts,
+    cross_shop_agg,
+    features_wide,
+    price_aligned,
+    raw_price_records,
+)
 from kline_assets.resources import ClickHouseResource
-from kline_assets.resources.clickhouse_io import read_frame
-from kline_assets_tests.prices.conftest import insert_records
+from kline_assets.resources.clickhouse.sql import read_frame
+from kline_assets_tests.support.prices import insert_records
 
 ALL = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 COMPUTED = [price_aligned, cross_shop_agg, features_wide, cohorts]

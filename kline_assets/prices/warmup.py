@@ -1,0 +1,108 @@
+"""The warm-up of a month: the previous month of the same run, read before computing.
+
+Features need history (EMA state, the last w−1 inputs, forward-fill carries), so a month is
+computed on the previous month plus itself. A month whose warm-up month holds source records
+that the run never materialized would silently differ from one long computation: that is
+refused with the partition to materialize first, unless the run asks for a cold start.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from kline_assets.errors import KlineError
+from kline_assets.months import month_key
+from kline_assets.prices.source import has_records
+from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.settings import PRICE_TZ
+
+
+def last_means_before(
+    clickhouse: ClickHouseResource, run_id: str, before: datetime
+) -> pd.DataFrame:
+    """Per iPhone, its last non-NULL cross-shop mean before `before`: (iphone_id, bucket, mean).
+
+    Seeds the forward fill at the warm-up edge, so a month computed alone carries a price set
+    long before its warm-up month exactly as one long computation would.
+    """
+    with clickhouse.client() as client:
+        df = client.query_df(
+            "SELECT iphone_id, toUnixTimestamp(max(bucket)) AS ts, "
+            "argMax(mean, bucket) AS last_mean "
+            f"FROM {clickhouse.table('cross_shop_agg')} FINAL "
+            f"WHERE run_id = {{run:String}} AND bucket < toDateTime({int(before.timestamp())}) "
+            f"AND mean IS NOT NULL GROUP BY iphone_id",
+            parameters={"run": run_id},
+        )
+    return pd.DataFrame({
+        "iphone_id": df["iphone_id"].astype(np.int64) if len(df) else pd.Series(dtype=np.int64),
+        "ts": df["ts"].astype(np.int64) if len(df) else pd.Series(dtype=np.int64),
+        "mean": df["last_mean"].astype(np.float64) if len(df) else pd.Series(dtype=np.float64),
+    })
+
+
+def cohort_seeds(last: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
+    """slug → weighted mean of the members whose data is at the cohort's last bucket."""
+    joined = members.merge(last, on="iphone_id")
+    if joined.empty:
+        return pd.Series(dtype=np.float64)
+    at_last = joined[joined["ts"] == joined.groupby("slug")["ts"].transform("max")]
+    weighted = (at_last["mean"] * at_last["weight"]).groupby(at_last["slug"]).sum()
+    return weighted / at_last.groupby("slug")["weight"].sum()
+
+
+def last_bucket_with_source(
+    clickhouse: ClickHouseResource, run_id: str, start: datetime, end: datetime
+) -> pd.Timestamp | None:
+    """The last bucket in [start, end) that holds any price_aligned record of the run."""
+    with clickhouse.client() as client:
+        count, ts = client.query(
+            f"SELECT count(), toUnixTimestamp(max(bucket)) FROM "
+            f"{clickhouse.table('price_aligned')} WHERE run_id = {{run:String}} "
+            f"AND bucket >= toDateTime({int(start.timestamp())}) "
+            f"AND bucket < toDateTime({int(end.timestamp())})",
+            parameters={"run": run_id},
+        ).result_rows[0]
+    return pd.Timestamp(ts, unit="s", tz="UTC").tz_convert(PRICE_TZ) if count else None
+
+
+class MissingWarmupError(KlineError):
+    """The warm-up month has source data the run has not materialized."""
+
+
+def rows_in_window(clickhouse: ClickHouseResource, table: str, run_id: str,
+                   start: datetime, end: datetime) -> int:
+    with clickhouse.client() as client:
+        return int(client.query(
+            f"SELECT count() FROM {clickhouse.table(table)} WHERE run_id = {{run:String}} "
+            f"AND bucket >= toDateTime({int(start.timestamp())}) "
+            f"AND bucket < toDateTime({int(end.timestamp())})",
+            parameters={"run": run_id},
+        ).result_rows[0][0])
+
+
+def check_warmup(
+    clickhouse: ClickHouseResource, postgres: PostgresResource, *, asset: str, input_table: str,
+    run_id: str, warm_start: datetime, start: datetime, first_month: datetime,
+    cold_start: bool,
+) -> str:
+    """A line for metadata saying which warm-up was used; raises MissingWarmupError when the
+    warm-up month has source records but the run's `input_table` has none there."""
+    label = month_key(warm_start)[:7]
+    if warm_start < first_month:
+        return f"none: {label} is before the first price partition"
+    rows = rows_in_window(clickhouse, input_table, run_id, warm_start, start)
+    if rows:
+        return f"{label} of run {run_id} ({rows} {input_table} rows)"
+    if not has_records(postgres, warm_start, start):
+        return f"none: no source records in {label}"
+    if cold_start:
+        return f"cold start: {label} has source records but {input_table} of {run_id} is empty"
+    raise MissingWarmupError(
+        f"{asset} needs its warm-up month: {input_table} of run {run_id!r} has no rows in "
+        f"{label} while the source does. Materialize partition '{month_key(warm_start)}|"
+        f"{run_id}' first (or set cold_start: true in the run config to compute without it)."
+    )
