@@ -197,10 +197,12 @@ def demo(seed: int, start: str, months: int, shops: int, iphones: int) -> None:
 
 def _register_domain_commands() -> None:
     try:
+        from kline_assets.stocks.bars import bars
         from kline_assets.stocks.cli import stocks
     except ImportError:
         return
     cli.add_command(stocks)
+    cli.add_command(bars)
 
 
 _register_domain_commands()
