@@ -237,40 +237,76 @@ def _starts(*keys: np.ndarray) -> np.ndarray:
     return new
 
 
-def _order_and_dedupe(t: Ticks, us: np.ndarray) -> tuple[np.ndarray, int]:
-    """Indices of the non-duplicate ticks ordered by (symbol, time, tick_id, arrival), and the
-    number of duplicates dropped."""
-    sym = t.symbol
-    n = len(us)
-    tid = t.tick_id
-    already = n < 2 or _is_sorted(sym, us, tid)
-    if already:
-        order = np.arange(n)
-    elif tid is None:
-        order = np.lexsort((us, sym))
-    else:
-        order = np.lexsort((tid, us, sym))
-    s, u = sym[order], us[order]
+def _sort_order(t: Ticks, us: np.ndarray) -> np.ndarray | None:
+    """Permutation to (symbol, time, tick_id, arrival) order; None when already in it."""
+    sym, tid = t.symbol, t.tick_id
+    if len(us) < 2 or _is_sorted(sym, us, tid):
+        return None
+    # A feed delivers ticks in time order across symbols: then a stable sort by symbol alone
+    # (a radix sort for small integer codes) gives the full order.
+    d_us = np.diff(us)
+    time_sorted = bool((d_us >= 0).all())
+    if time_sorted and tid is not None:
+        time_sorted = not ((d_us == 0) & (np.diff(tid) < 0)).any()
+    if time_sorted and len(t.names) <= np.iinfo(np.uint16).max:
+        return np.argsort(sym.astype(np.uint16), kind="stable")
+    return np.lexsort((us, sym)) if tid is None else np.lexsort((tid, us, sym))
+
+
+def _take_packed(t: Ticks, order: np.ndarray, extra: np.ndarray | None) -> tuple[Ticks, np.ndarray]:
+    """`t.take(order)` with all columns in one row-wise gather: a reordering is mostly cache
+    misses, and one per tick beats one per tick and column."""
+    cols = [t.symbol.view(np.float64), t.time.view(np.float64), t.price, t.volume, t.amount]
+    optional = [t.tick_id, t.high, t.low]
+    cols += [c.view(np.float64) if c.dtype == np.int64 else c for c in optional if c is not None]
+    if extra is not None:
+        cols.append(extra.astype(np.float64))
+    packed = np.empty((len(order), len(cols)))
+    for j, c in enumerate(cols):
+        packed[:, j] = c
+    g = packed[order]
+    out = [np.ascontiguousarray(g[:, j]) for j in range(len(cols))]
+    it = iter(out[5:])
+    tick_id = next(it).view(np.int64) if t.tick_id is not None else None
+    high = next(it) if t.high is not None else None
+    low = next(it) if t.low is not None else None
+    moved = next(it) if extra is not None else None
+    ticks = Ticks(out[0].view(np.int64), t.names, out[1].view("datetime64[us]"), out[2], out[3],
+                  out[4], tick_id, high, low)
+    return ticks, moved
+
+
+def _order_and_dedupe(
+    t: Ticks, mask: np.ndarray | None
+) -> tuple[Ticks, np.ndarray | None, int]:
+    """The ticks without duplicates in (symbol, time, tick_id, arrival) order (with the
+    per-tick trading-day mask moved along), and the number of duplicates dropped."""
+    us = t.time.view(np.int64)
+    order = _sort_order(t, us)
+    if order is not None:
+        t, mask = _take_packed(t, order, mask)
+        us = t.time.view(np.int64)
+    sym, tid = t.symbol, t.tick_id
     if tid is not None:
-        dup = ~_starts(s, u, tid[order])
-        return order[~dup], int(dup.sum())
-    # Without tick ids a duplicate repeats the whole print; only ticks sharing (symbol, time)
-    # can be duplicates, so only those runs pay for the wide sort.
-    same = ~_starts(s, u)
-    if not same.any():
-        return order, 0
-    tied = same.copy()
-    tied[:-1] |= same[1:]
-    idx = np.flatnonzero(tied)
-    sub = order[idx]
-    o2 = np.lexsort((sub, t.amount[sub], t.volume[sub], t.price[sub], us[sub], sym[sub]))
-    sub_sorted = sub[o2]
-    dup_sorted = ~_starts(sym[sub_sorted], us[sub_sorted], t.price[sub_sorted],
-                          t.volume[sub_sorted], t.amount[sub_sorted])
-    drop = np.zeros(len(t.symbol), dtype=bool)
-    drop[sub_sorted[dup_sorted]] = True
-    keep = order[~drop[order]]
-    return keep, int(dup_sorted.sum())
+        dup = ~_starts(sym, us, tid)
+    else:
+        # Without tick ids a duplicate repeats the whole print; only ticks sharing (symbol,
+        # time) can be duplicates, so only those runs pay for the wide sort.
+        same = ~_starts(sym, us)
+        dup = np.zeros(len(us), dtype=bool)
+        if same.any():
+            tied = same.copy()
+            tied[:-1] |= same[1:]
+            sub = np.flatnonzero(tied)
+            o2 = sub[np.lexsort((sub, t.amount[sub], t.volume[sub], t.price[sub], us[sub],
+                                 sym[sub]))]
+            dup[o2[~_starts(sym[o2], us[o2], t.price[o2], t.volume[o2], t.amount[o2])]] = True
+    n_dup = int(dup.sum())
+    if n_dup:
+        keep = np.flatnonzero(~dup)
+        t = t.take(keep)
+        mask = None if mask is None else mask[keep]
+    return t, mask, n_dup
 
 
 def _is_sorted(sym: np.ndarray, us: np.ndarray, tid: np.ndarray | None) -> bool:
@@ -286,14 +322,25 @@ def _is_sorted(sym: np.ndarray, us: np.ndarray, tid: np.ndarray | None) -> bool:
     return True
 
 
-def _reasons(t: Ticks, idx: np.ndarray, us: np.ndarray, trading_day: np.ndarray) -> np.ndarray:
-    """Rejection code per tick of idx: 0 kept, else 1 + index into REASONS."""
+def _day_mask(trading_day: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Trading-day flag per tick from the trading days (datetime64[D]) covering the ticks."""
+    days = np.asarray(trading_day).astype("datetime64[D]").view(np.int64)
+    if len(day) == 0:
+        return np.zeros(0, dtype=bool)
+    lo, hi = int(day.min()), int(day.max())
+    table = np.zeros(hi - lo + 1, dtype=bool)
+    inside = days[(days >= lo) & (days <= hi)]
+    table[inside - lo] = True
+    return table[day - lo]
+
+
+def _reasons(t: Ticks, us: np.ndarray, is_trading: np.ndarray) -> np.ndarray:
+    """Rejection code per tick: 0 kept, else 1 + index into REASONS."""
     sod = us % _DAY_US
-    price = t.price[idx]
-    vol, amt = t.volume[idx], t.amount[idx]
-    code = np.zeros(len(idx), dtype=np.int8)
+    price, vol, amt = t.price, t.volume, t.amount
+    code = np.zeros(len(us), dtype=np.int8)
     checks = [
-        ~np.asarray(trading_day, dtype=bool)[idx],
+        ~is_trading,
         sod < _AUCTION_OPEN,
         (sod > _NOON) & (sod < _REOPEN),
         sod > _CLOSE,
@@ -336,28 +383,36 @@ class _Kept:
     raw_low: np.ndarray | None
 
 
+def _is_mask(trading_day: np.ndarray, t: Ticks) -> bool:
+    a = np.asarray(trading_day)
+    return a.dtype == bool and len(a) == len(t)
+
+
 def _prepare(
     t: Ticks, trading_day: np.ndarray, profile: str, cumulative: bool, volume_unit: str,
-    carry: _Carry | None, order: np.ndarray | None = None, duplicates: int = 0,
+    carry: _Carry | None, sorted_ticks: tuple[Ticks, np.ndarray | None, int] | None = None,
 ) -> tuple[_Kept, SynthReport]:
+    """Order, dedupe, validate, difference and label the ticks. `trading_day` is either a
+    boolean mask per tick or the trading days (datetime64) covering the ticks' dates."""
     report = SynthReport(received=len(t))
-    us_all = t.time.astype("datetime64[us]").view(np.int64)
-    if order is None:
-        order, duplicates = _order_and_dedupe(t, us_all)
-    report.duplicates = duplicates
-    us = us_all[order]
-    code = _reasons(t, order, us, trading_day)
+    is_mask = _is_mask(trading_day, t)
+    if sorted_ticks is None:
+        sorted_ticks = _order_and_dedupe(t, np.asarray(trading_day) if is_mask else None)
+    t, mask, report.duplicates = sorted_ticks
+    us = t.time.view(np.int64)
+    day = us // _DAY_US
+    is_trading = mask.astype(bool) if mask is not None else _day_mask(trading_day, day)
+    code = _reasons(t, us, is_trading)
     counts = np.bincount(code, minlength=len(REASONS) + 1)
     report.rejected = {r: int(counts[i + 1]) for i, r in enumerate(REASONS)}
-    ok = code == 0
-    idx = order[ok]
-    us = us[ok]
-    report.kept = len(idx)
-    sym = t.symbol[idx]
-    day = us // _DAY_US
+    if counts[0] != len(t):
+        ok = np.flatnonzero(code == 0)
+        t, us, day = t.take(ok), us[ok], day[ok]
+    report.kept = len(t)
+    sym = t.symbol
     unit = VOLUME_UNITS[volume_unit]
-    raw_v = t.volume[idx] * unit
-    raw_a = t.amount[idx]
+    raw_v = t.volume * unit if unit != 1.0 else t.volume
+    raw_a = t.amount
     group = _starts(sym, day)
     first = np.flatnonzero(group)
     if carry is not None:
@@ -372,20 +427,20 @@ def _prepare(
             prev_a[first] = np.where(same_day, carry.cum_amount[sym[first]], 0.0)
         dv, da = raw_v - prev_v, raw_a - prev_a
         reset = (dv < 0) | (da < 0)
-        dv[reset], da[reset] = 0.0, 0.0
-        report.resets = int(reset.sum())
-        report.reset_symbols = [str(s) for s in t.names[sym[reset]]]
-        report.reset_times = list(t.time[idx][reset])
+        if reset.any():
+            dv[reset], da[reset] = 0.0, 0.0
+            report.resets = int(reset.sum())
+            report.reset_symbols = [str(s) for s in t.names[sym[reset]]]
+            report.reset_times = list(t.time[reset])
     else:
         dv, da = raw_v, raw_a
-    price = t.price[idx]
+    price = t.price
     high_eff, low_eff = price, price
     raw_h = raw_l = None
     for name in ("high", "low"):
-        extreme = getattr(t, name)
-        if extreme is None:
+        x = getattr(t, name)
+        if x is None:
             continue
-        x = extreme[idx]
         prev = np.empty_like(x)
         prev[1:] = x[:-1]
         prev[first] = np.nan
@@ -399,7 +454,7 @@ def _prepare(
             raw_l = x
             low_eff = np.where(x < prev, np.minimum(price, x), price)
     label = minute_labels(us % _DAY_US, profile)
-    tid = None if t.tick_id is None else t.tick_id[idx]
+    tid = t.tick_id
     kept = _Kept(sym, day, label, us, tid, price, high_eff, low_eff, dv, da, raw_v, raw_a,
                  raw_h, raw_l)
     return kept, report
@@ -587,28 +642,31 @@ class IncrementalBars:
         gidx = self._grow([str(n) for n in ticks.names])
         t = Ticks(gidx[ticks.symbol], np.array(self._names, dtype=object), ticks.time,
                   ticks.price, ticks.volume, ticks.amount, ticks.tick_id, ticks.high, ticks.low)
-        us = t.time.view(np.int64)
-        order, dups = _order_and_dedupe(t, us)
-        s, u = t.symbol[order], us[order]
+        is_mask = _is_mask(trading_day, t)
+        g, mask, dups = _order_and_dedupe(t, np.asarray(trading_day) if is_mask else None)
+        s, u = g.symbol, g.time.view(np.int64)
         last_u = self._last_us[s]
-        if t.tick_id is None:
+        if g.tick_id is None:
             fresh = u > last_u
         else:
-            tid = t.tick_id[order]
-            fresh = (u > last_u) | ((u == last_u) & (tid > self._last_tid[s]))
+            fresh = (u > last_u) | ((u == last_u) & (g.tick_id > self._last_tid[s]))
         stale = int((~fresh).sum())
-        order = order[fresh]
-        kept, report = _prepare(t, trading_day, self.profile, self.cumulative, self.volume_unit,
-                                self._carry, order=order, duplicates=dups + stale)
+        if stale:
+            keep = np.flatnonzero(fresh)
+            g = g.take(keep)
+            mask = None if mask is None else mask[keep]
+        kept, report = _prepare(g, trading_day if not is_mask else mask, self.profile,
+                                self.cumulative, self.volume_unit, self._carry,
+                                sorted_ticks=(g, mask, dups + stale))
         report.received = len(ticks)
         self.report.add(report)
-        if len(order):
+        if len(g):
             # The last (time, tick_id) of every symbol seen, rejected prints included.
-            so, uo = t.symbol[order], us[order]
+            so, uo = g.symbol, g.time.view(np.int64)
             last = np.flatnonzero(np.r_[so[1:] != so[:-1], True])
             self._last_us[so[last]] = uo[last]
-            if t.tick_id is not None:
-                self._last_tid[so[last]] = t.tick_id[order][last]
+            if g.tick_id is not None:
+                self._last_tid[so[last]] = g.tick_id[last]
         if len(kept.sym) == 0:
             return Bars.empty(1)
         last = np.flatnonzero(np.r_[kept.sym[1:] != kept.sym[:-1], True])

@@ -29,7 +29,7 @@ from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Tick
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import STOCK_TZ, load_settings
 
-from .sessions import trading_day_mask
+from .sessions import trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
 OPTIONAL = ("tick_id", "high", "low")
@@ -213,8 +213,11 @@ def synth_file(
 ) -> tuple[dict[int, Bars], SynthReport]:
     fmt = _file_format(ticks_file)
     ticks = read_ticks(ticks_file)
-    mask = trading_day_mask(ticks.time)
-    bars, report = synthesize(ticks, mask, periods, profile=profile, cumulative=cumulative,
+    days = np.zeros(0, dtype="datetime64[D]")
+    if len(ticks):
+        first, last = ticks.time.min(), ticks.time.max()
+        days = trading_days(str(first)[:10], str(last)[:10]).values.astype("datetime64[D]")
+    bars, report = synthesize(ticks, days, periods, profile=profile, cumulative=cumulative,
                               volume_unit=volume_unit, fill=fill)
     write_bars(bars_table(bars), out, fmt)
     return bars, report
