@@ -253,29 +253,6 @@ def _sort_order(t: Ticks, us: np.ndarray) -> np.ndarray | None:
     return np.lexsort((us, sym)) if tid is None else np.lexsort((tid, us, sym))
 
 
-def _take_packed(t: Ticks, order: np.ndarray, extra: np.ndarray | None) -> tuple[Ticks, np.ndarray]:
-    """`t.take(order)` with all columns in one row-wise gather: a reordering is mostly cache
-    misses, and one per tick beats one per tick and column."""
-    cols = [t.symbol.view(np.float64), t.time.view(np.float64), t.price, t.volume, t.amount]
-    optional = [t.tick_id, t.high, t.low]
-    cols += [c.view(np.float64) if c.dtype == np.int64 else c for c in optional if c is not None]
-    if extra is not None:
-        cols.append(extra.astype(np.float64))
-    packed = np.empty((len(order), len(cols)))
-    for j, c in enumerate(cols):
-        packed[:, j] = c
-    g = packed[order]
-    out = [np.ascontiguousarray(g[:, j]) for j in range(len(cols))]
-    it = iter(out[5:])
-    tick_id = next(it).view(np.int64) if t.tick_id is not None else None
-    high = next(it) if t.high is not None else None
-    low = next(it) if t.low is not None else None
-    moved = next(it) if extra is not None else None
-    ticks = Ticks(out[0].view(np.int64), t.names, out[1].view("datetime64[us]"), out[2], out[3],
-                  out[4], tick_id, high, low)
-    return ticks, moved
-
-
 def _order_and_dedupe(
     t: Ticks, mask: np.ndarray | None
 ) -> tuple[Ticks, np.ndarray | None, int]:
@@ -284,7 +261,7 @@ def _order_and_dedupe(
     us = t.time.view(np.int64)
     order = _sort_order(t, us)
     if order is not None:
-        t, mask = _take_packed(t, order, mask)
+        t, mask = t.take(order), None if mask is None else mask[order]
         us = t.time.view(np.int64)
     sym, tid = t.symbol, t.tick_id
     if tid is not None:
