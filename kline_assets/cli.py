@@ -10,6 +10,7 @@ import kline_assets.dagster_notices  # noqa: F401
 from kline_assets.errors import KlineError
 from kline_assets.prices.cli import runs
 from kline_assets.settings import SQL_DIR
+from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
 
 
@@ -53,6 +54,7 @@ def demo(seed: int, start: str, months: int, shops: int, iphones: int) -> None:
 
 cli.add_command(runs)
 cli.add_command(stocks)
+cli.add_command(bars)
 
 
 def main() -> None:

@@ -1,0 +1,356 @@
+"""`kline bars …`: ticks → bars from files, and N-minute bars of the vendor history.
+
+Other tools script these commands, so their inputs, outputs and exit codes are a contract:
+a malformed tick file stops with exit 1 naming the file and line, and nothing is written.
+Both commands run the one kernel (`kline_assets.kernels.bars`), so synthesised bars and
+history bars follow the same vendor conventions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from kline_assets.errors import KlineError
+from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.settings import STOCK_TZ, load_settings
+
+from .sessions import trading_days
+
+REQUIRED = ("symbol", "time", "price", "volume", "amount")
+OPTIONAL = ("tick_id", "high", "low")
+OUTPUT = ("symbol", "period", "frame", "open", "high", "low", "close", "volume", "amount")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+class TickFileError(KlineError):
+    """A tick file that cannot be read as ticks; the message names the file and line."""
+
+
+# ---------------------------------------------------------------- reading tick files
+
+def _file_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise TickFileError(f"{path}: unknown format {suffix!r} (expected .csv or .parquet)")
+
+
+def _where(path: Path, fmt: str, row: int) -> str:
+    """File and line (CSV, after the header line) or row (Parquet) of a 0-based data row."""
+    return f"{path}:{row + 2}" if fmt == "csv" else f"{path}: row {row + 1}"
+
+
+def _csv_shape_error(path: Path, header_len: int) -> str:
+    """Locate a row with the wrong number of fields; only runs once parsing already failed."""
+    import csv
+
+    with path.open(newline="") as fh:
+        for line_no, fields in enumerate(csv.reader(fh), start=1):
+            if len(fields) != header_len:
+                return (f"{path}:{line_no}: expected {header_len} fields, got {len(fields)}")
+    return f"{path}: not a readable CSV file"
+
+
+def _read_table(path: Path, fmt: str) -> pa.Table:
+    if fmt == "parquet":
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise TickFileError(f"{path}: not a readable Parquet file ({exc})") from exc
+    try:
+        with path.open(newline="") as fh:
+            header = fh.readline().rstrip("\r\n").split(",")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TickFileError(f"{path}:1: cannot read ({exc})") from exc
+    types = {name.strip(): pa.string() for name in header}
+    try:
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as exc:
+        raise TickFileError(_csv_shape_error(path, len(header))) from exc
+
+
+def _numbers(col: pa.ChunkedArray, name: str, path: Path, fmt: str) -> np.ndarray:
+    """Float column; empty cells become NaN (rejected later as bad values), text is malformed."""
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return col.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_null(col.type):
+        return np.full(len(col), np.nan)
+    text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & text.notna().to_numpy() & (text.astype(str).str.strip() != "")
+    bad &= ~text.astype(str).str.strip().str.lower().isin(["nan", "inf", "-inf"]).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise TickFileError(f"{_where(path, fmt, row)}: {name} {text.iloc[row]!r} is not a number")
+    return values
+
+
+def _times(col: pa.ChunkedArray, path: Path, fmt: str) -> np.ndarray:
+    """Naive Beijing wall clock (datetime64[us]) from naive or offset-carrying times."""
+    if pa.types.is_timestamp(col.type):
+        series = col.to_pandas()
+        if series.dt.tz is not None:
+            series = series.dt.tz_convert(STOCK_TZ).dt.tz_localize(None)
+        values = series.to_numpy().astype("datetime64[us]")
+        missing = np.isnat(values)
+    else:
+        text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object).astype(str)
+        text = text.str.strip()
+        offset = text.str.contains(_OFFSET).to_numpy()
+        values = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]")
+        naive = ~offset
+        if naive.any():
+            parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
+            values[naive] = parsed.to_numpy().astype("datetime64[us]")
+        if offset.any():
+            parsed = pd.to_datetime(text[offset], format="ISO8601", errors="coerce", utc=True)
+            local = parsed.dt.tz_convert(STOCK_TZ).dt.tz_localize(None)
+            values[offset] = local.to_numpy().astype("datetime64[us]")
+        missing = np.isnat(values)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        shown = col[row].as_py()
+        raise TickFileError(f"{_where(path, fmt, row)}: time {shown!r} is not a date and time "
+                            "(YYYY-MM-DD HH:MM:SS[.ffffff][+08:00])")
+    return values
+
+
+def read_ticks(path: Path | str) -> Ticks:
+    """Ticks of a CSV or Parquet file with columns symbol, time, price, volume, amount and
+    optionally tick_id, high, low."""
+    path = Path(path)
+    fmt = _file_format(path)
+    table = _read_table(path, fmt)
+    table = table.rename_columns([c.strip().lower() for c in table.column_names])
+    missing = [c for c in REQUIRED if c not in table.column_names]
+    if missing:
+        where = f"{path}:1" if fmt == "csv" else str(path)
+        raise TickFileError(f"{where}: missing column(s) {', '.join(missing)} "
+                            f"(needs {', '.join(REQUIRED)}; optional {', '.join(OPTIONAL)})")
+    symbol = table.column("symbol").cast(pa.string())
+    nulls = np.flatnonzero(symbol.is_null().to_numpy(zero_copy_only=False))
+    if len(nulls):
+        raise TickFileError(f"{_where(path, fmt, int(nulls[0]))}: symbol is empty")
+    encoded = symbol.combine_chunks().dictionary_encode()
+    # Sorted names keep output ordered by symbol without sorting strings per tick.
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    rank = np.argsort(names.astype(str), kind="stable")
+    inverse = np.empty_like(rank)
+    inverse[rank] = np.arange(len(rank))
+    codes = inverse[encoded.indices.to_numpy(zero_copy_only=False)]
+    names = names[rank]
+    time = _times(table.column("time"), path, fmt)
+    cols = {c: _numbers(table.column(c), c, path, fmt)
+            for c in ("price", "volume", "amount", "high", "low") if c in table.column_names}
+    tick_id = None
+    if "tick_id" in table.column_names:
+        ids = _numbers(table.column("tick_id"), "tick_id", path, fmt)
+        bad = ~np.isfinite(ids) | (ids != np.round(ids))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise TickFileError(f"{_where(path, fmt, row)}: tick_id must be an integer")
+        tick_id = ids.astype(np.int64)
+    return Ticks(codes, names, time, cols["price"], cols["volume"], cols["amount"], tick_id,
+                 cols.get("high"), cols.get("low"))
+
+
+# ---------------------------------------------------------------- writing bars
+
+def bars_table(bars: dict[int, Bars]) -> pa.Table:
+    """One table of every period, frames as ISO-8601 with +08:00."""
+    parts = [b for b in bars.values() if len(b)]
+    if not parts:
+        return pa.table({c: pa.array([], type=pa.string() if c in ("symbol", "frame") else
+                                     pa.int64() if c == "period" else pa.float64())
+                         for c in OUTPUT})
+    return pa.table({
+        "symbol": pa.array(np.concatenate([b.symbol for b in parts]).astype(str)),
+        "period": pa.array(np.concatenate([np.full(len(b), b.period) for b in parts])),
+        "frame": pa.array(np.concatenate([b.iso_frames() for b in parts]).astype(str)),
+        **{c: pa.array(np.concatenate([getattr(b, c) for b in parts])) for c in Bars.COLUMNS},
+    })
+
+
+def write_bars(table: pa.Table, out: Path, fmt: str) -> None:
+    """Write through a temporary file in the same folder, so a failure leaves nothing behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        if fmt == "csv":
+            pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+        else:
+            pq.write_table(table, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def synth_file(
+    ticks_file: Path, out: Path, periods: tuple[int, ...], *, profile: str = "end",
+    cumulative: bool = False, volume_unit: str = "shares", fill: bool = False,
+) -> tuple[dict[int, Bars], SynthReport]:
+    fmt = _file_format(ticks_file)
+    ticks = read_ticks(ticks_file)
+    days = np.zeros(0, dtype="datetime64[D]")
+    if len(ticks):
+        first, last = ticks.time.min(), ticks.time.max()
+        days = trading_days(str(first)[:10], str(last)[:10]).values.astype("datetime64[D]")
+    bars, report = synthesize(ticks, days, periods, profile=profile, cumulative=cumulative,
+                              volume_unit=volume_unit, fill=fill)
+    write_bars(bars_table(bars), out, fmt)
+    return bars, report
+
+
+# ---------------------------------------------------------------- history
+
+def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, last: date) -> Bars:
+    """The vendors' 1-minute bars of `symbol` on days first…last from stock_1min_qfq."""
+    query = sql.SQL(
+        "SELECT (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, close, "
+        "volume, amount FROM {} WHERE code = {} AND time >= {} AND time < {} ORDER BY time"
+    ).format(sql.Identifier(*postgres.stock_table.split(".")), sql.Literal(symbol),
+             sql.Literal(datetime.combine(first, datetime.min.time())),
+             sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
+    types = {"us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}
+    table = postgres.copy_out(query, column_types=types)
+    n = table.num_rows
+    frame = (table.column("us").to_numpy() // 1_000_000).astype("datetime64[s]")
+    cols = [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+            for c in Bars.COLUMNS]
+    return Bars(1, np.full(n, symbol, dtype=object), frame, *cols)
+
+
+# Where 1-minute bars of a symbol come from, by source name; each returns sorted 1-minute bars.
+MinuteSource = Callable[[PostgresResource, str, date, date], Bars]
+SOURCES: dict[str, MinuteSource] = {"vendor": vendor_minute_bars}
+
+
+def query_bars(
+    postgres: PostgresResource, symbol: str, period: int, start: datetime, end: datetime,
+    sources: tuple[str, ...] = ("vendor",),
+) -> list[dict]:
+    """N-minute bars of `symbol` with frames in [start, end] (Beijing wall clock), per source.
+
+    Whole days are read, so the blocks at the edges of the range are complete bars, not
+    fragments of the minutes inside it.
+    """
+    from kline_assets.kernels.bars import resample_bars
+
+    lo, hi = np.datetime64(start, "s"), np.datetime64(end, "s")
+    out = []
+    for name in sources:
+        one = SOURCES[name](postgres, symbol, start.date(), end.date())
+        bars = resample_bars(one, period)
+        inside = (bars.frame >= lo) & (bars.frame <= hi)
+        out += [{**r, "source": name} for r in bars.take(np.flatnonzero(inside)).records()]
+    return out
+
+
+# ---------------------------------------------------------------- commands
+
+def _periods(value: str) -> tuple[int, ...]:
+    try:
+        periods = tuple(int(p) for p in value.split(",") if p.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: comma-separated minutes") from exc
+    bad = [p for p in periods if p not in PERIODS]
+    if bad or not periods:
+        raise click.BadParameter(f"{value!r}: choose from {','.join(map(str, PERIODS))}")
+    return tuple(dict.fromkeys(periods))
+
+
+@click.group("bars")
+def bars() -> None:
+    """1/5/15/30/60-minute bars: from tick files, and from the vendor history."""
+
+
+@bars.command("synth")
+@click.argument("ticks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file, written in the input's format (CSV or Parquet).")
+@click.option("--periods", default="1,5,15,30,60", show_default=True,
+              help="Comma-separated bar periods in minutes.")
+@click.option("--profile", type=click.Choice(PROFILES), default="end", show_default=True,
+              help="end: 240 bars a day (TDX, JoinQuant, RiceQuant); tushare: 241 with a "
+              "09:30 auction bar (Tushare, EastMoney).")
+@click.option("--cumulative/--per-print", default=False, show_default=True,
+              help="Volume and amount are the day's running totals (snapshots) or per print.")
+@click.option("--volume-unit", type=click.Choice(["shares", "lots"]), default="shares",
+              show_default=True, help="Unit of the input volume; output is always shares.")
+@click.option("--fill", is_flag=True,
+              help="Flat zero-volume 1-minute bars for empty session minutes.")
+def synth_command(ticks_file: Path, out: Path, periods: str, profile: str, cumulative: bool,
+                  volume_unit: str, fill: bool) -> None:
+    """Synthesise bars from TICKS_FILE (columns symbol, time, price, volume, amount; optional
+    tick_id, high, low; time Beijing wall clock, naive or +08:00)."""
+    chosen = _periods(periods)
+    try:
+        made, report = synth_file(ticks_file, out, chosen, profile=profile,
+                                  cumulative=cumulative, volume_unit=volume_unit, fill=fill)
+    except KlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary())
+    counts = ", ".join(f"{p}-minute {len(b)}" for p, b in made.items())
+    click.echo(f"wrote {out}: {counts} bars ({profile} profile)")
+
+
+def _clock(value: str, option: str) -> datetime:
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
+        try:
+            return datetime.strptime(value.strip(), fmt)
+        except ValueError:
+            continue
+    raise click.BadParameter(f"{value!r}: expected 'YYYY-MM-DD HH:MM' (24-hour, Asia/Shanghai)",
+                             param_hint=option)
+
+
+@bars.command("query")
+@click.argument("symbol")
+@click.option("--period", type=click.Choice([str(p) for p in PERIODS]), default="1",
+              show_default=True, help="Bar period in minutes.")
+@click.option("--from", "start", required=True, metavar="'YYYY-MM-DD HH:MM'",
+              help="First frame, Asia/Shanghai.")
+@click.option("--to", "end", required=True, metavar="'YYYY-MM-DD HH:MM'",
+              help="Last frame, Asia/Shanghai.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bars.")
+def query_command(symbol: str, period: str, start: str, end: str, as_json: bool) -> None:
+    """N-minute bars of SYMBOL from the vendor history (stock_1min_qfq)."""
+    lo, hi = _clock(start, "--from"), _clock(end, "--to")
+    if hi < lo:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    postgres = PostgresResource(dsn=load_settings().pg_dsn)
+    try:
+        rows = query_bars(postgres, symbol, int(period), lo, hi)
+    except KlineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"no {period}-minute bars of {symbol} between {start} and {end}")
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate(rows, headers="keys", tablefmt="simple", floatfmt=".6g"))

@@ -1,0 +1,544 @@
+"""Tick → bar kernel against a slow, obviously-correct reference on constructed days.
+
+The reference walks the ticks one by one with Python datetimes and dictionaries, following the
+vendors' conventions literally; the kernel must agree with it bar for bar. Further tests pin the
+failure modes of the usual per-tick bar generator (vnpy's BarGenerator shows each of them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+import numpy as np
+import pytest
+
+from kline_assets.kernels.bars import (
+    Bars,
+    IncrementalBars,
+    Ticks,
+    fill_bars,
+    resample_bars,
+    synthesize,
+    ticks_to_bars,
+)
+from kline_assets.stocks.sessions import is_trading_day, trading_day_mask
+
+DAY = "2025-10-09"  # a Thursday, the first session after National Day week
+
+
+@dataclass
+class Tick:
+    symbol: str
+    time: datetime
+    price: float
+    volume: float
+    amount: float
+    tick_id: int | None = None
+    high: float | None = None
+    low: float | None = None
+
+
+def at(clock: str, day: str = DAY) -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}")
+
+
+# ---------------------------------------------------------------- the reference (loops on purpose)
+
+def ref_label(t: datetime, profile: str) -> datetime:
+    tod = t.time()
+    midnight = datetime.combine(t.date(), time())
+    if profile == "tushare" and tod < time(9, 30):
+        return midnight + timedelta(hours=9, minutes=30)
+    if tod <= time(9, 31):
+        return midnight + timedelta(hours=9, minutes=31)
+    if time(13, 0) <= tod <= time(13, 1):
+        return midnight + timedelta(hours=13, minutes=1)
+    floor = t.replace(second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(minutes=1)
+
+
+def ref_reason(k: Tick) -> str | None:
+    tod = k.time.time()
+    if not is_trading_day(k.time.date()):
+        return "non_trading_day"
+    if tod < time(9, 25):
+        return "pre_open"
+    if time(11, 30) < tod < time(13, 0):
+        return "lunch"
+    if tod > time(15, 0):
+        return "after_close"
+    if not (math.isfinite(k.price) and k.price > 0):
+        return "bad_price"
+    ok = all(math.isfinite(v) and v >= 0 for v in (k.volume, k.amount))
+    return None if ok else "bad_volume"
+
+
+def reference(ticks: list[Tick], profile: str = "end", cumulative: bool = False,
+              unit: float = 1.0, fill: bool = False) -> tuple[list[tuple], dict]:
+    arrival = list(enumerate(ticks))
+    arrival.sort(key=lambda p: (p[1].symbol, p[1].time,
+                                p[1].tick_id if p[1].tick_id is not None else 0, p[0]))
+    seen: set = set()
+    stats: dict = defaultdict(int)
+    prev_cum: dict = {}
+    prev_high: dict = {}
+    prev_low: dict = {}
+    bars: dict = {}
+    for _, k in arrival:
+        key = ((k.symbol, k.time, k.tick_id) if k.tick_id is not None
+               else (k.symbol, k.time, k.price, k.volume, k.amount))
+        if key in seen:
+            stats["duplicates"] += 1
+            continue
+        seen.add(key)
+        reason = ref_reason(k)
+        if reason:
+            stats[reason] += 1
+            continue
+        sd = (k.symbol, k.time.date())
+        vol, amt = k.volume * unit, k.amount
+        if cumulative:
+            pv, pa = prev_cum.get(sd, (0.0, 0.0))
+            prev_cum[sd] = (vol, amt)
+            vol, amt = vol - pv, amt - pa
+            if vol < 0 or amt < 0:
+                stats["resets"] += 1
+                vol, amt = 0.0, 0.0
+        label = ref_label(k.time, profile)
+        hi = lo = k.price
+        if k.high is not None:
+            if sd in prev_high and k.high > prev_high[sd]:
+                hi = max(hi, k.high)
+            prev_high[sd] = k.high
+        if k.low is not None:
+            if sd in prev_low and k.low < prev_low[sd]:
+                lo = min(lo, k.low)
+            prev_low[sd] = k.low
+        b = bars.get((k.symbol, label))
+        if b is None:
+            bars[(k.symbol, label)] = [k.price, hi, lo, k.price, vol, amt]
+        else:
+            b[1], b[2], b[3] = max(b[1], hi), min(b[2], lo), k.price
+            b[4] += vol
+            b[5] += amt
+    out = sorted((s, f, *v) for (s, f), v in bars.items())
+    if fill:
+        out = ref_fill(out, profile)
+    return out, dict(stats)
+
+
+def session_labels(day: datetime, profile: str) -> list[datetime]:
+    start = datetime.combine(day.date(), time())
+    minutes = [*range(9 * 60 + 31, 11 * 60 + 31), *range(13 * 60 + 1, 15 * 60 + 1)]
+    if profile == "tushare":
+        minutes.insert(0, 9 * 60 + 30)
+    return [start + timedelta(minutes=m) for m in minutes]
+
+
+def ref_fill(bars: list[tuple], profile: str) -> list[tuple]:
+    by_day: dict = defaultdict(dict)
+    for b in bars:
+        by_day[(b[0], b[1].date())][b[1]] = b
+    out = []
+    for (symbol, _), day_bars in sorted(by_day.items()):
+        first, last = min(day_bars), max(day_bars)
+        close = None
+        for label in session_labels(first, profile):
+            if label < first or label > last:
+                continue
+            if label in day_bars:
+                out.append(day_bars[label])
+                close = day_bars[label][5]
+            else:
+                out.append((symbol, label, close, close, close, close, 0.0, 0.0))
+    return out
+
+
+def ref_block_end(label: datetime, period: int) -> datetime:
+    midnight = datetime.combine(label.date(), time())
+    bounds = [*range(9 * 60 + 30 + period, 11 * 60 + 31, period),
+              *range(13 * 60 + period, 15 * 60 + 1, period)]
+    minute = label.hour * 60 + label.minute
+    return midnight + timedelta(minutes=next(b for b in bounds if b >= minute))
+
+
+def ref_resample(bars: list[tuple], period: int) -> list[tuple]:
+    out: dict = {}
+    for s, f, o, h, lo, c, v, a in bars:
+        key = (s, ref_block_end(f, period))
+        if key not in out:
+            out[key] = [o, h, lo, c, v, a]
+        else:
+            b = out[key]
+            b[1], b[2], b[3] = max(b[1], h), min(b[2], lo), c
+            b[4] += v
+            b[5] += a
+    return sorted((s, f, *v) for (s, f), v in out.items())
+
+
+# ---------------------------------------------------------------- helpers
+
+def to_ticks(rows: list[Tick]) -> tuple[Ticks, np.ndarray]:
+    def column(name: str) -> np.ndarray | None:
+        values = [getattr(r, name) for r in rows]
+        return None if any(v is None for v in values) else np.array(values, dtype=float)
+
+    times = np.array([r.time for r in rows], dtype="datetime64[us]")
+    tid = [r.tick_id for r in rows]
+    ticks = Ticks.from_arrays(
+        [r.symbol for r in rows], times, column("price"), column("volume"), column("amount"),
+        None if any(v is None for v in tid) else np.array(tid), column("high"), column("low"))
+    return ticks, trading_day_mask(times)
+
+
+def rows_of(bars: Bars) -> list[tuple]:
+    return [(str(bars.symbol[i]), bars.frame[i].astype(datetime),
+             *(float(getattr(bars, c)[i]) for c in Bars.COLUMNS)) for i in range(len(bars))]
+
+
+def assert_same(got: list[tuple], want: list[tuple]) -> None:
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    for g, w in zip(got, want, strict=True):
+        assert g[2:] == pytest.approx(w[2:], rel=1e-12, abs=1e-9), g[:2]
+
+
+def check_against_reference(rows: list[Tick], **kw: object) -> Bars:
+    ticks, mask = to_ticks(rows)
+    unit = 100.0 if kw.get("volume_unit") == "lots" else 1.0
+    bars, report = ticks_to_bars(ticks, mask, **kw)
+    want, stats = reference(rows, profile=kw.get("profile", "end"),
+                            cumulative=kw.get("cumulative", False), unit=unit,
+                            fill=kw.get("fill", False))
+    assert_same(rows_of(bars), want)
+    assert report.duplicates == stats.get("duplicates", 0)
+    assert report.resets == stats.get("resets", 0)
+    for reason, n in report.rejected.items():
+        assert n == stats.get(reason, 0), reason
+    return bars
+
+
+def edge_day() -> list[Tick]:
+    """Two symbols interleaved through every edge of the day, out of order, with duplicates."""
+    rows = [
+        Tick("600000.SH", at("09:20:00"), 10.0, 100, 1000),       # pre_open
+        Tick("600000.SH", at("09:25:00"), 10.1, 5000, 50500),     # opening auction
+        Tick("000001.SZ", at("09:25:00"), 20.0, 800, 16000),
+        Tick("600000.SH", at("09:30:00"), 10.2, 300, 3060),       # exactly 09:30:00
+        Tick("600000.SH", at("09:30:59.5"), 10.05, 100, 1005),
+        Tick("000001.SZ", at("09:31:00"), 20.2, 100, 2020),       # exactly 09:31:00
+        Tick("600000.SH", at("09:31:00.000001"), 10.3, 200, 2060),
+        Tick("600000.SH", at("09:35:10"), 10.4, 100, 1040),       # after empty minutes
+        Tick("000001.SZ", at("09:33:00"), 20.1, 300, 6030),
+        Tick("600000.SH", at("09:32:30"), 10.25, 100, 1025),      # out of order
+        Tick("600000.SH", at("09:32:30"), 10.25, 100, 1025),      # duplicate
+        Tick("600000.SH", at("09:32:30"), 10.26, 100, 1026),      # same time, other print
+        Tick("000001.SZ", at("11:29:30"), 20.3, 100, 2030),
+        Tick("000001.SZ", at("11:30:00"), 20.4, 100, 2040),       # exactly 11:30:00
+        Tick("000001.SZ", at("11:30:01"), 20.4, 100, 2040),       # lunch
+        Tick("600000.SH", at("12:00:00"), 10.0, 100, 1000),       # lunch
+        Tick("600000.SH", at("13:00:00"), 10.5, 100, 1050),       # exactly 13:00:00
+        Tick("600000.SH", at("13:00:40"), 10.6, 100, 1060),
+        Tick("600000.SH", at("13:01:00.5"), 10.7, 100, 1070),
+        Tick("000001.SZ", at("14:59:59"), 20.0, 100, 2000),
+        Tick("000001.SZ", at("15:00:00"), 20.1, 900, 18090),      # exactly 15:00:00
+        Tick("000001.SZ", at("15:00:03"), 20.1, 100, 2010),       # after_close
+        Tick("600000.SH", at("10:00:00", "2025-10-03"), 10.0, 100, 1000),  # holiday
+        Tick("600000.SH", at("10:00:00", "2025-10-11"), 10.0, 100, 1000),  # make-up Saturday
+        Tick("600000.SH", at("10:00:00", "2025-10-12"), 10.0, 100, 1000),  # Sunday
+        Tick("600000.SH", at("10:10:00"), 0.0, 100, 0),           # bad_price
+        Tick("600000.SH", at("10:11:00"), float("nan"), 100, 0),  # bad_price
+        Tick("600000.SH", at("10:12:00"), 10.0, -100, -1000),     # bad_volume
+    ]
+    return rows
+
+
+# ---------------------------------------------------------------- kernel vs reference
+
+@pytest.mark.parametrize("profile", ["end", "tushare"])
+@pytest.mark.parametrize("fill", [False, True])
+def test_edge_day_per_print(profile: str, fill: bool) -> None:
+    bars = check_against_reference(edge_day(), profile=profile, fill=fill)
+    frames = {str(f)[11:16] for f in bars.frame}
+    assert "11:31" not in frames and "15:01" not in frames and "13:00" not in frames
+    assert ("09:30" in frames) == (profile == "tushare")
+
+
+def test_edge_day_known_bars() -> None:
+    ticks, mask = to_ticks(edge_day())
+    bars, report = ticks_to_bars(ticks, mask)
+    got = {(s, str(f)[11:16]): (o, c, v) for s, f, o, _, _, c, v, _ in rows_of(bars)}
+    # The auction, 09:30:00 and 09:30:59.5 all fold into 09:31.
+    assert got[("600000.SH", "09:31")] == (10.1, 10.05, 5400)
+    assert got[("600000.SH", "09:32")] == (10.3, 10.3, 200)  # 09:31:00.000001
+    assert got[("600000.SH", "09:33")] == (10.25, 10.26, 200)  # sorted, duplicate dropped
+    assert got[("000001.SZ", "11:30")] == (20.3, 20.4, 200)
+    assert got[("600000.SH", "13:01")] == (10.5, 10.6, 200)
+    assert got[("000001.SZ", "15:00")] == (20.0, 20.1, 1000)
+    assert report.duplicates == 1
+    assert report.rejected == {"non_trading_day": 3, "pre_open": 1, "lunch": 2,
+                               "after_close": 1, "bad_price": 2, "bad_volume": 1}
+    empty = ("600000.SH", "09:34")
+    assert empty not in got
+    filled, _ = ticks_to_bars(ticks, mask, fill=True)
+    fgot = {(s, str(f)[11:16]): (o, h, lo, c, v, a) for s, f, o, h, lo, c, v, a in
+            rows_of(filled)}
+    assert fgot[empty] == (10.26, 10.26, 10.26, 10.26, 0.0, 0.0)
+
+
+def test_tick_ids_order_and_duplicates() -> None:
+    rows = [
+        Tick("A", at("10:00:00"), 10.0, 100, 1000, tick_id=2),
+        Tick("A", at("10:00:00"), 10.5, 100, 1050, tick_id=1),   # earlier id: opens the bar
+        Tick("A", at("10:00:00"), 11.0, 300, 3300, tick_id=2),   # same id: duplicate
+        Tick("B", at("10:00:00"), 5.0, 100, 500, tick_id=1),
+        Tick("A", at("09:59:30"), 9.0, 100, 900, tick_id=9),
+    ]
+    bars = check_against_reference(rows)
+    assert rows_of(bars)[0][2:] == (9.0, 10.5, 9.0, 10.0, 300, 2950)
+
+
+def cumulative_day() -> list[Tick]:
+    """Snapshots with cumulative volume/amount, a reset, an unchanged snapshot, the day-high
+    rising between snapshots, two symbols and a second day."""
+    rows = []
+    specs = [
+        # clock, price, cum vol, cum amount, day high, day low
+        ("09:25:00", 10.0, 1000, 10000, 10.0, 10.0),
+        ("09:30:03", 10.1, 1500, 15050, 10.3, 10.0),   # traded 10.3 between snapshots
+        ("09:30:06", 10.1, 1500, 15050, 10.3, 10.0),   # no trade: volume 0, still a print
+        ("09:31:03", 10.2, 1700, 17090, 10.3, 9.8),    # day-low fell to 9.8
+        ("09:32:00", 10.2, 1200, 12000, 10.3, 9.8),    # reset: contributes 0
+        ("09:32:03", 10.25, 1300, 13025, 10.4, 9.8),   # differences from the reset value
+        ("11:30:00", 10.3, 1400, 14055, 10.4, 9.8),
+        ("13:00:00", 10.2, 1600, 16095, 10.4, 9.8),
+        ("15:00:00", 10.1, 2000, 20135, 10.4, 9.8),
+    ]
+    for clock, price, v, a, hi, lo in specs:
+        rows.append(Tick("600000.SH", at(clock), price, v, a, high=hi, low=lo))
+        rows.append(Tick("000002.SZ", at(clock), price * 2, v * 3, a * 6, high=hi * 2,
+                         low=lo * 2))
+    rows.append(Tick("600000.SH", at("09:25:00", "2025-10-10"), 10.0, 400, 4000, high=10.0,
+                     low=10.0))  # the next day starts from zero
+    rows.append(Tick("600000.SH", at("09:30:03", "2025-10-10"), 10.0, 500, 5000, high=10.0,
+                     low=10.0))
+    return rows
+
+
+@pytest.mark.parametrize("profile", ["end", "tushare"])
+@pytest.mark.parametrize("unit", ["shares", "lots"])
+def test_cumulative_with_reset_and_day_high(profile: str, unit: str) -> None:
+    bars = check_against_reference(cumulative_day(), profile=profile, cumulative=True,
+                                   volume_unit=unit)
+    got = {(s, str(f)): r for s, f, *r in rows_of(bars)}
+    scale = 100 if unit == "lots" else 1
+    if profile == "end":
+        # Auction + first snapshot + unchanged snapshot; high widened to the day-high 10.3.
+        assert got[("600000.SH", "2025-10-09 09:31:00")] == [10.0, 10.3, 10.0, 10.1,
+                                                               1500 * scale, 15050]
+    assert got[("600000.SH", "2025-10-09 09:32:00")][2] == 9.8  # the day-low fell
+    next_day = sum(r[4] for (s, f), r in got.items() if s == "600000.SH" and "10-10" in f)
+    assert next_day == 500 * scale  # a new day counts from zero again
+    assert all(r[4] >= 0 for r in got.values())
+
+
+def test_cumulative_reset_reported() -> None:
+    ticks, mask = to_ticks(cumulative_day())
+    _, report = ticks_to_bars(ticks, mask, cumulative=True)
+    assert report.resets == 2
+    assert sorted(report.reset_symbols) == ["000002.SZ", "600000.SH"]
+    assert "2025-10-09T09:32:00" in report.summary()
+
+
+# ---------------------------------------------------------------- a full synthetic day
+
+def full_day(symbols: int = 2, step_s: int = 3, seed: int = 3) -> list[Tick]:
+    """3-second cumulative snapshots from the 09:25 auction to 15:00:00 for a few symbols."""
+    rng = np.random.default_rng(seed)
+    midnight = datetime.fromisoformat(DAY)
+    clock = [timedelta(hours=9, minutes=25)]
+    for lo, hi in ((9 * 3600 + 30 * 60, 11 * 3600 + 30 * 60), (13 * 3600, 15 * 3600)):
+        clock += [timedelta(seconds=s) for s in range(lo + step_s, hi + 1, step_s)]
+    rows = []
+    for k in range(symbols):
+        price = 10.0 + k
+        cum_v = cum_a = 0.0
+        for c in clock:
+            price = round(price * (1 + rng.normal(0, 0.0005)), 2)
+            v = float(rng.integers(0, 50) * 100)
+            cum_v, cum_a = cum_v + v, cum_a + v * price
+            rows.append(Tick(f"{600000 + k:06d}.SH", midnight + c, price, cum_v, cum_a))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def day_rows() -> list[Tick]:
+    return full_day()
+
+
+@pytest.mark.parametrize("profile,count", [("end", 240), ("tushare", 241)])
+def test_full_day_counts_and_reference(day_rows: list[Tick], profile: str, count: int) -> None:
+    ticks, mask = to_ticks(day_rows)
+    out, report = synthesize(ticks, mask, profile=profile, cumulative=True)
+    want, _ = reference(day_rows, profile=profile, cumulative=True)
+    assert_same(rows_of(out[1]), want)
+    assert report.kept == len(day_rows)
+    one = out[1]
+    for sym in ("600000.SH", "600001.SH"):
+        mine = one.symbol == sym
+        assert mine.sum() == count
+        last_cum = max(r.volume for r in day_rows if r.symbol == sym)
+        assert one.volume[mine].sum() == last_cum
+        assert one.amount[mine].sum() == pytest.approx(
+            max(r.amount for r in day_rows if r.symbol == sym), rel=1e-12)
+    for period, n in ((5, 48), (15, 16), (30, 8), (60, 4)):
+        bars = out[period]
+        assert_same(rows_of(bars), ref_resample(want, period))
+        assert (bars.symbol == "600000.SH").sum() == n
+        assert bars.volume.sum() == one.volume.sum()
+    hours = [str(f)[11:16] for f in out[60].frame[out[60].symbol == "600000.SH"]]
+    assert hours == ["10:30", "11:30", "14:00", "15:00"]
+    halves = [str(f)[11:16] for f in out[30].frame[out[30].symbol == "600000.SH"]]
+    assert halves == ["10:00", "10:30", "11:00", "11:30", "13:30", "14:00", "14:30", "15:00"]
+    if profile == "tushare":
+        first = [str(f)[11:16] for f in out[15].frame[:1]]
+        assert first == ["09:45"]
+
+
+def test_n_minute_from_sparse_bars() -> None:
+    """A block exists iff it holds a 1-minute bar; edge minutes land in the right block."""
+    ticks, mask = to_ticks(edge_day())
+    one, _ = ticks_to_bars(ticks, mask, profile="tushare")
+    want = rows_of(one)
+    for period in (5, 15, 30, 60):
+        assert_same(rows_of(resample_bars(one, period)), ref_resample(want, period))
+
+
+# ---------------------------------------------------------------- incremental form
+
+def batches_of(rows: list[Tick], cuts: list[str]) -> list[list[Tick]]:
+    """Split time-ordered rows at clock times (each batch holds times < the next cut)."""
+    ordered = sorted(rows, key=lambda r: (r.time, r.symbol))
+    edges = [at(c) for c in cuts]
+    out: list[list[Tick]] = [[] for _ in range(len(edges) + 1)]
+    for r in ordered:
+        out[sum(r.time >= e for e in edges)].append(r)
+    return [b for b in out if b]
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_incremental_equals_batch(day_rows: list[Tick], fill: bool) -> None:
+    rows = day_rows + [r for r in cumulative_day() if r.symbol == "000002.SZ"]
+    cuts = ["09:30:00", "09:30:30", "09:31:00.5", "10:00:01", "11:29:59", "13:00:00",
+            "13:00:30", "14:59:59"]
+    live = IncrementalBars(cumulative=True)
+    batches = batches_of(rows, cuts)
+    for i, batch in enumerate(batches):
+        ticks, mask = to_ticks(batch)
+        live.update(ticks, mask)
+        if i == 3:
+            live.update(ticks, mask)  # the same batch twice changes nothing
+    ticks, mask = to_ticks(rows)
+    want, report = ticks_to_bars(ticks, mask, cumulative=True, fill=fill)
+    assert_same(rows_of(live.bars(fill=fill)), rows_of(want))
+    assert live.report.kept == report.kept
+    assert live.report.resets == report.resets
+    # Applying every batch again changes nothing either.
+    for batch in batches:
+        live.update(*to_ticks(batch))
+    assert_same(rows_of(live.bars(fill=fill)), rows_of(want))
+
+
+def test_incremental_edge_day_with_day_high() -> None:
+    rows = [r for r in cumulative_day() if r.time.date() == datetime(2025, 10, 9).date()]
+    live = IncrementalBars(cumulative=True, profile="tushare")
+    for batch in batches_of(rows, ["09:30:04", "09:31:04", "09:32:01", "13:00:00"]):
+        changed = live.update(*to_ticks(batch))
+        assert len(changed) >= 1
+    want, _ = ticks_to_bars(*to_ticks(rows), cumulative=True, profile="tushare")
+    assert_same(rows_of(live.bars()), rows_of(want))
+
+
+def test_incremental_per_print_with_tick_ids() -> None:
+    rows = [Tick("A", at("09:25:00"), 10.0, 100, 1000, tick_id=1)]
+    rows += [Tick("A", at(f"09:{30 + i // 3}:{(i % 3) * 20:02d}"), 10 + i / 10, 100, 1000,
+                  tick_id=i + 2) for i in range(12)]
+    rows += [Tick("A", at("09:33:40"), 10.9, 100, 1000, tick_id=99)]  # same time, later id
+    live = IncrementalBars()
+    split = [rows[:5], rows[5:9], rows[9:13], rows[13:]]
+    for batch in split:
+        live.update(*to_ticks(batch))
+    live.update(*to_ticks(split[1]))
+    assert_same(rows_of(live.bars()), rows_of(ticks_to_bars(*to_ticks(rows))[0]))
+
+
+# ---------------------------------------------------------------- per-tick generator failure modes
+
+def test_session_last_bar_is_emitted_without_a_next_tick() -> None:
+    rows = [Tick("A", at("11:29:10"), 10.0, 100, 1000), Tick("A", at("11:30:00"), 10.1, 100, 1010),
+            Tick("A", at("14:59:50"), 10.2, 100, 1020), Tick("A", at("15:00:00"), 10.3, 100, 1030)]
+    bars, _ = ticks_to_bars(*to_ticks(rows))
+    assert [str(f)[11:16] for f in bars.frame] == ["11:30", "15:00"]
+    live = IncrementalBars()
+    live.update(*to_ticks(rows[:2]))
+    assert [str(f)[11:16] for f in live.bars().frame] == ["11:30"]  # no later tick needed
+    live.update(*to_ticks(rows[2:]))
+    assert [str(f)[11:16] for f in live.bars().frame] == ["11:30", "15:00"]
+
+
+def test_closing_prints_do_not_form_bars_of_their_own() -> None:
+    rows = [Tick("A", at("11:29:30"), 10.0, 100, 1000), Tick("A", at("11:30:00"), 10.5, 700, 7350),
+            Tick("A", at("14:59:30"), 10.0, 100, 1000), Tick("A", at("15:00:00"), 9.5, 900, 8550)]
+    bars, _ = ticks_to_bars(*to_ticks(rows))
+    assert len(bars) == 2
+    assert list(bars.close) == [10.5, 9.5] and list(bars.volume) == [800, 1000]
+
+
+@pytest.mark.parametrize("profile,label", [("end", "09:31"), ("tushare", "09:30")])
+def test_auction_volume_is_kept(profile: str, label: str) -> None:
+    rows = [Tick("A", at("09:25:00"), 10.0, 12_000, 120_000),
+            Tick("A", at("09:30:03"), 10.1, 12_500, 125_050)]
+    bars, _ = ticks_to_bars(*to_ticks(rows), cumulative=True, profile=profile)
+    assert str(bars.frame[0])[11:16] == label
+    assert bars.volume[0] == (12_500 if profile == "end" else 12_000)
+    assert bars.volume.sum() == 12_500
+
+
+def test_hourly_bars_never_span_lunch(day_rows: list[Tick]) -> None:
+    out, _ = synthesize(*to_ticks(day_rows), periods=(60,), cumulative=True)
+    labels = {str(f)[11:16] for f in out[60].frame}
+    assert labels == {"10:30", "11:30", "14:00", "15:00"}
+    afternoon_first = out[60].open[(out[60].symbol == "600000.SH")][2]
+    first_1300 = next(r.price for r in day_rows if r.symbol == "600000.SH"
+                      and r.time.time() >= time(13, 0))
+    assert afternoon_first == first_1300
+
+
+def test_first_snapshot_volume_is_kept() -> None:
+    rows = [Tick("A", at("09:30:03"), 10.0, 5_000, 50_000),
+            Tick("A", at("09:30:06"), 10.0, 5_300, 53_000)]
+    bars, _ = ticks_to_bars(*to_ticks(rows), cumulative=True)
+    assert bars.volume.tolist() == [5_300]
+    live = IncrementalBars(cumulative=True)
+    live.update(*to_ticks(rows[:1]))
+    live.update(*to_ticks(rows[1:]))
+    assert live.bars().volume.tolist() == [5_300]
+
+
+def test_fill_needs_profile_labels_and_keeps_n_minute() -> None:
+    ticks, mask = to_ticks(edge_day())
+    plain, _ = synthesize(ticks, mask, periods=(1, 5))
+    filled, _ = synthesize(ticks, mask, periods=(1, 5), fill=True)
+    assert len(filled[1]) > len(plain[1])
+    assert_same(rows_of(filled[5]), rows_of(plain[5]))
+    assert_same(rows_of(fill_bars(plain[1])), rows_of(filled[1]))
+
+
+def test_bad_options_raise() -> None:
+    ticks, mask = to_ticks(edge_day())
+    with pytest.raises(ValueError, match="profile"):
+        ticks_to_bars(ticks, mask, profile="start")
+    with pytest.raises(ValueError, match="period"):
+        synthesize(ticks, mask, periods=(1, 7))
