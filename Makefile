@@ -17,7 +17,7 @@ install: $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	printf 'telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  poll_interval_seconds: 60\n' > $@
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo

@@ -9,7 +9,11 @@ from dagster import DagsterInstance
 
 from kline_assets.settings import load_settings
 
-_DEFAULT_YAML = "telemetry:\n  enabled: false\n"
+_DEFAULT_YAML = (
+    "telemetry:\n  enabled: false\n"
+    "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n"
+    "  poll_interval_seconds: 60\n"
+)
 
 
 def get_instance() -> DagsterInstance:

@@ -36,3 +36,32 @@ def test_a_late_record_reruns_the_month_it_belongs_to(catalog, instance):
     result = evaluate(catalog, instance, cursor="1")
     assert [r.partition_key for r in result.run_requests] == ["2025-10-01|live"]
     assert result.cursor == "2"
+
+
+def test_records_outside_the_partitions_are_counted_and_never_block_the_rest(catalog, instance):
+    insert_records(catalog, [
+        (1, 1, 10, 100_000, None, None, "2099-01-01 00:00:00"),  # a typo'd year
+        (2, 1, 10, 100_000, None, None, "2024-06-01 00:00:00"),  # before the partitions
+        (3, 1, 10, 100_000, None, None, "2025-11-01 00:10:00"),
+    ])
+    result = evaluate(catalog, instance)
+    assert [r.partition_key for r in result.run_requests] == ["2025-11-01|live"]
+    assert result.run_requests[0].tags["kline/records_outside_partitions"] == "2"
+    assert result.cursor == "3"
+
+
+def test_only_out_of_range_records_skip_with_a_reason_and_move_the_cursor(catalog, instance):
+    insert_records(catalog, [(1, 1, 10, 100_000, None, None, "2099-01-01 00:00:00")])
+    result = evaluate(catalog, instance)
+    assert result.run_requests == [] and result.cursor == "1"
+    assert "outside the price partitions" in result.skip_reason.skip_message
+
+
+def test_an_unreachable_database_is_a_skip_naming_its_address(instance):
+    from kline_assets.resources import PostgresResource
+
+    down = PostgresResource(dsn="postgresql://postgres:secretpw@127.0.0.1:1/x",
+                            connect_timeout_s=1)
+    result = evaluate(down, instance)
+    assert isinstance(result, SkipReason)
+    assert "127.0.0.1:1" in result.skip_message and "secretpw" not in result.skip_message

@@ -1,0 +1,75 @@
+"""ClickHouse SQL of the IO manager and the run workflow: partition tuples and WHERE clauses
+from a table slice (no database), and the staging tables a killed writer leaves (real chdb)."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
+
+from kline_assets.resources.clickhouse.sql import (
+    STAGING_MARK,
+    months_in_window,
+    partition_literal,
+    staging_table,
+    sweep_stale_staging,
+    target_partitions,
+    where_clause,
+)
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def window(first: tuple[int, int], last: tuple[int, int]) -> TimeWindow:
+    return TimeWindow(datetime(*first, 1, tzinfo=TOKYO), datetime(*last, 1, tzinfo=TOKYO))
+
+
+def price_slice(run_ids, time_window, extra=None) -> TableSlice:
+    dims = [TablePartitionDimension("run_id", run_ids),
+            TablePartitionDimension("bucket", time_window)]
+    if extra:
+        dims.append(TablePartitionDimension("splitByChar(':', scope)[1]", [extra]))
+    return TableSlice(table="features_wide", schema="kline", database="kline",
+                      partition_dimensions=dims)
+
+
+def test_months_are_counted_in_the_partitions_own_zone():
+    assert months_in_window(window((2025, 10), (2026, 1))) == [202510, 202511, 202512]
+
+
+def test_target_partitions_follow_partition_by_order():
+    table_slice = price_slice(["live"], window((2025, 10), (2025, 12)), extra="cohort")
+    assert target_partitions(table_slice) == [("live", 202510, "cohort"),
+                                              ("live", 202511, "cohort")]
+    assert partition_literal(("live", 202510, "cohort")) == "('live', 202510, 'cohort')"
+
+
+def test_where_clause_binds_time_as_epoch_and_quotes_values():
+    clause = where_clause(price_slice(["it's"], window((2025, 10), (2025, 11))))
+    start = int(datetime(2025, 10, 1, tzinfo=TOKYO).timestamp())
+    end = int(datetime(2025, 11, 1, tzinfo=TOKYO).timestamp())
+    assert clause == (f"run_id IN ('it\\'s') AND bucket >= toDateTime({start}) "
+                      f"AND bucket < toDateTime({end})")
+
+
+def _staging_tables(client, db):
+    return sorted(r[0] for r in client.query(
+        f"SELECT name FROM system.tables WHERE database = '{db}' "
+        f"AND position(name, '{STAGING_MARK}') > 0").result_rows)
+
+
+def test_a_dead_writers_staging_table_is_swept_and_a_live_ones_is_not(clickhouse):
+    table = clickhouse.table("price_aligned")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with clickhouse.client() as client, staging_table(client, table) as live_staging:
+        stale = live_staging.replace(f"_p{os.getpid()}_", f"_p{dead}_") + "x"
+        client.command(f"CREATE TABLE {stale} AS {table}")
+        swept = sweep_stale_staging(client, clickhouse.db)
+        assert swept == [stale.split(".", 1)[1]]
+        assert _staging_tables(client, clickhouse.db) == [live_staging.split(".", 1)[1]]
+    with clickhouse.client() as client:
+        assert _staging_tables(client, clickhouse.db) == []
