@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_clickhouse, bench_postgres, peak_rss_mib, timed
 
-from kline_assets.demo import DemoConfig, generate_catalog, generate_price_records
+from kline_assets.demo.catalog import DemoConfig, generate_catalog
+from kline_assets.demo.prices import generate_price_records
 from kline_assets.prices.aligned import align_month
 from kline_assets.resources.clickhouse_io import replace_partitions
 

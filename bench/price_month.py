@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_clickhouse, bench_postgres, peak_rss_mib
 from dagster import DagsterInstance, materialize
 
-from kline_assets.demo import DemoConfig, load_demo
+from kline_assets.demo.catalog import DemoConfig
+from kline_assets.demo.load import load_demo
 from kline_assets.prices.assets import price_aligned, raw_price_records
 from kline_assets.prices.feature_assets import feature_assets
 from kline_assets.prices.runs import create_run

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import click
 
 import kline_assets.warnings  # noqa: F401
-from kline_assets.instance import get_instance
+from kline_assets.demo.cli import demo
 from kline_assets.errors import KlineError
+from kline_assets.instance import get_instance
 from kline_assets.settings import SQL_DIR, load_settings
 
 
@@ -180,21 +181,6 @@ def runs_compare(base: str, target: str, tables: tuple[str, ...], limit: int) ->
     click.echo(f"\ncompared {base} → {target} in {time.perf_counter() - started:.2f} s")
 
 
-@cli.command()
-@click.option("--seed", default=7, show_default=True)
-@click.option("--start", default="2025-10-01", show_default=True, help="first month")
-@click.option("--months", default=2, show_default=True)
-@click.option("--shops", default=24, show_default=True)
-@click.option("--iphones", default=40, show_default=True)
-def demo(seed: int, start: str, months: int, shops: int, iphones: int) -> None:
-    """Load realistic synthetic data and materialize every asset for run `demo`."""
-    from kline_assets.demo import DemoConfig
-    from kline_assets.quickstart import run_demo
-
-    run_demo(DemoConfig(seed=seed, start=start, months=months, n_shops=shops,
-                        n_iphones=iphones), echo=click.echo)
-
-
 def _register_domain_commands() -> None:
     try:
         from kline_assets.stocks.cli import stocks
@@ -203,6 +189,7 @@ def _register_domain_commands() -> None:
     cli.add_command(stocks)
 
 
+cli.add_command(demo)
 _register_domain_commands()
 
 
