@@ -25,7 +25,7 @@ from kline_assets.demo.prices import generate_price_records
 from kline_assets.demo.stocks import generate_stock_bars
 from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import SQL_DIR
+from kline_assets.settings import PRICE_TZ, SQL_DIR
 
 LOAD_TABLE = "kline_demo_load"
 _LOAD_DDL = f"""
@@ -138,6 +138,15 @@ def _id_block(conn: psycopg.Connection, table: str, n: int, previous: int | None
     return max(top, last_value if is_called else 0), seq
 
 
+def _per_month(cfg: DemoConfig, records: pd.DataFrame) -> dict[str, int]:
+    """Price records per Tokyo month ('YYYY-MM'); records are in recorded_at order."""
+    edges = [pd.Timestamp(key, tz=PRICE_TZ) for key in cfg.price_months] + [cfg.window[1]]
+    at = records["recorded_at"].searchsorted(edges)
+    return {
+        key[:7]: int(hi - lo) for key, lo, hi in zip(cfg.price_months, at[:-1], at[1:], strict=True)
+    }
+
+
 def _arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
@@ -155,9 +164,9 @@ def load_demo(postgres: PostgresResource, cfg: DemoConfig = DemoConfig(),
     catalog = generate_catalog(cfg)
     records = generate_price_records(cfg)
     bars = generate_stock_bars(cfg)
-    per_month = records["recorded_at"].dt.strftime("%Y-%m").value_counts().sort_index()
-    say("generated price records " + ", ".join(f"{m}: {n:,}" for m, n in per_month.items())
-        + f"; {len(bars):,} stock bars ({time.perf_counter() - t0:.1f}s)")
+    say("generated price records " + ", ".join(
+        f"{m}: {n:,}" for m, n in _per_month(cfg, records).items()
+    ) + f"; {len(bars):,} stock bars ({time.perf_counter() - t0:.1f}s)")
 
     pt = postgres.price_table
     owned = [
