@@ -23,7 +23,7 @@ from psycopg import sql
 from kline_assets.demo.catalog import STOCK_CODES, DemoConfig, DemoError, generate_catalog
 from kline_assets.demo.prices import generate_price_records
 from kline_assets.demo.stocks import generate_stock_bars
-from kline_assets.resources.pgcopy import copy_table
+from kline_assets.resources.pgcopy import copy_table, table_types
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import PRICE_TZ, SQL_DIR
 
@@ -147,8 +147,16 @@ def _per_month(cfg: DemoConfig, records: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, preserve_index=False)
+COPY_SLICE = 1 << 16
+
+
+def _copy(conn: psycopg.Connection, table: str, frame: pd.DataFrame) -> int:
+    """COPY a frame in slices: the encoder groups a slice's rows by NULL layout, and short
+    slices keep the ids nearly ascending, so PostgreSQL mostly appends to the indexes."""
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    types = table_types(conn, table)
+    return sum(copy_table(conn, table, data.slice(lo, COPY_SLICE), types)
+               for lo in range(0, data.num_rows, COPY_SLICE))
 
 
 def load_demo(postgres: PostgresResource, cfg: DemoConfig = DemoConfig(),
@@ -210,7 +218,7 @@ def load_demo(postgres: PostgresResource, cfg: DemoConfig = DemoConfig(),
             (postgres.stock_table, bars),
         ):
             t0 = time.perf_counter()
-            counts[table] = copy_table(conn, table, _arrow(frame))
+            counts[table] = _copy(conn, table, frame)
             if len(frame) > 1000:
                 say(f"COPY {table}: {counts[table]:,} rows ({time.perf_counter() - t0:.1f}s)")
         conn.execute(
