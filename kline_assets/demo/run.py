@@ -40,9 +40,10 @@ def validate(cfg: DemoConfig) -> None:
     keys = month_partitions.get_partition_keys()
     outside = [m for m in cfg.price_months if m not in set(keys)]
     if outside:
+        span = outside[0][:7] if len(outside) == 1 else f"{outside[0][:7]}..{outside[-1][:7]}"
         raise DemoError(
-            f"price months {outside[0][:7]}..{outside[-1][:7]} are outside the price "
-            f"partitions ({keys[0][:7]}..{keys[-1][:7]}); choose --start and --months within"
+            f"price months {span} are outside the price partitions "
+            f"({keys[0][:7]}..{keys[-1][:7]}); choose --start and --months within"
         )
     try:
         stock_days(cfg)
