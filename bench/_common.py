@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import psycopg
 
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.build import store_resources
 from kline_assets.settings import DATA_DIR, SQL_DIR
 
 ADMIN_DSN = os.environ.get("KLINE_BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -24,7 +25,7 @@ def bench_postgres(name: str) -> Iterator[PostgresResource]:
         conn.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
     info["dbname"] = name
-    pg = PostgresResource(dsn=psycopg.conninfo.make_conninfo(**info))
+    pg = store_resources(pg_dsn=psycopg.conninfo.make_conninfo(**info))["postgres"]
     pg.execute_file(SQL_DIR / "postgres" / "source.sql")
     try:
         yield pg
@@ -36,7 +37,7 @@ def bench_postgres(name: str) -> Iterator[PostgresResource]:
 @contextmanager
 def bench_clickhouse(database: str) -> Iterator[ClickHouseResource]:
     dsn = os.environ.get("KLINE_CLICKHOUSE_DSN", f"chdb://{DATA_DIR / 'bench' / 'clickhouse'}")
-    ch = ClickHouseResource(dsn=dsn, database=database)
+    ch = store_resources(clickhouse_dsn=dsn, clickhouse_database=database)["clickhouse"]
     ch.drop_database()
     ch.ensure_schema()
     try:

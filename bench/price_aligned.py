@@ -19,11 +19,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pyarrow as pa
 from _common import bench_clickhouse, bench_postgres, peak_rss_mib, timed
 
-from kline_assets.demo import DemoConfig, generate_catalog, generate_price_records
+from kline_assets.demo.catalog import DemoConfig, generate_catalog
+from kline_assets.demo.prices import generate_price_records
 from kline_assets.prices.aligned import align_month
+from kline_assets.prices.source import PRICE_TABLE
 from kline_assets.resources.clickhouse.sql import replace_partitions
+from kline_assets.resources.pgcopy import copy_table
 
 
 def load_month(pg, cfg: DemoConfig) -> int:
@@ -31,8 +35,8 @@ def load_month(pg, cfg: DemoConfig) -> int:
     records = generate_price_records(cfg)
     with pg.connect() as conn:
         for table in ("shop", "iphone"):
-            pg.copy_in(conn, table, catalog[table])
-        pg.copy_in(conn, pg.price_table, records)
+            copy_table(conn, table, pa.Table.from_pandas(catalog[table], preserve_index=False))
+        copy_table(conn, PRICE_TABLE, pa.Table.from_pandas(records, preserve_index=False))
         conn.execute("ANALYZE purchasing_shop_price_record")
     return len(records)
 

@@ -22,13 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_clickhouse, bench_postgres, peak_rss_mib
 from dagster import DagsterInstance, materialize
 
-from kline_assets.demo import DemoConfig, load_demo
-from kline_assets.prices.assets import price_aligned, raw_price_records
-from kline_assets.prices.feature_assets import feature_assets
+from kline_assets.demo.catalog import DemoConfig
+from kline_assets.demo.load import load_demo
+from kline_assets.prices.assets import (
+    cohorts,
+    cross_shop_agg,
+    features_wide,
+    price_aligned,
+    raw_price_records,
+)
 from kline_assets.prices.partitions import create_run
 from kline_assets.prices.source import read_records
 from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource
 
+FEATURE_ASSETS = [cross_shop_agg, features_wide, cohorts]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -49,8 +56,8 @@ def main() -> None:
                      "torch_device": TorchDeviceResource(device=args.device)}
         instance = DagsterInstance.ephemeral()
         create_run(instance, "bench")
-        assets = [raw_price_records, price_aligned, *feature_assets]
-        warm = materialize(assets, selection=[price_aligned, feature_assets[0]],
+        assets = [raw_price_records, price_aligned, *FEATURE_ASSETS]
+        warm = materialize(assets, selection=[price_aligned, FEATURE_ASSETS[0]],
                            partition_key="2025-10-01|bench", resources=resources,
                            instance=instance, run_config=QUIET)
         assert warm.success
@@ -62,7 +69,7 @@ def main() -> None:
         baseline = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        result = materialize(assets, selection=[price_aligned, *feature_assets],
+        result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
                              partition_key="2025-11-01|bench", resources=resources,
                              instance=instance, run_config=QUIET)
         wall = time.perf_counter() - t0

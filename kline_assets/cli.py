@@ -7,6 +7,7 @@ import sys
 import click
 
 import kline_assets.dagster_notices  # noqa: F401
+from kline_assets.demo.cli import demo
 from kline_assets.errors import KlineError
 from kline_assets.prices.cli import runs
 from kline_assets.settings import SQL_DIR
@@ -37,24 +38,10 @@ def init() -> None:
                + (f"; swept {len(swept)} stale staging table(s)" if swept else ""))
 
 
-@cli.command()
-@click.option("--seed", default=7, show_default=True)
-@click.option("--start", default="2025-10-01", show_default=True, help="first month")
-@click.option("--months", default=2, show_default=True)
-@click.option("--shops", default=24, show_default=True)
-@click.option("--iphones", default=40, show_default=True)
-def demo(seed: int, start: str, months: int, shops: int, iphones: int) -> None:
-    """Load realistic synthetic data and materialize every asset for run `demo`."""
-    from kline_assets.demo import DemoConfig
-    from kline_assets.quickstart import run_demo
-
-    run_demo(DemoConfig(seed=seed, start=start, months=months, n_shops=shops,
-                        n_iphones=iphones), echo=click.echo)
-
-
 cli.add_command(runs)
 cli.add_command(stocks)
 cli.add_command(bars)
+cli.add_command(demo)
 
 
 def main() -> None:

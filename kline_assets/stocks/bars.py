@@ -26,8 +26,10 @@ from psycopg import sql
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
+from kline_assets.resources.build import store_resources
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import STOCK_TZ, load_settings
+from kline_assets.settings import STOCK_TZ
+from kline_assets.stocks import STOCK_TABLE
 
 from .sessions import trading_days
 
@@ -230,7 +232,7 @@ def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, las
     query = sql.SQL(
         "SELECT (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, close, "
         "volume, amount FROM {} WHERE code = {} AND time >= {} AND time < {} ORDER BY time"
-    ).format(sql.Identifier(*postgres.stock_table.split(".")), sql.Literal(symbol),
+    ).format(sql.Identifier(*STOCK_TABLE.split(".")), sql.Literal(symbol),
              sql.Literal(datetime.combine(first, datetime.min.time())),
              sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
     types = {"us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}
@@ -340,7 +342,7 @@ def query_command(symbol: str, period: str, start: str, end: str, as_json: bool)
     lo, hi = _clock(start, "--from"), _clock(end, "--to")
     if hi < lo:
         raise click.BadParameter("--to is before --from", param_hint="--to")
-    postgres = PostgresResource(dsn=load_settings().pg_dsn)
+    postgres = store_resources()["postgres"]
     try:
         rows = query_bars(postgres, symbol, int(period), lo, hi)
     except KlineError as exc:

@@ -181,7 +181,8 @@ def test_empty_month_writes_nothing_and_says_so(price_resources, runs):
 
 @pytest.fixture
 def demo_source(price_resources):
-    from kline_assets.demo import DemoConfig, load_demo
+    from kline_assets.demo.catalog import DemoConfig
+    from kline_assets.demo.load import load_demo
 
     cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3, stock_codes=1,
                      stock_months=1)
