@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import click
 
 import kline_assets.warnings  # noqa: F401
-from kline_assets.instance import get_instance
 from kline_assets.errors import KlineError
+from kline_assets.instance import get_instance
 from kline_assets.settings import SQL_DIR, load_settings
 
 

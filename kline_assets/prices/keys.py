@@ -7,9 +7,9 @@ from datetime import datetime
 import pandas as pd
 from dagster import MultiPartitionKey
 
+from kline_assets.errors import InvalidRunIdError
 from kline_assets.prices.partitions import MONTH_DIMENSION, RUN_ID_DIMENSION, month_partitions
 from kline_assets.prices.runs import validate_run_id
-from kline_assets.errors import InvalidRunIdError
 
 
 def split_price_key(key: str) -> tuple[str, str]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
+from kline_assets.errors import InvalidRunIdError, KlineError
 from kline_assets.prices.runs import LIVE, validate_run_id
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse_io import (
@@ -37,7 +38,6 @@ from kline_assets.resources.clickhouse_io import (
     partition_literal,
     quote_literal,
 )
-from kline_assets.errors import InvalidRunIdError, KlineError
 
 PRICE_TABLES = ("price_aligned", "cross_shop_agg", "features_wide")
 

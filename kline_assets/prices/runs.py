@@ -10,8 +10,8 @@ import re
 
 from dagster import DagsterInstance
 
-from kline_assets.prices.partitions import RUN_ID_DIMENSION
 from kline_assets.errors import InvalidRunIdError
+from kline_assets.prices.partitions import RUN_ID_DIMENSION
 
 RUN_ID_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
 LIVE = "live"

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kline_assets.cli import cli
+from kline_assets.errors import InvalidRunIdError
 from kline_assets.prices.run_ops import (
     PRICE_TABLES,
     RunOperationRefused,
@@ -21,7 +22,6 @@ from kline_assets.prices.run_ops import (
     run_partitions,
 )
 from kline_assets.resources.clickhouse_io import read_frame, replace_partitions
-from kline_assets.errors import InvalidRunIdError
 
 TZ = "Asia/Tokyo"
 KEYS = {"price_aligned": ["iphone_id", "shop_id", "bucket"],

@@ -5,9 +5,9 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
+from kline_assets.errors import ServiceUnavailableError
 from kline_assets.resources import ClickHouseResource, RedisResource, resolve_device
 from kline_assets.resources.clickhouse_io import partition_literal, replace_partitions
-from kline_assets.errors import ServiceUnavailableError
 
 
 def test_unreachable_clickhouse_server_names_the_address():
