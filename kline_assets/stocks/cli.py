@@ -1,4 +1,4 @@
-"""`kline stocks …`: the stock domain's commands (the lead's `kline` CLI adds this group)."""
+"""`kline stocks …`: the stock domain's commands, mounted by the root `kline` group."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ ONE_MIN, MONTHLY = AssetKey("stock_1min"), AssetKey("stock_monthly_kline")
 
 
 def loaded() -> Definitions:
-    """The domain merged with the resource the lead's top-level definitions provide."""
+    """The domain merged with the resource the top-level definitions provide."""
     return Definitions.merge(defs, Definitions(resources={"postgres": PostgresResource()}))
 
 

@@ -197,7 +197,7 @@ def _normalized_sql(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def test_the_continuous_aggregate_is_the_seed_view_with_the_shared_predicate(
+def test_the_continuous_aggregate_is_the_original_view_with_the_shared_predicate(
     postgres: PostgresResource,
 ) -> None:
     seed = """

@@ -90,7 +90,10 @@ class MonthBars:
     conflict_rows: list[dict[str, object]] = field(default_factory=list)
     rows: int = 0
     codes: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # reading (pass 1)
+    rows_loaded: int = 0  # set by load_month, which writes outside Dagster
+    rows_deleted: int = 0
+    write_seconds: float = 0.0
     _spills: list[Path | None] = field(default_factory=list, repr=False)
     _drops: list[np.ndarray] = field(default_factory=list, repr=False)
     _dir: _Spill | None = field(default=None, repr=False)
@@ -237,9 +240,11 @@ def load_month(
     (benchmarks, scripts): the same path the stock_1min asset takes through its IO manager."""
     month = prepare_month(root, window, options, workers, skip_bad_files, progress)
     if month.replaces:
+        writing = clock.perf_counter()
         with connect() as conn:
-            replace_time_window(conn, table_name, "time", window.start, window.end,
-                                month.tables())
+            month.rows_deleted, month.rows_loaded = replace_time_window(
+                conn, table_name, "time", window.start, window.end, month.tables())
+        month.write_seconds = clock.perf_counter() - writing
     return month
 
 
