@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import bench_postgres, peak_rss_mib, timed
 
-from kline_assets.stocks import landing, monthly
+from kline_assets.stocks import STOCK_TABLE, landing, monthly
 from kline_assets.stocks.partitions import MonthWindow, add_months
 
 FIRST = pd.Timestamp("2024-01-01")
@@ -155,7 +155,7 @@ def main() -> None:
             with timed(t, "load"):
                 for month in window.split():
                     report = landing.load_month(
-                        pg.connect, pg.stock_table, root, month, landing.ReadOptions(),
+                        pg.connect, STOCK_TABLE, root, month, landing.ReadOptions(),
                         workers=landing.default_workers(), progress=False,
                     )
                     loaded += report.rows_loaded

@@ -32,6 +32,7 @@ class Settings:
     redis_url: str
     device: str
     dagster_home: Path
+    stock_landing_dir: Path
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -43,4 +44,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redis_url=env.get("KLINE_REDIS_URL", DEFAULT_REDIS_URL),
         device=env.get("KLINE_DEVICE", DEFAULT_DEVICE),
         dagster_home=Path(env.get("DAGSTER_HOME", str(DATA_DIR / "dagster"))),
+        stock_landing_dir=Path(
+            env.get("KLINE_STOCK_LANDING_DIR", str(DATA_DIR / "landing" / "stock_1min"))
+        ),
     )

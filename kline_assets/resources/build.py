@@ -11,6 +11,7 @@ from dagster import EnvVar
 from kline_assets.resources.clickhouse import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.device import TorchDeviceResource
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres_io import PostgresIOManager
 from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import load_settings
 
@@ -49,8 +50,10 @@ def build_resources(
         database=pick("KLINE_CLICKHOUSE_DATABASE", clickhouse_database,
                       s.clickhouse_database),
     )
+    postgres = PostgresResource(dsn=pick("KLINE_PG_DSN", pg_dsn, s.pg_dsn))
     return {
-        "postgres": PostgresResource(dsn=pick("KLINE_PG_DSN", pg_dsn, s.pg_dsn)),
+        "postgres": postgres,
+        "postgres_io_manager": PostgresIOManager(postgres=postgres),
         "clickhouse": clickhouse,
         "clickhouse_io_manager": ClickHouseIOManager(clickhouse=clickhouse),
         "redis": RedisResource(url=pick("KLINE_REDIS_URL", redis_url, s.redis_url)),

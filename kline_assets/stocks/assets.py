@@ -1,9 +1,10 @@
 """The two stock assets: `stock_1min` (landing files → stock_1min_qfq) and `stock_monthly_kline`.
 
-Assets only orchestrate and report: parsing lives in landing.py, SQL in monthly.py / sql/.
+Assets only orchestrate and report: parsing lives in landing/, writing in the PostgreSQL IO
+manager (resources/postgres_io.py), SQL in monthly.py / sql/.
 """
 
-import os
+from itertools import chain
 from pathlib import Path
 
 from dagster import (
@@ -15,6 +16,7 @@ from dagster import (
     IdentityPartitionMapping,
     MaterializeResult,
     MetadataValue,
+    Output,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -23,18 +25,24 @@ from dagster import (
 from pydantic import Field
 
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import DATA_DIR
+from kline_assets.resources.postgres_io import ArrowStream
+from kline_assets.settings import load_settings
+from kline_assets.stocks import STOCK_TABLE
 
-from . import landing, monthly
+from . import checks, landing, monthly
 from .partitions import STOCK_MONTHS, MonthWindow, month_label
 from .plots import candlestick_markdown
 
 GROUP = "stocks"
+TABLE = "stock_1min_qfq"
+IO_MANAGER = "postgres_io_manager"
+CONFLICTS_BY_MONTH = checks.CONFLICTS_BY_MONTH
 OWNERS = ["team:quant"]
 KINDS = {"postgres", "timescaledb"}
 BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=12)
-"""A backfill runs a year per run: stock_1min loads it month by month (one transaction each),
-stock_monthly_kline refreshes it in one go. Both assets share it, so one job holds both."""
+"""A backfill runs a year per run: stock_1min reads it month by month and writes it in one
+transaction, stock_monthly_kline refreshes it in one go. Both assets share it, so one job
+holds both."""
 
 _PRICE = "forward-adjusted (qfq) price; may be negative"
 
@@ -68,9 +76,8 @@ MONTHLY_SCHEMA = TableSchema(
 
 
 def default_landing_dir() -> Path:
-    """KLINE_STOCK_LANDING_DIR, else <repo>/.kline/landing/stock_1min (read at run time)."""
-    env = os.environ.get("KLINE_STOCK_LANDING_DIR")
-    return Path(env) if env else DATA_DIR / "landing" / "stock_1min"
+    """Settings' stock_landing_dir (KLINE_STOCK_LANDING_DIR), read at run time."""
+    return load_settings().stock_landing_dir
 
 
 class StockLandingConfig(Config):
@@ -136,82 +143,91 @@ def _plain(value: object) -> str | int | float | bool | None:
     group_name=GROUP,
     owners=OWNERS,
     kinds=KINDS,
-    metadata={"dagster/column_schema": STOCK_1MIN_SCHEMA, "dagster/table_name": "stock_1min_qfq"},
+    io_manager_key=IO_MANAGER,
+    metadata={
+        "dagster/column_schema": STOCK_1MIN_SCHEMA,
+        "dagster/table_name": TABLE,
+        "table": TABLE,
+        "partition_expr": "time",
+    },
     description="""1-minute A-share bars (forward-adjusted) in `stock_1min_qfq`, one month per
-partition, loaded by COPY from the landing directory (CSV and Parquet; columns time, code,
-name, open, high, low, close, volume, amount, renamed through `column_map`).
+partition, from the landing directory (CSV and Parquet; columns time, code, name, open, high,
+low, close, volume, amount, renamed through `column_map`), written by the PostgreSQL IO manager.
 
-* A month is replaced in one transaction; a file that fails to parse fails the month by file
-  name and line, and the previous month stays as it was (or, with `skip_bad_files`, the bad
-  file is left out whole). With no file for a month, the month is left untouched.
-* `time` is Beijing wall clock. Bars stamped outside 09:30–11:30 / 13:00–15:00 (inclusive, so
-  start- and end-labelled files both fit) are rejected and counted per file.
+* The run's months are replaced in one transaction (DELETE, binary COPY), streamed file by
+  file so memory stays bounded. A file that fails to parse — a non-numeric or non-finite
+  number, a Parquet column of the wrong type, bytes not in `encoding` — fails the run by file
+  name and line, and the previous months stay as they were (or, with `skip_bad_files`, the bad
+  file is left out whole). A month without any file is left untouched.
+* `time` is Beijing wall clock. Bars on a day that is not an XSHG trading day are rejected as
+  `non_trading_day`; bars outside 09:30–11:30 / 13:00–15:00 (inclusive, so start- and
+  end-labelled files both fit) as `outside_session`; both are counted per file.
 * **Duplicates** — bars sharing (code, time), in one file or several: the copy that comes
   last in (relative file path, line) order wins, so a corrected file whose name sorts later
   replaces the earlier bar. Identical copies are counted as duplicates; copies with different
-  values are counted as conflicts and listed with every file and line. Never summed twice.
+  values are conflicts, listed with every copy's file, line and values, and the
+  `no_conflicting_duplicates` check warns about them. Never summed twice.
 * Dirty bars (negative volume, NULL amount, inconsistent high/low) are loaded as they are:
   `stock_monthly_kline` applies the cleaning rule. Negative qfq prices are kept.
-* On TimescaleDB the table is made a hypertable (idempotent) before loading.""",
+* On TimescaleDB the table is made a hypertable (idempotent) before writing.""",
 )
 def stock_1min(
     context: AssetExecutionContext, config: StockLandingConfig, postgres: PostgresResource
-) -> MaterializeResult:
+) -> Output[ArrowStream]:
     window = partition_window(context)
     root = Path(config.landing_dir) if config.landing_dir else default_landing_dir()
-    postgres.require_tables([postgres.stock_table])
+    postgres.require_tables([STOCK_TABLE])
     with postgres.connect() as conn:
         path = monthly.storage_path(conn)
-        if path is monthly.StoragePath.TIMESCALEDB and monthly.ensure_hypertable(
-            conn, postgres.stock_table
-        ):
-            context.log.info(f"{postgres.stock_table} converted to a hypertable")
     options = landing.ReadOptions(
         column_map=dict(config.column_map), encoding=config.encoding,
         time_format=config.time_format,
     )
-    reports: list[landing.LoadReport] = []
-    failures: list[landing.LandingLoadError | landing.MonthWriteError] = []
-    for month in window.split():  # one transaction per month: a bad month spoils no other
+    months: list[landing.MonthBars] = []
+    failures: list[landing.LandingLoadError] = []
+    for month in window.split():  # one month in memory at a time
         try:
-            reports.append(landing.load_month(
-                postgres.connect, postgres.stock_table, root, month, options,
-                workers=config.workers or landing.default_workers(),
+            months.append(landing.prepare_month(
+                root, month, options, workers=config.workers or landing.default_workers(),
                 skip_bad_files=config.skip_bad_files,
             ))
-        except (landing.LandingLoadError, landing.MonthWriteError) as exc:
+        except landing.LandingLoadError as exc:
             context.log.error(str(exc))
             failures.append(exc)
             continue
-        _log_report(context, reports[-1], root)
+        _log_report(context, months[-1], root)
     if failures:
-        errors = [e for f in failures for e in getattr(f, "errors", [])]
-        loaded = ", ".join(r.month for r in reports if r.replaced) or "none"
+        errors = [e for f in failures for e in f.errors]
         raise Failure(
-            description="\n".join(str(f) for f in failures) + f"\nmonths loaded: {loaded}",
+            description="\n".join(str(f) for f in failures) + "\nnothing was written",
             metadata={"failed files": _failed_table(errors), "landing dir": str(root)},
         )
-    return MaterializeResult(metadata=_load_metadata(reports, root, path))
+    written = [m for m in months if m.replaces]
+    stream = ArrowStream(
+        chain.from_iterable(m.tables() for m in written),
+        replace=[(m.window.start, m.window.end) for m in written],
+    )
+    return Output(stream, metadata=_load_metadata(months, root, path))
 
 
-def _log_report(context: AssetExecutionContext, report: landing.LoadReport, root: Path) -> None:
-    if not report.files:
-        context.log.warning(f"no landing files for {report.month} under {root}; month unchanged")
-    elif not report.replaced:
-        context.log.warning(f"every file for {report.month} failed; month unchanged")
-    for err in report.failed:
+def _log_report(context: AssetExecutionContext, month: landing.MonthBars, root: Path) -> None:
+    if not month.files:
+        context.log.warning(f"no landing files for {month.month} under {root}; month unchanged")
+    elif not month.replaces:
+        context.log.warning(f"every file for {month.month} failed; month unchanged")
+    for err in month.failed:
         context.log.warning(f"skipped {err}")
-    if report.outside_session:
-        context.log.warning(
-            f"{report.month}: {report.outside_session} bar(s) outside trading sessions "
-            "rejected: " + ", ".join(
-                f"{f.file} ({f.outside_session})" for f in report.files if f.outside_session
+    for reason in (landing.NON_TRADING_DAY, landing.OUTSIDE_SESSION):
+        counted = [(s.file, getattr(s, reason)) for s in month.stats if getattr(s, reason)]
+        if counted:
+            context.log.warning(
+                f"{month.month}: {sum(n for _, n in counted)} bar(s) rejected as {reason}: "
+                + ", ".join(f"{f} ({n})" for f, n in counted)
             )
-        )
-    if report.conflicts:
+    if month.conflicts:
         context.log.warning(
-            f"{report.month}: {report.conflicts} (code, time) key(s) with conflicting copies; "
-            "the copy from the file sorting last was kept (see 'conflicts (first 20)')"
+            f"{month.month}: {month.conflicts} (code, time) key(s) with conflicting copies; "
+            "the copy from the file sorting last was kept (see 'conflicting duplicates')"
         )
 
 
@@ -222,38 +238,55 @@ def _failed_table(errors: list[landing.LandingFileError]) -> MetadataValue:
     )
 
 
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool):
+        return "**kept**" if value else "dropped"
+    return str(value).replace("|", "\\|")
+
+
+def conflicts_markdown(rows: list[dict[str, object]]) -> str:
+    """Every copy of the conflicting bars shown (first 20 keys), the kept one marked."""
+    columns = ["code", "time", "copy", "kept", "name", *landing.NUMERIC]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def _load_metadata(
-    reports: list[landing.LoadReport], root: Path, path: monthly.StoragePath
+    months: list[landing.MonthBars], root: Path, path: monthly.StoragePath
 ) -> dict[str, object]:
-    files = [vars(f) for r in reports for f in r.files]
-    failed = [e for r in reports for e in r.failed]
-    rejected = [x for r in reports for x in r.outside_session_samples][:20]
-    conflicts = [x for r in reports for x in r.conflict_samples][:20]
-    loaded = sum(r.rows_loaded for r in reports)
+    files = [vars(s) for m in months for s in m.stats]
+    failed = [e for m in months for e in m.failed]
+    rejected = [x for m in months for x in m.rejected][:20]
+    conflict_rows = [x for m in months for x in m.conflict_rows]
+    loaded = sum(m.rows for m in months if m.replaces)
     meta: dict[str, object] = {
         "dagster/row_count": loaded,
         "rows loaded": loaded,
-        "rows replaced": sum(r.rows_deleted for r in reports),
-        "months replaced": ", ".join(r.month for r in reports if r.replaced) or "none",
-        "codes": max((r.codes for r in reports), default=0),
+        "months replaced": ", ".join(m.month for m in months if m.replaces) or "none",
+        "codes": max((m.codes for m in months), default=0),
         "files": len(files),
         "files skipped": len(failed),
-        "rejected outside sessions": sum(r.outside_session for r in reports),
-        "rows outside the month": sum(r.outside_month for r in reports),
-        "duplicates dropped": sum(r.duplicates for r in reports),
-        "duplicate conflicts": sum(r.conflicts for r in reports),
+        "rejected on non-trading days": sum(m.non_trading_day for m in months),
+        "rejected outside sessions": sum(m.outside_session for m in months),
+        "rows outside the month": sum(m.outside_month for m in months),
+        "duplicates dropped": sum(m.duplicates for m in months),
+        "duplicate conflicts": sum(m.conflicts for m in months),
+        CONFLICTS_BY_MONTH: MetadataValue.json({m.month: m.conflicts for m in months}),
         "path": path.value,
-        "seconds": round(sum(r.seconds for r in reports), 3),
-        "seconds writing": round(sum(r.write_seconds for r in reports), 3),
+        "seconds reading": round(sum(m.seconds for m in months), 3),
         "landing dir": MetadataValue.path(str(root)),
         "per file": _table(files, list(landing.FileStats.__dataclass_fields__)),
     }
     if failed:
         meta["skipped files"] = _failed_table(failed)
     if rejected:
-        meta["rejected bars (first 20)"] = _table(rejected, ["file", "where", "code", "time"])
-    if conflicts:
-        meta["conflicts (first 20)"] = _table(conflicts, ["code", "time", "kept", "dropped"])
+        meta["rejected bars (first 20)"] = _table(
+            rejected, ["file", "where", "code", "time", "reason"])
+    if conflict_rows:
+        meta["conflicting duplicates"] = MetadataValue.md(conflicts_markdown(conflict_rows))
     return meta
 
 
@@ -270,7 +303,7 @@ def _load_metadata(
 first(open), max(high), min(low), last(close), sum(volume), sum(amount), over bars with
 volume ≥ 0, amount ≥ 0, high ≥ GREATEST(open, close), low ≤ LEAST(open, close).
 
-* TimescaleDB (extension installed in the database): the seed's continuous aggregate with the
+* TimescaleDB (extension installed in the database): the continuous aggregate with the
   (code, month DESC) index and the 3 months / 1 hour / 30 minutes refresh policy; a partition
   is refreshed over [M, M+1 month) outside any transaction.
 * Plain PostgreSQL: a table of the same name holding the same rows, replaced per window of

@@ -1,20 +1,24 @@
-"""The seed's validation queries (section 6.1) as asset checks on stock_monthly_kline.
+"""Asset checks of the stock domain: validation queries on stock_monthly_kline and the
+integrity of stock_1min (conflicting duplicates, bars off the XSHG calendar, non-finite values).
 
-One op runs them all on one connection. In a partitioned run they look at the run's months
-(one partition or a backfill range); run on their own (Dagster cannot launch unpartitioned
-checks for a partition), at the whole table. Each result carries the
-number of offending rows, up to 20 of them, and the query it ran.
+One op per asset runs its checks on one connection. In a partitioned run they look at the
+run's months (one partition or a backfill range), like the assets; run on their own (Dagster
+cannot launch unpartitioned checks for a partition), at the whole table. Each result carries
+the number of offending rows, up to 20 of them, and the query it ran.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
+    AssetRecordsFilter,
     MetadataValue,
     TableColumn,
     TableRecord,
@@ -24,17 +28,22 @@ from dagster import (
 from psycopg import sql
 
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.stocks import STOCK_TABLE
 
+from . import sessions
 from .monthly import CLEAN_PREDICATE, VIEW, tune_for_batch
-from .partitions import MonthWindow, window_for_keys
+from .partitions import MonthWindow, month_label, window_for_keys
 
 SAMPLE = 20
-ROW_COLUMNS = ["month", "code", "name", "open", "high", "low", "close", "volume", "amount"]
+VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "amount"]
+ROW_COLUMNS = ["month", "code", "name", *VALUE_COLUMNS]
+BAR_COLUMNS = ["time", "code", "name", *VALUE_COLUMNS]
+NON_FINITE = " OR ".join(f"{c} IN ('NaN', 'Infinity', '-Infinity')" for c in VALUE_COLUMNS)
 
 
 @dataclass(frozen=True)
 class RowRule:
-    """A seed query: rows of stock_monthly_kline matching `condition` are offending."""
+    """A validation query: rows of stock_monthly_kline matching `condition` are offending."""
 
     name: str
     condition: str
@@ -66,6 +75,12 @@ ROW_RULES = (
         AssetCheckSeverity.WARN,
     ),
     RowRule("name_present", "name IS NULL", "(E) every month carries the security name"),
+    RowRule(
+        "finite_values",
+        NON_FINITE,
+        "(F) open, high, low, close, volume and amount are finite: PostgreSQL double precision "
+        "holds 'NaN' and '±Infinity', which the cleaning rule's comparisons let through",
+    ),
 )
 ROW_COUNT = "row_count_matches_source"
 
@@ -197,7 +212,7 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
     specs=SPECS,
     can_subset=True,
     name="stock_monthly_kline_checks",
-    description="The seed's validation queries on stock_monthly_kline",
+    description="Validation queries on stock_monthly_kline",
 )
 def stock_monthly_kline_checks(
     context: AssetCheckExecutionContext, postgres: PostgresResource
@@ -210,4 +225,140 @@ def stock_monthly_kline_checks(
             if rule.name in selected:
                 yield evaluate_rule(conn, rule, window)
         if ROW_COUNT in selected:
-            yield evaluate_row_count(conn, postgres.stock_table, window)
+            yield evaluate_row_count(conn, STOCK_TABLE, window)
+
+
+# --------------------------------------------------------------------------- stock_1min
+
+ONE_MIN = AssetKey("stock_1min")
+CONFLICTS = "no_conflicting_duplicates"
+ON_CALENDAR = "bars_on_trading_days_in_sessions"
+FINITE_BARS = "finite_bar_values"
+CONFLICTS_BY_MONTH = "duplicate conflicts by month"  # stock_1min's materialization metadata
+
+ONE_MIN_SPECS = [
+    AssetCheckSpec(CONFLICTS, asset=ONE_MIN, description="the last load of each month found "
+                   "no (code, time) bar with differing copies (the file sorting last won)"),
+    AssetCheckSpec(ON_CALENDAR, asset=ONE_MIN, description="every bar lies on an XSHG trading "
+                   "day, within 09:30–11:30 or 13:00–15:00"),
+    AssetCheckSpec(FINITE_BARS, asset=ONE_MIN, description="no NaN or ±Infinity in open, high, "
+                   "low, close, volume or amount"),
+]
+
+
+def _warn(check: str, passed: bool, metadata: dict[str, object]) -> AssetCheckResult:
+    return AssetCheckResult(asset_key=ONE_MIN, check_name=check, passed=passed,
+                            severity=AssetCheckSeverity.WARN, metadata=metadata)
+
+
+def evaluate_conflicts(
+    context: AssetCheckExecutionContext, window: MonthWindow | None
+) -> AssetCheckResult:
+    """Reads the conflicts the last materialization of each month recorded: a conflict is a
+    fact about the landing files, which the table no longer shows once the winner is in."""
+    instance = context.instance
+    if window is None:
+        event = instance.get_latest_materialization_event(ONE_MIN)
+        found = {"last materialization": _conflicts_of(event, None)} if event else {}
+    else:
+        found = {}
+        for start in window.month_starts():
+            label = month_label(start)
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=ONE_MIN, asset_partitions=[f"{label}-01"]),
+                limit=1,
+            ).records
+            if records:
+                found[label] = _conflicts_of(records[0].event_log_entry, label)
+    total = sum(found.values())
+    return _warn(CONFLICTS, total == 0, {
+        "conflicting keys": total,
+        "by month": MetadataValue.json(found),
+        "window": window.label if window else "all months",
+    })
+
+
+def _conflicts_of(entry: object, label: str | None) -> int:
+    materialization = entry.asset_materialization if entry is not None else None
+    if materialization is None:
+        return 0
+    meta = materialization.metadata
+    if label is not None and CONFLICTS_BY_MONTH in meta:
+        return int(meta[CONFLICTS_BY_MONTH].value.get(label, 0))
+    value = meta.get("duplicate conflicts")
+    return int(value.value) if value is not None else 0
+
+
+def evaluate_calendar(
+    conn: psycopg.Connection, source: str, window: MonthWindow | None
+) -> AssetCheckResult:
+    """Bars on exchange holidays (asked of sessions.py, not of SQL) or outside the hours."""
+    table = sql.Identifier(*source.split("."))
+    where = _window_filter("time", window)
+    days = [d for (d,) in conn.execute(sql.SQL(
+        "SELECT DISTINCT time::date FROM {} WHERE {} ORDER BY 1").format(table, where))]
+    holidays = []
+    if days:
+        as_np = np.array(days, dtype="datetime64[D]")
+        holidays = [d for d, ok in zip(days, sessions.trading_day_mask(as_np), strict=True)
+                    if not ok]
+    hours = sql.SQL(" OR ").join(
+        sql.SQL("time::time BETWEEN {} AND {}").format(
+            sql.Literal(f"{lo // 3600:02d}:{lo % 3600 // 60:02d}"),
+            sql.Literal(f"{hi // 3600:02d}:{hi % 3600 // 60:02d}"))
+        for lo, hi in sessions.SESSIONS)
+    query = sql.SQL(
+        "SELECT {cols}, CASE WHEN time::date = ANY({holidays}) THEN 'non_trading_day' "
+        "ELSE 'outside_session' END, count(*) OVER () FROM {table} "
+        "WHERE ({where}) AND (time::date = ANY({holidays}) OR NOT ({hours})) "
+        "ORDER BY time, code LIMIT {limit}"
+    ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BAR_COLUMNS)), table=table,
+             where=where, holidays=sql.Literal(holidays), hours=hours,
+             limit=sql.Literal(SAMPLE))
+    rows = conn.execute(query).fetchall()
+    count = int(rows[0][-1]) if rows else 0
+    return _warn(ON_CALENDAR, count == 0, {
+        "offending rows": count,
+        "non-trading days with bars": ", ".join(str(d) for d in holidays) or "none",
+        "sample (first 20)": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
+        "window": window.label if window else "all months",
+    })
+
+
+def evaluate_finite_bars(
+    conn: psycopg.Connection, source: str, window: MonthWindow | None
+) -> AssetCheckResult:
+    query = sql.SQL(
+        "SELECT {cols}, count(*) OVER () FROM {table} WHERE ({where}) AND ({cond}) "
+        "ORDER BY time, code LIMIT {limit}"
+    ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BAR_COLUMNS)),
+             table=sql.Identifier(*source.split(".")), where=_window_filter("time", window),
+             cond=sql.SQL(NON_FINITE), limit=sql.Literal(SAMPLE))
+    rows = conn.execute(query).fetchall()
+    count = int(rows[0][-1]) if rows else 0
+    return _warn(FINITE_BARS, count == 0, {
+        "offending rows": count,
+        "sample (first 20)": _records([r[:-1] for r in rows], BAR_COLUMNS),
+        "window": window.label if window else "all months",
+    })
+
+
+@multi_asset_check(
+    specs=ONE_MIN_SPECS,
+    can_subset=True,
+    name="stock_1min_checks",
+    description="Integrity of stock_1min: conflicting duplicates, calendar, finite values",
+)
+def stock_1min_checks(
+    context: AssetCheckExecutionContext, postgres: PostgresResource
+) -> Iterator[AssetCheckResult]:
+    window = check_window(context)
+    selected = {key.name for key in context.selected_asset_check_keys}
+    if CONFLICTS in selected:
+        yield evaluate_conflicts(context, window)
+    with postgres.connect() as conn:
+        tune_for_batch(conn)
+        if ON_CALENDAR in selected:
+            yield evaluate_calendar(conn, STOCK_TABLE, window)
+        if FINITE_BARS in selected:
+            yield evaluate_finite_bars(conn, STOCK_TABLE, window)

@@ -1,12 +1,11 @@
-"""`kline stocks …`: the stock domain's commands (the lead's `kline` CLI adds this group)."""
+"""`kline stocks …`: the stock domain's commands, mounted by the root `kline` group."""
 
 from __future__ import annotations
 
 import click
 
 from kline_assets.errors import KlineError
-from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import load_settings
+from kline_assets.resources.build import store_resources
 
 from . import monthly
 from .partitions import FIRST_MONTH, window_for_months
@@ -41,7 +40,7 @@ def refresh_command(
         window = window_for_months(from_month, to_month)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    postgres = PostgresResource(dsn=load_settings().pg_dsn)
+    postgres = store_resources()["postgres"]
     if recreate and window.label.split("..")[0] != FIRST_MONTH:
         click.echo(f"note: --recreate empties every month; only {window.label} is refreshed now")
     try:

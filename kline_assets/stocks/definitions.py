@@ -1,16 +1,16 @@
-"""The stock domain's Definitions, without resources: the top-level definitions merge it and
-provide `postgres` (PostgresResource)."""
+"""The stock domain's Definitions; the top-level definitions merge it and provide the
+resources (`postgres`, and `postgres_io_manager` that stock_1min writes through)."""
 
 from dagster import Definitions
 
 from .assets import stock_1min, stock_monthly_kline
-from .checks import stock_monthly_kline_checks
+from .checks import stock_1min_checks, stock_monthly_kline_checks
 from .jobs import monthly_kline_full_refresh, stock_monthly_job
 from .schedules import stock_current_month
 
 defs = Definitions(
     assets=[stock_1min, stock_monthly_kline],
-    asset_checks=[stock_monthly_kline_checks],
+    asset_checks=[stock_1min_checks, stock_monthly_kline_checks],
     jobs=[stock_monthly_job, monthly_kline_full_refresh],
     schedules=[stock_current_month],
 )

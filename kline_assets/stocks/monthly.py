@@ -5,7 +5,7 @@ connected database (`CREATE EXTENSION timescaledb` switches a database over; `--
 then replaces the plain table by the aggregate). Both paths aggregate the same clean bars with
 the same first/last-by-time semantics, so they hold identical rows:
 
-* TimescaleDB: the seed's continuous aggregate (sql/timescale/monthly_kline_cagg.sql), its
+* TimescaleDB: the continuous aggregate (sql/timescale/monthly_kline_cagg.sql), its
   (code, month DESC) index and refresh policy; a month is materialized with
   `refresh_continuous_aggregate` over [M, M+1 month), outside any transaction.
 * plain PostgreSQL: a table of the same name (sql/postgres/stock_monthly_kline.sql); a window
@@ -35,6 +35,7 @@ from psycopg import sql
 from kline_assets.errors import KlineError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import SQL_DIR
+from kline_assets.stocks import STOCK_TABLE
 
 from .partitions import MonthWindow
 
@@ -46,7 +47,7 @@ CLEAN_PREDICATE = (
     "  AND high >= GREATEST(open, close)\n"
     "  AND low <= LEAST(open, close)"
 )
-"""The seed's cleaning rule, shared by the aggregate, the plain refresh and the row-count check.
+"""The cleaning rule, shared by the aggregate, the plain refresh and the row-count check.
 
 `>= 0` is false for NULL, so a bar with a NULL volume or amount is dropped; prices are not
 checked for sign, because forward-adjusted (qfq) prices may be negative.
@@ -285,7 +286,7 @@ def refresh(
     always recomputes the window.
     """
     started = clock.perf_counter()
-    source = postgres.stock_table
+    source = STOCK_TABLE
     say = announce or (lambda _message: None)
     postgres.require_tables([source])
     with postgres.connect() as conn:

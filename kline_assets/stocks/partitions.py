@@ -2,15 +2,17 @@
 
 `stock_1min_qfq.time` is a `timestamp without time zone` holding Beijing wall-clock time, so a
 partition's window is passed to SQL as naive datetimes: month M is [M-01 00:00, M+1-01 00:00).
+Month arithmetic itself lives in kline_assets.months; this module only adds the stock zone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from dagster import MonthlyPartitionsDefinition
 
+from kline_assets import months
+from kline_assets.months import MonthWindow, add_months, month_label, parse_month
 from kline_assets.settings import STOCK_TZ
 
 FIRST_MONTH = "2000-01"
@@ -21,68 +23,14 @@ STOCK_MONTHS = MonthlyPartitionsDefinition(
 """Every month from 2000-01 through the current (unfinished) Beijing month."""
 
 
-@dataclass(frozen=True)
-class MonthWindow:
-    """A half-open window [start, end) of whole months, in naive Beijing wall-clock time."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        for bound in (self.start, self.end):
-            if bound.tzinfo is not None or (bound.day, bound.hour, bound.minute) != (1, 0, 0):
-                raise ValueError(f"month window bounds must be naive month starts, got {bound}")
-        if self.end <= self.start:
-            raise ValueError(f"empty month window [{self.start}, {self.end})")
-
-    @property
-    def months(self) -> int:
-        return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
-
-    @property
-    def label(self) -> str:
-        first, last = month_label(self.start), month_label(add_months(self.end, -1))
-        return first if first == last else f"{first}..{last}"
-
-    def month_starts(self) -> list[datetime]:
-        return [add_months(self.start, i) for i in range(self.months)]
-
-    def split(self) -> list[MonthWindow]:
-        """One window per month."""
-        return [MonthWindow(m, add_months(m, 1)) for m in self.month_starts()]
-
-
-def add_months(month_start: datetime, n: int) -> datetime:
-    index = month_start.year * 12 + month_start.month - 1 + n
-    return month_start.replace(year=index // 12, month=index % 12 + 1)
-
-
-def month_label(month_start: datetime) -> str:
-    return f"{month_start.year:04d}-{month_start.month:02d}"
-
-
-def parse_month(text: str) -> datetime:
-    """'YYYY-MM' (or a partition key 'YYYY-MM-01') → naive month start."""
-    try:
-        parsed = datetime.strptime(text[:7], "%Y-%m")
-    except ValueError as exc:
-        raise ValueError(f"expected a month as YYYY-MM, got {text!r}") from exc
-    if len(text) not in (7, 10):
-        raise ValueError(f"expected a month as YYYY-MM, got {text!r}")
-    return parsed
-
-
 def current_month(now: datetime | None = None) -> datetime:
-    """The Beijing month containing `now` (default: the present instant)."""
-    from zoneinfo import ZoneInfo
-
-    local = (now or datetime.now(ZoneInfo(STOCK_TZ))).astimezone(ZoneInfo(STOCK_TZ))
-    return datetime(local.year, local.month, 1)
+    """The Beijing month holding `now` (default: the present instant), as a naive start."""
+    return months.current_month(STOCK_TZ, now)
 
 
 def window_for_keys(first_key: str, last_key: str) -> MonthWindow:
     """Partition keys 'YYYY-MM-01' (inclusive range) → the window they cover."""
-    return MonthWindow(parse_month(first_key), add_months(parse_month(last_key), 1))
+    return MonthWindow.of_months(first_key, last_key)
 
 
 def window_for_months(first: str | None, last: str | None) -> MonthWindow:
@@ -90,3 +38,16 @@ def window_for_months(first: str | None, last: str | None) -> MonthWindow:
     start = parse_month(first or FIRST_MONTH)
     stop = parse_month(last) if last else current_month()
     return MonthWindow(start, add_months(stop, 1))
+
+
+__all__ = [
+    "FIRST_MONTH",
+    "STOCK_MONTHS",
+    "MonthWindow",
+    "add_months",
+    "current_month",
+    "month_label",
+    "parse_month",
+    "window_for_keys",
+    "window_for_months",
+]

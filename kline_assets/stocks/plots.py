@@ -1,20 +1,15 @@
 """Candlestick picture of one code's monthly K-lines, as Markdown metadata for the Dagster UI.
 
-The PNG is embedded as a base64 data URI so it travels with the materialization event and
-needs no file server; at 100 dpi and ≤ 24 candles it stays around 20–30 KB.
+The PNG travels inside the materialization event (kline_assets.plots embeds it as a data URI),
+so it needs no file server; at ≤ 24 candles it stays around 20–30 KB.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display in daemons and tests
-
 import matplotlib.pyplot as plt
 import pandas as pd
+
+from kline_assets.plots import figure_png, png_markdown
 
 UP, DOWN = "#d62728", "#2ca02c"  # A-share convention: red up, green down
 
@@ -41,15 +36,11 @@ def candlestick_png(bars: pd.DataFrame, title: str) -> bytes:
     step = max(1, len(labels) // 8)
     vol.set_xticks(list(x)[::step], labels[::step], fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def candlestick_markdown(bars: pd.DataFrame, title: str) -> str:
     """Markdown holding the candlestick PNG as a data URI (MetadataValue.md)."""
     if bars.empty:
         return f"*{title}: no rows*"
-    encoded = base64.b64encode(candlestick_png(bars, title)).decode()
-    return f"![{title}](data:image/png;base64,{encoded})"
+    return png_markdown(candlestick_png(bars, title), title)

@@ -1,8 +1,6 @@
-"""The seed's validation queries, as asset checks: pass on clean data, fail on planted rows."""
+"""The validation queries, as asset checks: pass on clean data, fail on planted rows."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from dagster import (
@@ -10,26 +8,20 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     ExecuteInProcessResult,
-    instance_for_test,
     materialize,
 )
 
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks.assets import stock_monthly_kline
 from kline_assets.stocks.checks import stock_monthly_kline_checks
-
-from . import dirty_bars, insert_bars
+from kline_assets_tests.support.stocks import (
+    dirty_bars,
+    insert_bars,
+    stock_resources,
+)
 
 FEB = "2024-02-01"
 CHECKS = AssetSelection.checks_for_assets(stock_monthly_kline)
-
-
-@pytest.fixture(scope="module")
-def instance() -> Iterator[DagsterInstance]:
-    """One Dagster instance per module (overrides conftest's per-test one): creating one costs
-    ~2 s of SQLite migrations, and these tests only read the results of their own runs."""
-    with instance_for_test() as inst:
-        yield inst
 
 
 def run(
@@ -40,7 +32,7 @@ def run(
     which look at the whole table."""
     result: ExecuteInProcessResult = materialize(
         [stock_monthly_kline, stock_monthly_kline_checks], instance=instance,
-        partition_key=None if checks_only else key, resources={"postgres": postgres},
+        partition_key=None if checks_only else key, resources=stock_resources(postgres),
         selection=CHECKS if checks_only else None,
     )
     assert result.success  # failed checks do not fail the run
@@ -66,7 +58,7 @@ def test_all_checks_pass_on_the_clean_aggregate(
 
     results = run(postgres, instance, key="2024-01-01")
 
-    assert len(results) == 6
+    assert len(results) == 7
     assert [name for name, (passed, _, _) in results.items() if not passed] == []
     assert results["row_count_matches_source"][2]["rows"] == 3
     assert results["row_count_matches_source"][2]["window"] == "2024-01"
@@ -80,6 +72,8 @@ PLANTED = {
     "consistent_price_range": ("'RANGE', 'r', 5, 4, 3, 6, 10, 10", AssetCheckSeverity.ERROR),
     "amount_with_volume": ("'NOAMT', 'a', 1, 2, 1, 2, 10, 0", AssetCheckSeverity.WARN),
     "name_present": ("'NONAME', NULL, 1, 2, 1, 2, 10, 10", AssetCheckSeverity.ERROR),
+    # 'Infinity' passes every comparison of the cleaning rule; only this check sees it
+    "finite_values": ("'INF', 'i', 1, 2, 1, 2, 'Infinity', 10", AssetCheckSeverity.ERROR),
 }
 
 

@@ -23,7 +23,7 @@ ONE_MIN, MONTHLY = AssetKey("stock_1min"), AssetKey("stock_monthly_kline")
 
 
 def loaded() -> Definitions:
-    """The domain merged with the resource the lead's top-level definitions provide."""
+    """The domain merged with the resource the top-level definitions provide."""
     return Definitions.merge(defs, Definitions(resources={"postgres": PostgresResource()}))
 
 
@@ -60,7 +60,8 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
     checks = {k.name for k in definitions.resolve_asset_graph().asset_check_keys}
     assert checks == {
         "monthly_move_under_1000pct", "no_negative_volume_or_amount", "consistent_price_range",
-        "amount_with_volume", "name_present", "row_count_matches_source",
+        "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
+        "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
         "Asia/Shanghai")

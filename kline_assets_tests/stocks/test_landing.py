@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -13,25 +12,24 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     ExecuteInProcessResult,
-    instance_for_test,
     materialize,
 )
 
+from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks.assets import stock_1min
-from kline_assets.stocks.landing import copy_bars, month_of_path
-
-from . import LANDING, landing_config, make_bars, read_bars, write_csv, write_parquet
+from kline_assets.stocks.landing import month_of_path
+from kline_assets_tests.support.stocks import (
+    LANDING,
+    landing_config,
+    make_bars,
+    read_bars,
+    stock_resources,
+    write_csv,
+    write_parquet,
+)
 
 JAN = "2024-01-01"
-
-
-@pytest.fixture(scope="module")
-def instance() -> Iterator[DagsterInstance]:
-    """One Dagster instance per module (overrides conftest's per-test one): creating one costs
-    ~2 s of SQLite migrations, and these tests only read the results of their own runs."""
-    with instance_for_test() as inst:
-        yield inst
 
 
 def load(
@@ -39,7 +37,7 @@ def load(
     **config: object,
 ) -> ExecuteInProcessResult:
     return materialize(
-        [stock_1min], partition_key=key, instance=instance, resources={"postgres": postgres},
+        [stock_1min], partition_key=key, instance=instance, resources=stock_resources(postgres),
         run_config=landing_config(root, **config), raise_on_error=False,
     )
 
@@ -52,7 +50,11 @@ def metadata(result: ExecuteInProcessResult) -> dict[str, object]:
 def failure(result: ExecuteInProcessResult) -> str:
     assert not result.success
     failed = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    return failed[0].step_failure_data.error.message
+    error, messages = failed[0].step_failure_data.error, []
+    while error is not None:  # an IO manager's error arrives as the cause of Dagster's
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -141,9 +143,13 @@ def test_duplicate_bars_keep_the_copy_from_the_file_sorting_last(
     assert loaded["volume"].tolist() == [100.0, 100.0]  # never summed twice
     meta = metadata(result)
     assert meta["duplicates dropped"] == 1 and meta["duplicate conflicts"] == 1
-    [conflict] = [r.data for r in meta["conflicts (first 20)"].records]
-    assert conflict["kept"] == "2024-01/b.csv line 3"
-    assert conflict["dropped"] == "2024-01/a.csv line 3"
+    table = meta["conflicting duplicates"].splitlines()
+    assert table[0].startswith("| code | time | copy | kept | name | open |")
+    assert table[2].startswith("| 600000.SH | 2024-01-02 09:32:00 | 2024-01/a.csv line 3 | "
+                               "dropped | 浦发银行 | 10.0 |")
+    assert table[3].startswith("| 600000.SH | 2024-01-02 09:32:00 | 2024-01/b.csv line 3 | "
+                               "**kept** | 浦发银行 | 11.0 |")
+    assert len(table) == 4
 
 
 def test_a_file_that_fails_to_parse_is_named_with_its_line_and_the_month_stays(
@@ -200,7 +206,8 @@ def test_a_database_error_during_copy_rolls_back_the_whole_month(
     result = load(postgres, instance, tmp_path)
 
     message = failure(result)
-    assert "writing 2024-01 to stock_1min_qfq failed, the month was left as it was" in message
+    assert "writing time in [2024-01-01 00:00, 2024-02-01 00:00) to stock_1min_qfq failed; " \
+        "the previous rows were left as they were" in message
     assert "0x00" in message
     pd.testing.assert_frame_equal(read_bars(postgres), before)
 
@@ -262,8 +269,89 @@ def test_binary_copy_round_trips_nulls_unicode_and_extremes(postgres: PostgresRe
         "amount": [None, 9.0, 8.0, 7.0],
     })
     with postgres.connect() as conn:
-        assert copy_bars(conn, "stock_1min_qfq", bars.slice(1)) == 3  # a sliced (offset) table
+        assert copy_table(conn, "stock_1min_qfq", bars.slice(1)) == 3  # a sliced (offset) table
 
     loaded = read_bars(postgres).sort_values("time").reset_index(drop=True)
     expected = bars.slice(1).to_pandas().sort_values("time").reset_index(drop=True)
     pd.testing.assert_frame_equal(loaded, expected, check_dtype=False)
+
+
+def test_bars_on_an_exchange_holiday_are_rejected_as_non_trading_day(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    days = ["2025-10-08 10:00", "2025-10-09 10:00", "2025-10-11 10:00", "2025-10-09 12:00"]
+    write_csv(frame([bar(d) for d in days]), tmp_path / "2025-10" / "a.csv")
+
+    result = load(postgres, instance, tmp_path, key="2025-10-01")
+
+    assert read_bars(postgres)["time"].astype(str).tolist() == ["2025-10-09 10:00:00"]
+    meta = metadata(result)
+    assert meta["rejected on non-trading days"] == 2 and meta["rejected outside sessions"] == 1
+    reasons = {r.data["time"][:10]: r.data["reason"]
+               for r in meta["rejected bars (first 20)"].records}
+    assert reasons == {"2025-10-08": "non_trading_day", "2025-10-11": "non_trading_day",
+                       "2025-10-09": "outside_session"}
+
+
+def test_non_finite_numbers_fail_the_file_by_line_and_load_nothing_of_it(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    write_csv(make_bars(["600000.SH"], ["2024-01-02"]), tmp_path / "2024-01" / "a.csv")
+    assert load(postgres, instance, tmp_path).success
+    before = read_bars(postgres)
+    header = ",".join(LANDING)
+    (tmp_path / "2024-01" / "b.csv").write_text(
+        f"{header}\n2024-01-03 09:31:00,000001.SZ,x,1,1,1,1,1,1\n"
+        "2024-01-03 09:32:00,000001.SZ,x,1,1,1,1,1e400,1\n")
+    (tmp_path / "2024-01" / "c.csv").write_text(
+        f"{header}\n2024-01-03 09:31:00,000002.SZ,x,1,1,1,1,1,inf\n")
+
+    message = failure(load(postgres, instance, tmp_path))
+
+    assert "2024-01/b.csv: line 3: volume '1e400' is not a finite number" in message
+    assert "2024-01/c.csv: line 2: amount 'inf' is not a finite number" in message
+    pd.testing.assert_frame_equal(read_bars(postgres), before)
+
+
+def test_parquet_columns_of_the_wrong_type_are_refused_by_name(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    bars = make_bars(["600000.SH"], ["2024-01-02"])
+    table = pa.table({
+        "time": pa.array(bars["time"], pa.timestamp("us")),
+        "code": pa.array([600000] * len(bars), pa.int64()),
+        "name": pa.array([1.5] * len(bars), pa.float64()),
+        "open": pa.array(bars["open"].astype(str)),
+        "high": bars["high"], "low": bars["low"], "close": bars["close"],
+        "volume": pa.array([True] * len(bars)),
+        "amount": bars["amount"],
+    })
+    pq.write_table(table, tmp_path / "20240102.parquet")
+
+    message = failure(load(postgres, instance, tmp_path))
+
+    assert "20240102.parquet: schema: " in message
+    for expected in ("column code is int64, expected a string",
+                     "column name is double, expected a string",
+                     "column open is large_string, expected a number",
+                     "column volume is bool, expected a number"):
+        assert expected in message
+    assert read_bars(postgres).empty
+
+
+def test_undecodable_bytes_and_overlong_lines_are_named_by_line(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    header = ",".join(LANDING)
+    good = "2024-01-02 09:31:00,600000.SH,x,1,1,1,1,1,1"
+    (tmp_path / "2024-01").mkdir()
+    (tmp_path / "2024-01" / "gbk.csv").write_bytes(
+        f"{header}\n{good}\n2024-01-02 09:32:00,600000.SH,浦发银行,1,1,1,1,1,1\n".encode("gbk"))
+    (tmp_path / "2024-01" / "long.csv").write_text(
+        f"{header}\n{good}\n{good}\n2024-01-02 09:33:00,600000.SH,{'x' * (30 << 20)},1,1,1,1,1,1\n")
+
+    message = failure(load(postgres, instance, tmp_path))
+
+    assert "2024-01/gbk.csv: line 3: byte " in message and "is not utf-8" in message
+    assert "2024-01/long.csv: line 4: a line of more than 1,048,576 bytes" in message
+    assert read_bars(postgres).empty

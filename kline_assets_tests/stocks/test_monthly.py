@@ -1,26 +1,24 @@
-"""stock_monthly_kline on plain PostgreSQL equals the seed's view computed in pandas."""
+"""stock_monthly_kline on plain PostgreSQL equals the view's definition computed in pandas."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, RunConfig, instance_for_test, materialize
+from dagster import DagsterInstance, RunConfig, materialize
 
+from kline_assets.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import monthly
 from kline_assets.stocks.assets import MonthlyRefreshConfig, stock_1min, stock_monthly_kline
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.jobs import monthly_kline_full_refresh
-from kline_assets.stocks.partitions import MonthWindow
-
-from . import (
+from kline_assets_tests.support.stocks import (
     JAN,
     LANDING,
     assert_frames_equal,
@@ -30,16 +28,9 @@ from . import (
     make_bars,
     read_monthly,
     reference_monthly,
+    stock_resources,
     write_csv,
 )
-
-
-@pytest.fixture(scope="module")
-def instance() -> Iterator[DagsterInstance]:
-    """One Dagster instance per module (overrides conftest's per-test one): creating one costs
-    ~2 s of SQLite migrations, and these tests only read the results of their own runs."""
-    with instance_for_test() as inst:
-        yield inst
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ def run_months(
     for key in keys:
         result = materialize(
             [stock_1min, stock_monthly_kline], partition_key=key, instance=instance,
-            resources={"postgres": postgres}, run_config=landing_config(root),
+            resources=stock_resources(postgres), run_config=landing_config(root),
         )
         assert result.success
 
@@ -95,7 +86,7 @@ def test_month_edges_are_midnight_beijing_whatever_the_session_time_zone(
         conn.execute(f"ALTER DATABASE \"{conn.info.dbname}\" SET TimeZone = 'America/New_York'")
     for key in ("2024-01-01", "2024-02-01"):
         assert materialize([stock_monthly_kline], partition_key=key, instance=instance,
-                           resources={"postgres": postgres}).success
+                           resources=stock_resources(postgres)).success
 
     months = read_monthly(postgres)
     assert list(months["month"]) == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-02-01")]
@@ -127,7 +118,7 @@ def test_materialization_reports_rows_codes_months_path_and_a_chart(
     root, _ = landed
     result = materialize(
         [stock_1min, stock_monthly_kline], partition_key="2024-02-01", instance=instance,
-        resources={"postgres": postgres}, run_config=landing_config(root),
+        resources=stock_resources(postgres), run_config=landing_config(root),
     )
     meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
     assert meta["rows refreshed"].value == 3
@@ -135,7 +126,7 @@ def test_materialization_reports_rows_codes_months_path_and_a_chart(
     assert meta["months"].value == 1
     assert meta["path"].value == "plain"
     assert meta["seconds"].value >= 0
-    assert meta["chart"].value.startswith("![") and "data:image/png;base64," in meta["chart"].value
+    assert "![" in meta["chart"].value and "data:image/png;base64," in meta["chart"].value
 
 
 def test_one_refresh_over_many_months_equals_per_month_partitions(
@@ -152,7 +143,7 @@ def test_one_refresh_over_many_months_equals_per_month_partitions(
     assert_frames_equal(read_monthly(postgres), reference_monthly(bars))
 
     result = monthly_kline_full_refresh.execute_in_process(
-        instance=instance, resources={"postgres": postgres},
+        instance=instance, resources=stock_resources(postgres),
         run_config={"ops": {"refresh_monthly_kline": {"config": {
             "from_month": "2023-12", "to_month": "2024-03"}}}},
     )
@@ -206,7 +197,7 @@ def _normalized_sql(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def test_the_continuous_aggregate_is_the_seed_view_with_the_shared_predicate(
+def test_the_continuous_aggregate_is_the_original_view_with_the_shared_predicate(
     postgres: PostgresResource,
 ) -> None:
     seed = """
@@ -235,7 +226,7 @@ def test_materialized_monthly_config_force_is_accepted_on_the_plain_path(
     insert_bars(postgres, make_bars(["600000.SH"], JAN)[LANDING])
     result = materialize(
         [stock_monthly_kline], partition_key="2024-01-01", instance=instance,
-        resources={"postgres": postgres},
+        resources=stock_resources(postgres),
         run_config=RunConfig(ops={"stock_monthly_kline": MonthlyRefreshConfig(
             force=True, chart_code="600000.SH")}),
     )

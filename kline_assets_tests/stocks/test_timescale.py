@@ -17,17 +17,16 @@ import pandas as pd
 import psycopg
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, instance_for_test, materialize
+from dagster import DagsterInstance, materialize
 
+from kline_assets.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import monthly
 from kline_assets.stocks.assets import stock_1min, stock_monthly_kline
 from kline_assets.stocks.checks import stock_monthly_kline_checks
 from kline_assets.stocks.cli import stocks
-from kline_assets.stocks.partitions import MonthWindow
-
-from . import (
+from kline_assets_tests.support.stocks import (
     assert_frames_equal,
     dirty_bars,
     insert_bars,
@@ -35,6 +34,8 @@ from . import (
     read_bars,
     read_monthly,
     reference_monthly,
+    stock_resources,
+    with_dbname,
     write_csv,
 )
 
@@ -42,20 +43,6 @@ pytestmark = pytest.mark.timescale
 
 TIMESCALE_DSN = os.environ.get("KLINE_TIMESCALE_DSN")
 MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"]
-
-
-@pytest.fixture(scope="module")
-def instance() -> Iterator[DagsterInstance]:
-    """One Dagster instance per module (overrides conftest's per-test one): creating one costs
-    ~2 s of SQLite migrations, and these tests only read the results of their own runs."""
-    with instance_for_test() as inst:
-        yield inst
-
-
-def _with_dbname(dsn: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(dsn)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**info)
 
 
 @pytest.fixture
@@ -75,7 +62,7 @@ def timescale() -> Iterator[PostgresResource]:
             pytest.skip("the server at KLINE_TIMESCALE_DSN has no timescaledb extension")
         name = f"kline_ts_{uuid.uuid4().hex[:10]}"
         admin.execute(f'CREATE DATABASE "{name}"')
-    resource = PostgresResource(dsn=_with_dbname(TIMESCALE_DSN, name))
+    resource = PostgresResource(dsn=with_dbname(TIMESCALE_DSN, name))
     try:
         with resource.connect() as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -100,7 +87,7 @@ def run_months(
     for key in keys:
         result = materialize(
             [stock_1min, stock_monthly_kline, stock_monthly_kline_checks], partition_key=key,
-            instance=instance, resources={"postgres": resource}, run_config=landing_config(root),
+            instance=instance, resources=stock_resources(resource), run_config=landing_config(root),
         )
         assert result.success
         assert all(e.passed for e in result.get_asset_check_evaluations())

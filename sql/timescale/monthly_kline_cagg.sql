@@ -1,4 +1,4 @@
--- stock_monthly_kline as a TimescaleDB continuous aggregate: the seed's view, index and
+-- stock_monthly_kline as a TimescaleDB continuous aggregate: the original view, index and
 -- refresh policy. Rendered by kline_assets.stocks.monthly, which runs each named section:
 -- placeholders in braces are filled with quoted identifiers, and the cleaning predicate
 -- comes from kline_assets.stocks.monthly.CLEAN_PREDICATE, the one predicate that the plain
