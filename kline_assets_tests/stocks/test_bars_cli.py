@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from kline_assets.cli import cli
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks.bars import OUTPUT
-from kline_assets_tests.stocks import make_bars
+from kline_assets_tests.support.stocks import insert_bars, make_bars
 
 DAY = "2025-10-09"
 
@@ -121,8 +121,7 @@ def test_missing_column_and_bad_parquet(tmp_path: Path) -> None:
 def test_query_vendor_history(postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch
                               ) -> None:
     bars = make_bars(["600000.SH", "000001.SZ"], [DAY, "2025-10-10"])
-    with postgres.connect() as conn:
-        postgres.copy_in(conn, "stock_1min_qfq", bars)
+    insert_bars(postgres, bars)
     monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
     result = run("bars", "query", "600000.SH", "--period", "60", "--from", f"{DAY} 10:00",
                  "--to", "2025-10-10 14:00", "--json")

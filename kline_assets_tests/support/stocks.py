@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import RunConfig
 
+from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import PostgresIOManager
+from kline_assets.stocks import STOCK_TABLE
 from kline_assets.stocks.assets import IO_MANAGER, StockLandingConfig
 from kline_assets.stocks.sessions import BAR_END_MINUTES
 
@@ -180,7 +182,8 @@ def read_bars(postgres: PostgresResource, where: str = "TRUE") -> pd.DataFrame:
 def insert_bars(postgres: PostgresResource, bars: pd.DataFrame) -> None:
     """Write bars straight into stock_1min_qfq (bypassing the landing rules)."""
     with postgres.connect() as conn:
-        postgres.copy_in(conn, "stock_1min_qfq", bars, LANDING)
+        copy_table(conn, STOCK_TABLE, pa.Table.from_pandas(bars[list(LANDING)],
+                                                           preserve_index=False))
 
 
 def landing_config(root: Path, **extra: object) -> RunConfig:
