@@ -245,12 +245,13 @@ def _sort_order(t: Ticks, us: np.ndarray) -> np.ndarray | None:
         return None
     # A feed delivers ticks in time order across symbols: then a stable sort by symbol alone
     # (a radix sort for small integer codes) gives the full order.
-    d_us = np.diff(us)
-    time_sorted = bool((d_us >= 0).all())
+    time_sorted = bool((us[1:] >= us[:-1]).all())
     if time_sorted and tid is not None:
-        time_sorted = not ((d_us == 0) & (np.diff(tid) < 0)).any()
-    if time_sorted and len(t.names) <= np.iinfo(np.uint16).max:
-        return np.argsort(sym.astype(np.uint16), kind="stable")
+        time_sorted = not ((us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
+    if time_sorted:
+        for small in (np.uint8, np.uint16):
+            if len(t.names) <= np.iinfo(small).max:
+                return np.argsort(sym.astype(small), kind="stable")
     return np.lexsort((us, sym)) if tid is None else np.lexsort((tid, us, sym))
 
 
@@ -310,15 +311,13 @@ def _take_symbol_major(t: Ticks, order: np.ndarray) -> Ticks:
 
 
 def _is_sorted(sym: np.ndarray, us: np.ndarray, tid: np.ndarray | None) -> bool:
-    ds = np.diff(sym)
-    if (ds < 0).any():
+    if (sym[1:] < sym[:-1]).any():
         return False
-    same = ds == 0
-    dt = np.diff(us)
-    if (same & (dt < 0)).any():
+    same = sym[1:] == sym[:-1]
+    if (same & (us[1:] < us[:-1])).any():
         return False
     if tid is not None:
-        return not (same & (dt == 0) & (np.diff(tid) < 0)).any()
+        return not (same & (us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
     return True
 
 
@@ -499,12 +498,13 @@ def _prepare(
                 moved[first] = cmp(x[first], prev)
             else:
                 moved[first] = False
+        eff = price.copy()
         if name == "high":
-            raw_h = x
-            high_eff = np.where(moved, np.maximum(price, x), price)
+            raw_h, high_eff = x, eff
+            np.maximum(price, x, out=eff, where=moved)
         else:
-            raw_l = x
-            low_eff = np.where(moved, np.minimum(price, x), price)
+            raw_l, low_eff = x, eff
+            np.minimum(price, x, out=eff, where=moved)
         del moved
     label = _SLOT_LABEL[profile][slot]
     tid = t.tick_id
