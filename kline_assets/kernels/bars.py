@@ -23,6 +23,7 @@ Time is naive Beijing wall clock as datetime64; volume leaves in shares, amount 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class Ticks:
     def __post_init__(self) -> None:
         self.symbol = np.asarray(self.symbol, dtype=np.int64)
         self.names = np.asarray(self.names, dtype=object)
-        self.time = np.asarray(self.time).astype("datetime64[us]")
+        self.time = np.asarray(self.time).astype("datetime64[us]", copy=False)
         for name in ("price", "volume", "amount", "high", "low"):
             value = getattr(self, name)
             if value is not None:
@@ -244,12 +245,13 @@ def _sort_order(t: Ticks, us: np.ndarray) -> np.ndarray | None:
         return None
     # A feed delivers ticks in time order across symbols: then a stable sort by symbol alone
     # (a radix sort for small integer codes) gives the full order.
-    d_us = np.diff(us)
-    time_sorted = bool((d_us >= 0).all())
+    time_sorted = bool((us[1:] >= us[:-1]).all())
     if time_sorted and tid is not None:
-        time_sorted = not ((d_us == 0) & (np.diff(tid) < 0)).any()
-    if time_sorted and len(t.names) <= np.iinfo(np.uint16).max:
-        return np.argsort(sym.astype(np.uint16), kind="stable")
+        time_sorted = not ((us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
+    if time_sorted:
+        for small in (np.uint8, np.uint16):
+            if len(t.names) <= np.iinfo(small).max:
+                return np.argsort(sym.astype(small), kind="stable")
     return np.lexsort((us, sym)) if tid is None else np.lexsort((tid, us, sym))
 
 
@@ -261,8 +263,13 @@ def _order_and_dedupe(
     us = t.time.view(np.int64)
     order = _sort_order(t, us)
     if order is not None:
-        t, mask = t.take(order), None if mask is None else mask[order]
-        us = t.time.view(np.int64)
+        t, mask = _take_symbol_major(t, order), None if mask is None else mask[order]
+    return _dedupe(t, mask)
+
+
+def _dedupe(t: Ticks, mask: np.ndarray | None) -> tuple[Ticks, np.ndarray | None, int]:
+    """`_order_and_dedupe` of ticks already in (symbol, time, tick_id, arrival) order."""
+    us = t.time.view(np.int64)
     sym, tid = t.symbol, t.tick_id
     if tid is not None:
         dup = ~_starts(sym, us, tid)
@@ -286,16 +293,31 @@ def _order_and_dedupe(
     return t, mask, n_dup
 
 
+def _take_symbol_major(t: Ticks, order: np.ndarray) -> Ticks:
+    """`t.take(order)` for an `order` sorted by symbol first: the symbol column is rebuilt from
+    the symbol counts instead of gathered."""
+    sym = t.symbol
+    if len(sym) and sym.min() >= 0:
+        counts = np.bincount(sym)
+        sorted_sym = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    else:
+        sorted_sym = sym[order]
+
+    def pick(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[order]
+
+    return Ticks(sorted_sym, t.names, t.time[order], t.price[order], t.volume[order],
+                 t.amount[order], pick(t.tick_id), pick(t.high), pick(t.low))
+
+
 def _is_sorted(sym: np.ndarray, us: np.ndarray, tid: np.ndarray | None) -> bool:
-    ds = np.diff(sym)
-    if (ds < 0).any():
+    if (sym[1:] < sym[:-1]).any():
         return False
-    same = ds == 0
-    dt = np.diff(us)
-    if (same & (dt < 0)).any():
+    same = sym[1:] == sym[:-1]
+    if (same & (us[1:] < us[:-1])).any():
         return False
     if tid is not None:
-        return not (same & (dt == 0) & (np.diff(tid) < 0)).any()
+        return not (same & (us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
     return True
 
 
@@ -365,6 +387,24 @@ def _is_mask(trading_day: np.ndarray, t: Ticks) -> bool:
     return a.dtype == bool and len(a) == len(t)
 
 
+def _time_tables() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rejection code and end label per time slot `2 * minute_of_day + (not on the minute)`:
+    every session boundary is a whole minute, so a print strictly inside a minute behaves like
+    any other print inside it and the slot decides both."""
+    mod = np.arange(1440, dtype=np.int64)
+    sod = np.empty(2880, dtype=np.int64)
+    sod[0::2] = mod * _MIN_US
+    sod[1::2] = mod * _MIN_US + 1
+    code = np.zeros(2880, dtype=np.int8)
+    code[sod > _CLOSE] = 4
+    code[(sod > _NOON) & (sod < _REOPEN)] = 3
+    code[sod < _AUCTION_OPEN] = 2
+    return code, {p: minute_labels(sod, p) for p in PROFILES}
+
+
+_SLOT_REASON, _SLOT_LABEL = _time_tables()
+
+
 def _prepare(
     t: Ticks, trading_day: np.ndarray, profile: str, cumulative: bool, volume_unit: str,
     carry: _Carry | None, sorted_ticks: tuple[Ticks, np.ndarray | None, int] | None = None,
@@ -377,38 +417,67 @@ def _prepare(
         sorted_ticks = _order_and_dedupe(t, np.asarray(trading_day) if is_mask else None)
     t, mask, report.duplicates = sorted_ticks
     us = t.time.view(np.int64)
-    day = us // _DAY_US
+    minute = us // _MIN_US
+    day = minute // 1440
+    slot = minute - day * 1440
+    slot += slot
+    slot += us != minute * _MIN_US
+    del minute
     is_trading = mask.astype(bool) if mask is not None else _day_mask(trading_day, day)
-    code = _reasons(t, us, is_trading)
-    counts = np.bincount(code, minlength=len(REASONS) + 1)
+    price, vol, amt = t.price, t.volume, t.amount
+    time_code = _SLOT_REASON[slot]
+    good_price = (price > 0) & (price < np.inf)  # NaN fails both
+    good_volume = (vol >= 0) & (vol < np.inf) & (amt >= 0) & (amt < np.inf)
+    ok = is_trading & good_price
+    ok &= good_volume
+    ok &= time_code == 0
+    n_ok = int(np.count_nonzero(ok))
+    counts = np.zeros(len(REASONS) + 1, dtype=np.int64)
+    if n_ok != len(t):
+        bad = np.flatnonzero(~ok)
+        code = np.zeros(len(bad), dtype=np.int8)  # lowest priority first: the first reason wins
+        code[~good_volume[bad]] = 6
+        code[~good_price[bad]] = 5
+        tc = time_code[bad]
+        code[tc > 0] = tc[tc > 0]
+        code[~is_trading[bad]] = 1
+        counts = np.bincount(code, minlength=len(REASONS) + 1)
     report.rejected = {r: int(counts[i + 1]) for i, r in enumerate(REASONS)}
-    if counts[0] != len(t):
-        ok = np.flatnonzero(code == 0)
-        t, us, day = t.take(ok), us[ok], day[ok]
+    del good_price, good_volume, time_code, is_trading
+    if n_ok != len(t):
+        keep = np.flatnonzero(ok)
+        t, us, day, slot = t.take(keep), us[keep], day[keep], slot[keep]
+    del ok
     report.kept = len(t)
     sym = t.symbol
+    n = len(sym)
     unit = VOLUME_UNITS[volume_unit]
     raw_v = t.volume * unit if unit != 1.0 else t.volume
     raw_a = t.amount
     group = _starts(sym, day)
     first = np.flatnonzero(group)
+    del group
     if carry is not None:
         same_day = carry.day[sym[first]] == day[first]
     if cumulative:
-        prev_v = np.empty_like(raw_v)
-        prev_a = np.empty_like(raw_a)
-        prev_v[1:], prev_a[1:] = raw_v[:-1], raw_a[:-1]
-        prev_v[first], prev_a[first] = 0.0, 0.0
+        dv = np.empty_like(raw_v)
+        da = np.empty_like(raw_a)
+        np.subtract(raw_v[1:], raw_v[:-1], out=dv[1:])
+        np.subtract(raw_a[1:], raw_a[:-1], out=da[1:])
         if carry is not None:
-            prev_v[first] = np.where(same_day, carry.cum_volume[sym[first]], 0.0)
-            prev_a[first] = np.where(same_day, carry.cum_amount[sym[first]], 0.0)
-        dv, da = raw_v - prev_v, raw_a - prev_a
-        reset = (dv < 0) | (da < 0)
+            dv[first] = raw_v[first] - np.where(same_day, carry.cum_volume[sym[first]], 0.0)
+            da[first] = raw_a[first] - np.where(same_day, carry.cum_amount[sym[first]], 0.0)
+        else:
+            dv[first] = raw_v[first] - 0.0
+            da[first] = raw_a[first] - 0.0
+        reset = dv < 0
+        reset |= da < 0
         if reset.any():
             dv[reset], da[reset] = 0.0, 0.0
             report.resets = int(reset.sum())
             report.reset_symbols = [str(s) for s in t.names[sym[reset]]]
             report.reset_times = list(t.time[reset])
+        del reset
     else:
         dv, da = raw_v, raw_a
     price = t.price
@@ -418,19 +487,26 @@ def _prepare(
         x = getattr(t, name)
         if x is None:
             continue
-        prev = np.empty_like(x)
-        prev[1:] = x[:-1]
-        prev[first] = np.nan
-        if carry is not None:
-            carried = carry.day_high if name == "high" else carry.day_low
-            prev[first] = np.where(same_day, carried[sym[first]], np.nan)
+        # Whether x moved past the symbol's previous x of the day (none before a day's first).
+        moved = np.empty(n, dtype=bool)
+        cmp = np.greater if name == "high" else np.less
+        if n:
+            cmp(x[1:], x[:-1], out=moved[1:])
+            if carry is not None:
+                carried = carry.day_high if name == "high" else carry.day_low
+                prev = np.where(same_day, carried[sym[first]], np.nan)
+                moved[first] = cmp(x[first], prev)
+            else:
+                moved[first] = False
+        eff = price.copy()
         if name == "high":
-            raw_h = x
-            high_eff = np.where(x > prev, np.maximum(price, x), price)
+            raw_h, high_eff = x, eff
+            np.maximum(price, x, out=eff, where=moved)
         else:
-            raw_l = x
-            low_eff = np.where(x < prev, np.minimum(price, x), price)
-    label = minute_labels(us % _DAY_US, profile)
+            raw_l, low_eff = x, eff
+            np.minimum(price, x, out=eff, where=moved)
+        del moved
+    label = _SLOT_LABEL[profile][slot]
     tid = t.tick_id
     kept = _Kept(sym, day, label, us, tid, price, high_eff, low_eff, dv, da, raw_v, raw_a,
                  raw_h, raw_l)
@@ -441,9 +517,11 @@ def _aggregate(k: _Kept, names: np.ndarray) -> tuple[Bars, np.ndarray]:
     """1-minute bars of kept ticks, and the integer symbol code of each bar."""
     if len(k.sym) == 0:
         return Bars.empty(1), np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(_starts(k.sym, k.day, k.label))
+    key = k.day * 1440
+    key += k.label
+    starts = np.flatnonzero(_starts(k.sym, key))
     ends = np.r_[starts[1:], len(k.sym)] - 1
-    frame = ((k.day[starts] * 1440 + k.label[starts]) * 60).astype("datetime64[s]")
+    frame = (key[starts] * 60).astype("datetime64[s]")
     bars = Bars(
         1, names[k.sym[starts]], frame, k.price[starts],
         np.maximum.reduceat(k.high, starts), np.minimum.reduceat(k.low, starts),
@@ -463,9 +541,65 @@ def ticks_to_bars(
 ) -> tuple[Bars, SynthReport]:
     """1-minute bars of `ticks`; `trading_day[i]` says whether tick i's date is a session."""
     _check_options(profile, volume_unit)
-    kept, report = _prepare(ticks, trading_day, profile, cumulative, volume_unit, None)
-    bars, _ = _aggregate(kept, ticks.names)
+    bars, report = _bars_in_chunks(ticks, trading_day, profile, cumulative, volume_unit)
     return (fill_bars(bars, profile) if fill else bars), report
+
+
+# Ticks per chunk of whole symbols: a chunk's temporaries stay in cache and are recycled by the
+# allocator, where full-length temporaries would each fault in tens of MB of fresh pages.
+_CHUNK = 1 << 17
+
+
+def _bars_in_chunks(
+    t: Ticks, trading_day: np.ndarray, profile: str, cumulative: bool, volume_unit: str
+) -> tuple[Bars, SynthReport]:
+    """`_prepare` + `_aggregate` over chunks of whole symbols in symbol order: every step works
+    per symbol, so the chunks' bars and reports just add up."""
+    is_mask = _is_mask(trading_day, t)
+    mask = np.asarray(trading_day, dtype=bool) if is_mask else None
+    us = t.time.view(np.int64)
+    n = len(t)
+    order = _sort_order(t, us)
+    sym = t.symbol
+    if n and sym.min() >= 0:
+        counts = np.bincount(sym)
+        ends = np.cumsum(counts)
+        cuts = np.unique(ends[np.searchsorted(ends, np.arange(_CHUNK, n, _CHUNK))])
+        bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
+        codes = np.arange(len(counts), dtype=np.int64)
+    else:
+        bounds, counts = [0, n], None
+    report = SynthReport()
+    parts: list[Bars] = []
+    for lo, hi in pairwise(bounds):
+        if order is None:
+            idx: np.ndarray | slice = slice(lo, hi)
+            csym = sym[idx]
+        else:
+            idx = order[lo:hi]
+            if counts is None:
+                csym = sym[idx]
+            else:
+                first, last = np.searchsorted(ends, [lo, hi - 1], side="right")
+                csym = np.repeat(codes[first:last + 1], np.diff(np.clip(
+                    np.r_[lo, ends[first:last + 1]], lo, hi)))
+
+        def pick(a: np.ndarray | None, idx: np.ndarray | slice = idx) -> np.ndarray | None:
+            return None if a is None else a[idx]
+
+        chunk = Ticks(csym, t.names, t.time[idx], t.price[idx], t.volume[idx], t.amount[idx],
+                      pick(t.tick_id), pick(t.high), pick(t.low))
+        g, cmask, dups = _dedupe(chunk, pick(mask))
+        kept, part = _prepare(g, cmask if cmask is not None else trading_day, profile,
+                              cumulative, volume_unit, None, sorted_ticks=(g, cmask, dups))
+        part.received = len(chunk)
+        report.add(part)
+        bars, _ = _aggregate(kept, t.names)
+        parts.append(bars)
+    if len(parts) == 1:
+        return parts[0], report
+    return Bars(1, *(np.concatenate([getattr(b, c) for b in parts])
+                     for c in ("symbol", "frame", *Bars.COLUMNS))), report
 
 
 def _day_minute(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
