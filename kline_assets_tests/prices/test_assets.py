@@ -186,7 +186,10 @@ def demo_source(price_resources):
 
     cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3, stock_codes=1,
                      stock_months=1)
-    load_demo(price_resources["postgres"], cfg)
+    postgres = price_resources["postgres"]
+    with postgres.connect() as conn:  # the demo loads into a database of its own
+        conn.execute("TRUNCATE shop, iphone")
+    load_demo(postgres, cfg)
     return cfg
 
 
@@ -323,3 +326,26 @@ def test_cohort_with_unknown_members_or_bad_weights_is_reported(price_resources,
     assert "cohort has no members" in report
     scopes = set(table(price_resources["clickhouse"], "features_wide").scope)
     assert "cohort:ok" in scopes and "cohort:bad" not in scopes
+
+
+def test_a_month_without_its_warm_up_fails_naming_the_partition_to_run_first(
+        price_resources, runs):
+    insert_records(price_resources["postgres"], _records([
+        (1, 10, 100_000, "2025-10-20 10:00"), (2, 10, 101_000, "2025-10-20 10:00"),
+        (1, 10, 102_000, "2025-11-02 10:00"), (2, 10, 103_000, "2025-11-02 10:00")]))
+    result = materialize(ALL, selection=COMPUTED, partition_key="2025-11-01|backfill_v3",
+                         resources=price_resources, instance=runs, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "Materialize partition '2025-10-01|backfill_v3' first" in message
+    assert table(price_resources["clickhouse"], "cross_shop_agg").empty
+
+    cold = {"ops": {name: {"config": {"cold_start": True}}
+                    for name in ("cross_shop_agg", "features_wide", "cohorts")}}
+    result = run(price_resources, runs, "2025-11-01|backfill_v3", config=cold)
+    assert meta(result, "cross_shop_agg")["warm_up"].startswith("cold start: 2025-10")
+
+    run(price_resources, runs, "2025-10-01|backfill_v3")
+    result = run(price_resources, runs, "2025-11-01|backfill_v3")
+    assert meta(result, "features_wide")["warm_up"].startswith("2025-10 of run backfill_v3")

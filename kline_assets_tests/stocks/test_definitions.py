@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres_io import PostgresIOManager
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.definitions import defs
 from kline_assets.stocks.schedules import current_month_keys, stock_current_month
@@ -24,7 +25,9 @@ ONE_MIN, MONTHLY = AssetKey("stock_1min"), AssetKey("stock_monthly_kline")
 
 def loaded() -> Definitions:
     """The domain merged with the resource the top-level definitions provide."""
-    return Definitions.merge(defs, Definitions(resources={"postgres": PostgresResource()}))
+    postgres = PostgresResource()
+    return Definitions.merge(defs, Definitions(resources={
+        "postgres": postgres, "postgres_io_manager": PostgresIOManager(postgres=postgres)}))
 
 
 def test_assets_are_grouped_owned_described_and_carry_column_schemas() -> None:
