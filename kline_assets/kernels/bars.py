@@ -13,9 +13,12 @@ labelling conventions decide everything:
 N-minute bars are cut per session (morning from 09:30, afternoon from 13:00), so no bar spans
 the lunch break: 60-minute bars end 10:30, 11:30, 14:00, 15:00.
 
-Everything is vectorised (one sort, run boundaries, ufunc.reduceat): a trading day of 3-second
-snapshots for the whole market is millions of ticks, and a per-tick Python loop is what makes
-the usual bar generators slow. The kernel does no I/O and knows no calendar: the caller passes
+Everything is vectorised (a sort into symbol order, run boundaries, ufunc.reduceat): a trading
+day of 3-second snapshots for the whole market is millions of ticks, and a per-tick Python loop
+is what makes the usual bar generators slow. The batch kernel works through cache-sized chunks
+(of whole symbols, or of whole bars in time order for time-ordered feeds), since full-length
+temporaries and market-wide gathers cost more in memory traffic than the bar math itself.
+The kernel does no I/O and knows no calendar: the caller passes
 a trading-day mask per tick (from `kline_assets.stocks.sessions.trading_day_mask`).
 Time is naive Beijing wall clock as datetime64; volume leaves in shares, amount in CNY.
 """
