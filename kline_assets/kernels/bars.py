@@ -13,9 +13,12 @@ labelling conventions decide everything:
 N-minute bars are cut per session (morning from 09:30, afternoon from 13:00), so no bar spans
 the lunch break: 60-minute bars end 10:30, 11:30, 14:00, 15:00.
 
-Everything is vectorised (one sort, run boundaries, ufunc.reduceat): a trading day of 3-second
-snapshots for the whole market is millions of ticks, and a per-tick Python loop is what makes
-the usual bar generators slow. The kernel does no I/O and knows no calendar: the caller passes
+Everything is vectorised (a sort into symbol order, run boundaries, ufunc.reduceat): a trading
+day of 3-second snapshots for the whole market is millions of ticks, and a per-tick Python loop
+is what makes the usual bar generators slow. The batch kernel works through cache-sized chunks
+(of whole symbols, or of whole bars in time order for time-ordered feeds), since full-length
+temporaries and market-wide gathers cost more in memory traffic than the bar math itself.
+The kernel does no I/O and knows no calendar: the caller passes
 a trading-day mask per tick (from `kline_assets.stocks.sessions.trading_day_mask`).
 Time is naive Beijing wall clock as datetime64; volume leaves in shares, amount in CNY.
 """
@@ -245,10 +248,7 @@ def _sort_order(t: Ticks, us: np.ndarray) -> np.ndarray | None:
         return None
     # A feed delivers ticks in time order across symbols: then a stable sort by symbol alone
     # (a radix sort for small integer codes) gives the full order.
-    time_sorted = bool((us[1:] >= us[:-1]).all())
-    if time_sorted and tid is not None:
-        time_sorted = not ((us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
-    if time_sorted:
+    if _time_sorted(us, tid):
         for small in (np.uint8, np.uint16):
             if len(t.names) <= np.iinfo(small).max:
                 return np.argsort(sym.astype(small), kind="stable")
@@ -291,6 +291,13 @@ def _dedupe(t: Ticks, mask: np.ndarray | None) -> tuple[Ticks, np.ndarray | None
         t = t.take(keep)
         mask = None if mask is None else mask[keep]
     return t, mask, n_dup
+
+
+def _time_sorted(us: np.ndarray, tid: np.ndarray | None) -> bool:
+    """Whether the ticks are in (time, tick_id) order across symbols, as a feed delivers them."""
+    if not (us[1:] >= us[:-1]).all():
+        return False
+    return tid is None or not ((us[1:] == us[:-1]) & (tid[1:] < tid[:-1])).any()
 
 
 def _take_symbol_major(t: Ticks, order: np.ndarray) -> Ticks:
@@ -380,6 +387,7 @@ class _Kept:
     raw_amount: np.ndarray
     raw_high: np.ndarray | None
     raw_low: np.ndarray | None
+    reset_at: np.ndarray | None = None  # positions of the cumulative resets
 
 
 def _is_mask(trading_day: np.ndarray, t: Ticks) -> bool:
@@ -459,6 +467,7 @@ def _prepare(
     del group
     if carry is not None:
         same_day = carry.day[sym[first]] == day[first]
+    reset_at = None
     if cumulative:
         dv = np.empty_like(raw_v)
         da = np.empty_like(raw_a)
@@ -477,6 +486,7 @@ def _prepare(
             report.resets = int(reset.sum())
             report.reset_symbols = [str(s) for s in t.names[sym[reset]]]
             report.reset_times = list(t.time[reset])
+            reset_at = np.flatnonzero(reset)
         del reset
     else:
         dv, da = raw_v, raw_a
@@ -509,7 +519,7 @@ def _prepare(
     label = _SLOT_LABEL[profile][slot]
     tid = t.tick_id
     kept = _Kept(sym, day, label, us, tid, price, high_eff, low_eff, dv, da, raw_v, raw_a,
-                 raw_h, raw_l)
+                 raw_h, raw_l, reset_at)
     return kept, report
 
 
@@ -559,6 +569,9 @@ def _bars_in_chunks(
     mask = np.asarray(trading_day, dtype=bool) if is_mask else None
     us = t.time.view(np.int64)
     n = len(t)
+    if (n > _CHUNK and len(t.names) <= np.iinfo(np.uint16).max
+            and not _is_sorted(t.symbol, us, t.tick_id) and _time_sorted(us, t.tick_id)):
+        return _bars_in_time_chunks(t, trading_day, mask, profile, cumulative, volume_unit)
     order = _sort_order(t, us)
     sym = t.symbol
     if n and sym.min() >= 0:
@@ -599,6 +612,79 @@ def _bars_in_chunks(
     if len(parts) == 1:
         return parts[0], report
     return Bars(1, *(np.concatenate([getattr(b, c) for b in parts])
+                     for c in ("symbol", "frame", *Bars.COLUMNS))), report
+
+
+def _bars_in_time_chunks(
+    t: Ticks, trading_day: np.ndarray, mask: np.ndarray | None, profile: str, cumulative: bool,
+    volume_unit: str,
+) -> tuple[Bars, SynthReport]:
+    """Bars of time-ordered ticks, a chunk of consecutive times at a time: each chunk is put in
+    symbol order on its own (a small radix sort, local gathers) and continues every symbol's
+    cumulative volume/amount and day high/low from the chunks before it, the way
+    `IncrementalBars` does. Chunks end where a bar ends, so no bar (and no timestamp, so no
+    duplicate) is split between chunks, and the chunks' bars are the one-pass bars exactly."""
+    us = t.time.view(np.int64)
+    n, size = len(t), len(t.names)
+
+    def bar_key(u: np.ndarray) -> np.ndarray:  # day * 1440 + end label; grows with time
+        d = u // _DAY_US
+        return d * 1440 + minute_labels(u - d * _DAY_US, profile)
+
+    # Cut after the last tick of the bar each probe falls in, keeping only cuts between bars.
+    cuts = np.unique(np.searchsorted(us, bar_key(us[np.arange(_CHUNK, n, _CHUNK)]) * _MIN_US,
+                                     side="right"))
+    cuts = cuts[(cuts > 0) & (cuts < n)]
+    cuts = cuts[bar_key(us[cuts - 1]) != bar_key(us[cuts])]
+    bounds = [0, *(int(c) for c in cuts), n]
+    small = np.uint8 if size <= np.iinfo(np.uint8).max else np.uint16
+    carry = _Carry(np.full(size, -1, dtype=np.int64), np.zeros(size), np.zeros(size),
+                   np.full(size, np.nan), np.full(size, np.nan))
+    report = SynthReport()
+    parts: list[Bars] = []
+    part_codes: list[np.ndarray] = []
+    reset_codes: list[np.ndarray] = []
+    for lo, hi in pairwise(bounds):
+        csym = t.symbol[lo:hi]
+        order = np.argsort(csym.astype(small), kind="stable")
+
+        def pick(a: np.ndarray | None, lo: int = lo, hi: int = hi,
+                 order: np.ndarray = order) -> np.ndarray | None:
+            return None if a is None else a[lo:hi][order]
+
+        chunk = Ticks(csym[order], t.names, pick(t.time), pick(t.price), pick(t.volume),
+                      pick(t.amount), pick(t.tick_id), pick(t.high), pick(t.low))
+        g, cmask, dups = _dedupe(chunk, pick(mask))
+        kept, part = _prepare(g, cmask if cmask is not None else trading_day, profile,
+                              cumulative, volume_unit, carry, sorted_ticks=(g, cmask, dups))
+        part.received = len(chunk)
+        report.add(part)
+        if kept.reset_at is not None:
+            reset_codes.append(kept.sym[kept.reset_at])
+        if len(kept.sym) == 0:
+            continue
+        last = np.flatnonzero(np.r_[kept.sym[1:] != kept.sym[:-1], True])
+        ls = kept.sym[last]
+        carry.day[ls] = kept.day[last]
+        carry.cum_volume[ls], carry.cum_amount[ls] = kept.raw_volume[last], kept.raw_amount[last]
+        if kept.raw_high is not None:
+            carry.day_high[ls] = kept.raw_high[last]
+        if kept.raw_low is not None:
+            carry.day_low[ls] = kept.raw_low[last]
+        bars, codes = _aggregate(kept, t.names)
+        parts.append(bars)
+        part_codes.append(codes)
+    if reset_codes:
+        # Report the resets in (symbol, time) order, as one pass over all the ticks would.
+        o = np.argsort(np.concatenate(reset_codes), kind="stable")
+        report.reset_symbols = [report.reset_symbols[i] for i in o]
+        report.reset_times = [report.reset_times[i] for i in o]
+    if not parts:
+        return Bars.empty(1), report
+    # Chunks follow each other in time and bars within a chunk are in (symbol, frame) order:
+    # a stable sort by symbol gives (symbol, frame) order overall.
+    o = np.argsort(np.concatenate(part_codes).astype(small), kind="stable")
+    return Bars(1, *(np.concatenate([getattr(b, c) for b in parts])[o]
                      for c in ("symbol", "frame", *Bars.COLUMNS))), report
 
 
