@@ -222,6 +222,18 @@ class _Carry:
     day_high: np.ndarray
     day_low: np.ndarray
 
+    def remember_last(self, kept) -> None:
+        """Keep each symbol's last kept print of the batch (kept is in symbol order), so the
+        next batch differences and widens from it."""
+        last = np.flatnonzero(np.r_[kept.sym[1:] != kept.sym[:-1], True])
+        ls = kept.sym[last]
+        self.day[ls] = kept.day[last]
+        self.cum_volume[ls], self.cum_amount[ls] = kept.raw_volume[last], kept.raw_amount[last]
+        if kept.raw_high is not None:
+            self.day_high[ls] = kept.raw_high[last]
+        if kept.raw_low is not None:
+            self.day_low[ls] = kept.raw_low[last]
+
 
 def _check_options(profile: str, volume_unit: str) -> None:
     if profile not in PROFILES:
@@ -663,14 +675,7 @@ def _bars_in_time_chunks(
             reset_codes.append(kept.sym[kept.reset_at])
         if len(kept.sym) == 0:
             continue
-        last = np.flatnonzero(np.r_[kept.sym[1:] != kept.sym[:-1], True])
-        ls = kept.sym[last]
-        carry.day[ls] = kept.day[last]
-        carry.cum_volume[ls], carry.cum_amount[ls] = kept.raw_volume[last], kept.raw_amount[last]
-        if kept.raw_high is not None:
-            carry.day_high[ls] = kept.raw_high[last]
-        if kept.raw_low is not None:
-            carry.day_low[ls] = kept.raw_low[last]
+        carry.remember_last(kept)
         bars, codes = _aggregate(kept, t.names)
         parts.append(bars)
         part_codes.append(codes)
@@ -866,15 +871,7 @@ class IncrementalBars:
                 self._last_tid[so[last]] = g.tick_id[last]
         if len(kept.sym) == 0:
             return Bars.empty(1)
-        last = np.flatnonzero(np.r_[kept.sym[1:] != kept.sym[:-1], True])
-        ls = kept.sym[last]
-        c = self._carry
-        c.day[ls] = kept.day[last]
-        c.cum_volume[ls], c.cum_amount[ls] = kept.raw_volume[last], kept.raw_amount[last]
-        if kept.raw_high is not None:
-            c.day_high[ls] = kept.raw_high[last]
-        if kept.raw_low is not None:
-            c.day_low[ls] = kept.raw_low[last]
+        self._carry.remember_last(kept)
         bars, codes = _aggregate(kept, t.names)
         return self._merge(bars, codes)
 
