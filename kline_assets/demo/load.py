@@ -31,7 +31,7 @@ from kline_assets.prices.source import (
     SHOP_TABLE,
 )
 from kline_assets.resources.pgcopy import copy_table, table_types
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import PRICE_TZ, SQL_DIR
 from kline_assets.stocks import STOCK_TABLE
 
@@ -69,13 +69,9 @@ class _Owned:
             sql.Identifier(LOAD_TABLE), booked, match)
 
 
-def _ident(name: str) -> sql.Identifier:
-    return sql.Identifier(*name.split("."))
-
-
 def _exists(conn: psycopg.Connection, table: str, where: sql.Composable,
             params: tuple = ()) -> bool:
-    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(_ident(table), where)
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(table_ident(table), where)
     return bool(conn.execute(query, params).fetchone()[0])
 
 
@@ -116,7 +112,7 @@ def _delete_owned(conn: psycopg.Connection, owned: _Owned) -> None:
     """Delete the demo's rows of a table; TRUNCATE instead when every row is the demo's (the
     usual demo database: same result, and the following COPY needs no uniqueness checks
     against millions of dead index entries). Both are transactional."""
-    t = _ident(owned.table)
+    t = table_ident(owned.table)
     if _exists(conn, owned.table, sql.SQL("NOT {}").format(owned.condition())):
         conn.execute(sql.SQL("DELETE FROM {} t WHERE {}").format(t, owned.condition()))
     else:
@@ -130,7 +126,7 @@ def _id_block(conn: psycopg.Connection, table: str, n: int, previous: int | None
     Called with the demo's old rows already deleted and the table locked against inserts.
     """
     seq = conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
-    t = _ident(table)
+    t = table_ident(table)
     if previous is not None:
         base = previous - 1
         taken = conn.execute(
@@ -197,7 +193,7 @@ def load_demo(postgres: PostgresResource, cfg: DemoConfig = DemoConfig(),
         postgres.execute_file(SQL_DIR / "postgres" / "source.sql", conn)
         conn.execute(_LOAD_DDL)
         # Scrapers' inserts wait until the demo's id block is booked and committed.
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(_ident(pt)))
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table_ident(pt)))
         conflicts = _conflicts(conn, postgres, cfg, catalog)
         if conflicts:
             raise DemoError(
@@ -231,7 +227,7 @@ def load_demo(postgres: PostgresResource, cfg: DemoConfig = DemoConfig(),
                 say(f"COPY {table}: {counts[table]:,} rows ({time.perf_counter() - t0:.1f}s)")
         conn.execute(
             sql.SQL("SELECT setval(%s, GREATEST(%s, (SELECT coalesce(max(id), 0) FROM {}), "
-                    "(SELECT last_value FROM {})))").format(_ident(pt), sql.SQL(seq)),
+                    "(SELECT last_value FROM {})))").format(table_ident(pt), sql.SQL(seq)),
             (seq, base + max(len(records), 1)),
         )
         _book(conn, postgres, catalog, records, bars)

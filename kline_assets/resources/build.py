@@ -16,16 +16,6 @@ from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import load_settings
 
 
-def _env_or(name: str, override: str | None, default: str, plain: bool) -> Any:
-    """An explicit override; else EnvVar when set, so the UI shows where the value came from
-    (plain: its value, for use outside Dagster); else the embedded default."""
-    if override is not None:
-        return override
-    if os.environ.get(name):
-        return os.environ[name] if plain else EnvVar(name)
-    return default
-
-
 def build_resources(
     *,
     pg_dsn: str | None = None,
@@ -43,7 +33,13 @@ def build_resources(
     s = load_settings()
 
     def pick(name: str, override: str | None, default: str) -> Any:
-        return _env_or(name, override, default, plain)
+        """An explicit override; else the variable when set — as an EnvVar, so the UI shows
+        where the value came from, or its value when `plain`; else the embedded default."""
+        if override is not None:
+            return override
+        if os.environ.get(name):
+            return os.environ[name] if plain else EnvVar(name)
+        return default
 
     clickhouse = ClickHouseResource(
         dsn=pick("KLINE_CLICKHOUSE_DSN", clickhouse_dsn, s.clickhouse_dsn),

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from kline_assets.resources.postgres import table_ident
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
 TRAILER = b"\xff\xff"
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 00:00 in Unix microseconds
@@ -155,7 +157,7 @@ def copy_table(conn: psycopg.Connection, table: str, data: pa.Table,
         return 0
     types = types or table_types(conn, table)
     stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier(*table.split(".")),
+        table_ident(table),
         sql.SQL(", ").join(map(sql.Identifier, data.column_names)),
     )
     with conn.cursor().copy(stmt) as copy:

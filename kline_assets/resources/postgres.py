@@ -24,6 +24,11 @@ from kline_assets.resources.dsn import redact
 from kline_assets.settings import DEFAULT_PG_DSN
 
 
+def table_ident(table: str) -> sql.Identifier:
+    """A table name, optionally schema-qualified ('schema.table'), as a quoted identifier."""
+    return sql.Identifier(*table.split("."))
+
+
 def describe_dsn(dsn: str) -> str:
     """host:port/dbname of a DSN, without the password, for error messages."""
     try:

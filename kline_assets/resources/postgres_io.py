@@ -39,9 +39,9 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.errors import KlineError
-from kline_assets.months import add_months, month_of
+from kline_assets.months import month_of, months_between
 from kline_assets.resources.pgcopy import copy_table, table_types
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
 
 Window = tuple[datetime, datetime]
 
@@ -66,26 +66,24 @@ class ArrowStream:
 # --------------------------------------------------------------------------- SQL pieces
 
 
-def _ident(name: str) -> sql.Identifier:
-    return sql.Identifier(*name.split("."))
-
-
 def has_timescaledb(conn: psycopg.Connection) -> bool:
     return conn.execute(
         "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+
+
+def is_hypertable(conn: psycopg.Connection, table: str) -> bool:
+    """Whether `table` is a hypertable (only ask where TimescaleDB is installed)."""
+    return conn.execute(
+        "SELECT 1 FROM timescaledb_information.hypertables h "
+        "WHERE format('%%I.%%I', h.hypertable_schema, h.hypertable_name)::regclass "
+        "= to_regclass(%s)", (table,)).fetchone() is not None
 
 
 def ensure_hypertable(conn: psycopg.Connection, table: str, time_column: str,
                       chunk_interval: str = "7 days") -> bool:
     """Make `table` a hypertable on `time_column` when TimescaleDB is installed; True when
     this call converted it. The plain table stays as it is without the extension."""
-    if not has_timescaledb(conn):
-        return False
-    known = conn.execute(
-        "SELECT 1 FROM timescaledb_information.hypertables h "
-        "WHERE format('%%I.%%I', h.hypertable_schema, h.hypertable_name)::regclass "
-        "= to_regclass(%s)", (table,)).fetchone()
-    if known:
+    if not has_timescaledb(conn) or is_hypertable(conn, table):
         return False
     conn.execute(
         "SELECT create_hypertable(to_regclass(%s), by_range(%s, %s::interval), "
@@ -105,11 +103,7 @@ def _lock_keys(table: str, window: Window) -> list[str]:
     """One advisory lock per calendar month the window touches, taken in ascending order, so
     overlapping writers wait for each other and disjoint months proceed in parallel."""
     start, end = window[0].replace(tzinfo=None), window[1].replace(tzinfo=None)
-    keys, month = [], month_of(start, "UTC")
-    while month < end:
-        keys.append(f"{table}:{month:%Y-%m}")
-        month = add_months(month, 1)
-    return keys
+    return [f"{table}:{m:%Y-%m}" for m in months_between(month_of(start, "UTC"), end)]
 
 
 def _outside(data: pa.Table, column: str, windows: Sequence[Window]) -> int:
@@ -153,7 +147,7 @@ def replace_time_window(
     for lo, hi in windows:
         deleted += conn.execute(
             sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s{extra}").format(
-                _ident(table), col=sql.Identifier(time_column), extra=extra),
+                table_ident(table), col=sql.Identifier(time_column), extra=extra),
             (lo, hi, *[list(v) for v in (static or {}).values()]),
         ).rowcount
     written = 0
@@ -216,10 +210,12 @@ class PostgresArrowTypeHandler(DbTypeHandler[Any]):
         stream = obj if isinstance(obj, ArrowStream) else ArrowStream([obj])
         table = _qualified(table_slice)
         time_dim = _time_dimension(table_slice)
+        timescale = has_timescaledb(connection)
         try:
             if time_dim is None:  # unpartitioned or static partitions: the whole slice
                 deleted = connection.execute(
-                    sql.SQL("DELETE FROM {} WHERE {}").format(_ident(table), _where(table_slice))
+                    sql.SQL("DELETE FROM {} WHERE {}").format(table_ident(table),
+                                                             _where(table_slice))
                 ).rowcount
                 written = sum(copy_table(connection, table, t) for t in stream.tables)
                 hypertable = False
@@ -239,7 +235,7 @@ class PostgresArrowTypeHandler(DbTypeHandler[Any]):
         return {
             "rows written": written,
             "rows replaced": deleted,
-            "storage": "hypertable" if has_timescaledb(connection) else "plain table",
+            "storage": "hypertable" if timescale else "plain table",
             "made a hypertable": hypertable,
             "write seconds": round(clock.perf_counter() - started, 3),
         }
@@ -249,7 +245,7 @@ class PostgresArrowTypeHandler(DbTypeHandler[Any]):
         cols = (sql.SQL(", ").join(map(sql.Identifier, table_slice.columns))
                 if table_slice.columns else sql.SQL("*"))
         cursor = connection.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            cols, _ident(_qualified(table_slice)), _where(table_slice)))
+            cols, table_ident(_qualified(table_slice)), _where(table_slice)))
         names = [d.name for d in cursor.description or []]
         rows = cursor.fetchall()
         return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
@@ -350,5 +346,7 @@ __all__ = [
     "PostgresIOManager",
     "PostgresWriteError",
     "ensure_hypertable",
+    "has_timescaledb",
+    "is_hypertable",
     "replace_time_window",
 ]

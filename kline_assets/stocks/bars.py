@@ -27,7 +27,7 @@ from psycopg import sql
 from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
 from kline_assets.resources.build import store_resources
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
@@ -232,7 +232,7 @@ def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, las
     query = sql.SQL(
         "SELECT (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, close, "
         "volume, amount FROM {} WHERE code = {} AND time >= {} AND time < {} ORDER BY time"
-    ).format(sql.Identifier(*STOCK_TABLE.split(".")), sql.Literal(symbol),
+    ).format(table_ident(STOCK_TABLE), sql.Literal(symbol),
              sql.Literal(datetime.combine(first, datetime.min.time())),
              sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
     types = {"us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}

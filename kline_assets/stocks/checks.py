@@ -27,7 +27,7 @@ from dagster import (
 )
 from psycopg import sql
 
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.stocks import STOCK_TABLE
 
 from . import sessions
@@ -182,7 +182,7 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
        (SELECT coalesce(json_agg(d ORDER BY d.month, d.code), '[]')
         FROM (SELECT * FROM diff ORDER BY month, code LIMIT {limit}) d)"""
     ).format(
-        source=sql.Identifier(*source.split(".")),
+        source=table_ident(source),
         src_window=_window_filter("time", window),
         out_window=_window_filter("month", window),
         clean=sql.SQL(CLEAN_PREDICATE),
@@ -293,7 +293,7 @@ def evaluate_calendar(
     conn: psycopg.Connection, source: str, window: MonthWindow | None
 ) -> AssetCheckResult:
     """Bars on exchange holidays (asked of sessions.py, not of SQL) or outside the hours."""
-    table = sql.Identifier(*source.split("."))
+    table = table_ident(source)
     where = _window_filter("time", window)
     days = [d for (d,) in conn.execute(sql.SQL(
         "SELECT DISTINCT time::date FROM {} WHERE {} ORDER BY 1").format(table, where))]
@@ -332,7 +332,7 @@ def evaluate_finite_bars(
         "SELECT {cols}, count(*) OVER () FROM {table} WHERE ({where}) AND ({cond}) "
         "ORDER BY time, code LIMIT {limit}"
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BAR_COLUMNS)),
-             table=sql.Identifier(*source.split(".")), where=_window_filter("time", window),
+             table=table_ident(source), where=_window_filter("time", window),
              cond=sql.SQL(NON_FINITE), limit=sql.Literal(SAMPLE))
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0

@@ -33,7 +33,8 @@ import psycopg
 from psycopg import sql
 
 from kline_assets.errors import KlineError
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
+from kline_assets.resources.postgres_io import has_timescaledb, is_hypertable
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import STOCK_TABLE
 
@@ -100,7 +101,7 @@ def sql_sections(path: Path) -> dict[str, str]:
 def render(path: Path, section: str, source: str) -> sql.Composed:
     """A section with its placeholders filled: identifiers quoted, the predicate inlined."""
     return sql.SQL(sql_sections(path)[section]).format(
-        source=sql.Identifier(*source.split(".")),
+        source=table_ident(source),
         source_name=sql.Literal(source),
         view=sql.Identifier(VIEW),
         view_name=sql.Literal(VIEW),
@@ -109,11 +110,6 @@ def render(path: Path, section: str, source: str) -> sql.Composed:
 
 
 # --------------------------------------------------------------------------- detection
-
-
-def has_timescaledb(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-    return row is not None
 
 
 def storage_path(conn: psycopg.Connection) -> StoragePath:
@@ -132,16 +128,6 @@ def _is_cagg(conn: psycopg.Connection) -> bool:
         "SELECT 1 FROM timescaledb_information.continuous_aggregates "
         "WHERE view_name = %s AND view_schema = current_schema()",
         (VIEW,),
-    ).fetchone()
-    return row is not None
-
-
-def is_hypertable(conn: psycopg.Connection, table: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM timescaledb_information.hypertables h "
-        "WHERE format('%%I.%%I', h.hypertable_schema, h.hypertable_name)::regclass "
-        "= to_regclass(%s)",
-        (table,),
     ).fetchone()
     return row is not None
 

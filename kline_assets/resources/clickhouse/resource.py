@@ -87,10 +87,9 @@ def _acquire(path: Path, timeout_s: float) -> FileLock:
     try:
         lock.acquire(timeout=min(2.0, timeout_s))
     except Timeout:
-        log.warning("embedded ClickHouse at %s is held by %s; waiting up to %.0f s",
+        # A warning reaches stderr even where logging is not configured (the CLI).
+        log.warning("waiting for embedded ClickHouse at %s, held by %s (up to %.0f s)",
                     path, lock_owner(path), timeout_s)
-        print(f"waiting for embedded ClickHouse at {path}, held by {lock_owner(path)} "
-              f"(up to {timeout_s:.0f} s)", file=sys.stderr)
         try:
             lock.acquire(timeout=timeout_s)
         except Timeout as exc:
