@@ -18,8 +18,10 @@ from kline_assets.instance import get_instance
 from kline_assets.prices.partitions import create_run, month_partitions, price_partition_key
 from kline_assets.prices.runs import PRICE_TABLES
 from kline_assets.resources import ClickHouseResource, PostgresResource
-from kline_assets.resources.build import build_resources
+from kline_assets.resources.build import store_resources
 from kline_assets.settings import load_settings
+from kline_assets.stocks import STOCK_TABLE
+from kline_assets.stocks.monthly import VIEW
 
 DEMO_RUN_ID = "demo"
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -53,7 +55,7 @@ def validate(cfg: DemoConfig) -> None:
 def stock_table_counts(postgres: PostgresResource) -> dict[str, dict[str, int]]:
     counts = {}
     with postgres.connect() as conn:
-        for table, col in (("stock_1min_qfq", "time"), ("stock_monthly_kline", "month")):
+        for table, col in ((STOCK_TABLE, "time"), (VIEW, "month")):
             rows = conn.execute(
                 f"SELECT to_char({col}, 'YYYYMM') AS m, count(*) FROM {table} "
                 "GROUP BY 1 ORDER BY 1").fetchall()
@@ -79,10 +81,9 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
     validate(cfg)
     from kline_assets.definitions import defs  # resources read the environment at import
 
-    resources = build_resources()
-    # Plain values (EnvVar resolved): these two are used here, outside a Dagster run.
-    postgres: PostgresResource = resources["postgres"].process_config_and_initialize()
-    clickhouse: ClickHouseResource = resources["clickhouse"].process_config_and_initialize()
+    resources = store_resources()
+    postgres: PostgresResource = resources["postgres"]
+    clickhouse: ClickHouseResource = resources["clickhouse"]
     started = time.perf_counter()
     price_keys, stock_keys = cfg.price_months, cfg.stock_month_keys
     steps = 1 + len(price_keys) + len(stock_keys)
@@ -96,30 +97,24 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
     instance = get_instance()
     create_run(instance, DEMO_RUN_ID)
 
+    def execute(step: int, job_name: str, key: str, what: str) -> None:
+        echo(f"[{step}/{steps}] {what}")
+        t0 = time.perf_counter()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=key, instance=instance, run_config=QUIET_RUN_CONFIG)
+        if not result.success:
+            raise DemoError(f"{job_name} failed for {key}; see the run in the Dagster UI")
+        echo(f"      done in {time.perf_counter() - t0:.1f}s")
+
     step = 1
-    job = defs.resolve_job_def("price_assets")
     for month in price_keys:
         step += 1
         key = price_partition_key(DEMO_RUN_ID, month)
-        echo(f"[{step}/{steps}] price assets, month {month[:7]} ({key})")
-        t0 = time.perf_counter()
-        result = job.execute_in_process(partition_key=key, instance=instance,
-                                        run_config=QUIET_RUN_CONFIG)
-        if not result.success:
-            raise DemoError(f"price assets failed for {key}; see the run in the Dagster UI")
-        echo(f"      done in {time.perf_counter() - t0:.1f}s")
-
-    stock_job = defs.resolve_job_def("stock_monthly_job")
+        execute(step, "price_assets", key, f"price assets, month {month[:7]} ({key})")
     landed = write_stock_landing(cfg, bars=generate_stock_bars(cfg)) if stock_keys else []
     for month in landed:
         step += 1
-        echo(f"[{step}/{steps}] stock assets, month {month[:7]}")
-        t0 = time.perf_counter()
-        result = stock_job.execute_in_process(partition_key=month, instance=instance,
-                                              run_config=QUIET_RUN_CONFIG)
-        if not result.success:
-            raise DemoError(f"stock assets failed for {month}; see the run in the Dagster UI")
-        echo(f"      done in {time.perf_counter() - t0:.1f}s")
+        execute(step, "stock_monthly_job", month, f"stock assets, month {month[:7]}")
 
     counts = price_table_counts(clickhouse, DEMO_RUN_ID)
     stocks = stock_table_counts(postgres)
