@@ -26,12 +26,10 @@ from dagster import (
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.months import parse_month, zoned
 from kline_assets.plots import features_markdown
 from kline_assets.prices.aligned import align_month
 from kline_assets.prices.partitions import (
     PARTITION_EXPR,
-    PRICE_START,
     context_window,
     previous_month_start,
     price_partitions,
@@ -42,7 +40,7 @@ from kline_assets.prices.schemas import (
     FEATURES_WIDE_SCHEMA,
     PRICE_ALIGNED_SCHEMA,
 )
-from kline_assets.prices.source import PRICE_TABLE, ident, read_cohorts, screen_cohorts
+from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
 from kline_assets.prices.warmup import (
     check_warmup,
     cohort_seeds,
@@ -51,7 +49,7 @@ from kline_assets.prices.warmup import (
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
 from kline_assets.resources.device import describe_device
-from kline_assets.settings import PRICE_TZ
+from kline_assets.resources.postgres import table_ident
 
 if TYPE_CHECKING:
     from kline_assets.prices.compute import Computed
@@ -74,7 +72,7 @@ def raw_price_records(postgres: PostgresResource) -> ObserveResult:
     postgres.require_tables([PRICE_TABLE])
     with postgres.connect() as conn:
         newest, count = conn.execute(
-            sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(ident(PRICE_TABLE))
+            sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(table_ident(PRICE_TABLE))
         ).fetchone()
     return ObserveResult(
         data_version=DataVersion(f"{newest}|{count}"),
@@ -134,7 +132,6 @@ COLD_START_HELP = (
     "compute even when the warm-up month has source data the run has not materialized "
     "(the result then differs from one long computation; recorded in metadata)"
 )
-FIRST_MONTH = zoned(parse_month(PRICE_START), PRICE_TZ)
 
 
 class AggregateConfig(Config):
@@ -168,16 +165,16 @@ def _report(context: AssetExecutionContext, computed: "Computed", device, extra:
 def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConfig,
            torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
            postgres: PostgresResource, input_table: str):
-    """(run_id, start, end, device) of a run over one month or a range of one run id, after
-    making sure the warm-up month is there (or a cold start was asked for)."""
+    """(run_id, warm_start, start, end, device) of a run over one month or a range of one run
+    id, after making sure the warm-up month is there (or a cold start was asked for)."""
     run_id, _, start, end = context_window(context)
     warm_start = previous_month_start(start)
     warm_up = check_warmup(
         clickhouse, postgres, asset=context.asset_key.to_user_string(),
         input_table=input_table, run_id=run_id, warm_start=warm_start, start=start,
-        first_month=FIRST_MONTH, cold_start=config.cold_start)
+        cold_start=config.cold_start)
     context.add_output_metadata({"warm_up": warm_up})
-    return run_id, start, end, torch_device.get(config.device or None)
+    return run_id, warm_start, start, end, torch_device.get(config.device or None)
 
 
 @asset(
@@ -202,8 +199,8 @@ def cross_shop_agg(
 ) -> pd.DataFrame:
     from kline_assets.prices.compute import cross_shop
 
-    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
-                                        "price_aligned")
+    run_id, warm_start, start, end, device = _begin(
+        context, config, torch_device, clickhouse, postgres, "price_aligned")
     if config.lookback_minutes % 15:
         raise ValueError(
             f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
@@ -213,7 +210,7 @@ def cross_shop_agg(
     if config.shop_ids:
         aligned = aligned[aligned["shop_id"].isin(config.shop_ids)]
     computed = cross_shop(
-        aligned, run_id, previous_month_start(start), start, end, device,
+        aligned, run_id, warm_start, start, end, device,
         lookback_buckets=config.lookback_minutes // 15, outlier_filter=config.outlier_filter,
         band=config.outlier_band, min_quorum=config.min_quorum,
         quorum_policy=config.quorum_policy,
@@ -226,10 +223,10 @@ def cross_shop_agg(
     return computed.frame
 
 
-def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, start, end):
-    warm_start = previous_month_start(start)
+def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, warm_start, start, end):
+    """(last mean per iPhone before the warm-up, last bucket of the months with source)."""
     last = last_means_before(clickhouse, run_id, warm_start)
-    return warm_start, last, last_bucket_with_source(clickhouse, run_id, start, end)
+    return last, last_bucket_with_source(clickhouse, run_id, start, end)
 
 
 def _plot(frame: pd.DataFrame) -> dict:
@@ -273,9 +270,9 @@ def features_wide(
 ) -> pd.DataFrame:
     from kline_assets.prices.compute import features_frame, series_from_rows
 
-    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
-                                        "cross_shop_agg")
-    warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
+    run_id, warm_start, start, end, device = _begin(
+        context, config, torch_device, clickhouse, postgres, "cross_shop_agg")
+    last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
     agg = cross_shop_agg
     if config.iphone_ids:
         agg = agg[agg["iphone_id"].isin(config.iphone_ids)]
@@ -306,8 +303,8 @@ def cohorts(
 ) -> pd.DataFrame:
     from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
 
-    run_id, start, end, device = _begin(context, config, torch_device, clickhouse, postgres,
-                                        "cross_shop_agg")
+    run_id, warm_start, start, end, device = _begin(
+        context, config, torch_device, clickhouse, postgres, "cross_shop_agg")
     t0 = time.perf_counter()
     members, rejected = screen_cohorts(read_cohorts(postgres))
     extra: dict = {"cohorts": int(members["slug"].nunique()), "members": len(members),
@@ -316,7 +313,7 @@ def cohorts(
         extra["rejected_members"] = MetadataValue.md(rejected.to_markdown(index=False))
         context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
                             f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
-    warm_start, last, last_bucket = _warm_and_last(clickhouse, run_id, start, end)
+    last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
     ids, iphone = series_from_rows(cross_shop_agg, last.set_index("iphone_id")["mean"],
                                    warm_start, end, device)
     series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)

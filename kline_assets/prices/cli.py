@@ -67,10 +67,11 @@ def runs_drop(name: str, yes: bool, allow_live: bool) -> None:
     dropped too; it never holds ClickHouse data written by this project.
     """
     instance = get_instance()
+    registered_ids = registered_run_ids(instance)
     try:
         validate_run_id(name)
     except InvalidRunIdError:
-        if name not in registered_run_ids(instance):
+        if name not in registered_ids:
             raise
         unregister_run(instance, name)
         click.echo(f"unregistered malformed run id {name!r} from Dagster")
@@ -79,9 +80,9 @@ def runs_drop(name: str, yes: bool, allow_live: bool) -> None:
         raise RunOperationRefused(f"refusing to drop {LIVE!r} without --allow-live")
     ch = _clickhouse()
     parts = {t: len(p) for t, p in run_partitions(ch, name).items() if p}
-    registered = name in registered_run_ids(instance)
+    registered = name in registered_ids
     if not parts and not registered:
-        present = ", ".join(sorted(set(list_runs(ch)) | set(registered_run_ids(instance))))
+        present = ", ".join(sorted(set(list_runs(ch)) | set(registered_ids)))
         raise InvalidRunIdError(f"no run {name!r} to drop (runs present: {present or 'none'})")
     if not yes:
         click.confirm(f"Drop run {name} from {ch.db} (partitions: {_counts(parts)})?",

@@ -33,6 +33,8 @@ LIVE = "live"
 # [a-z0-9_] also keeps Dagster's key separators (`|`, `,`, `[`, `]`) out of run ids.
 RUN_ID_PATTERN = re.compile(r"[a-z0-9_]{1,64}")
 
+FIRST_MONTH_START = month_window(PRICE_START, PRICE_TZ)[0]
+
 run_id_partitions = DynamicPartitionsDefinition(name=RUN_ID_DIMENSION)
 # end_offset=1: the month in progress is a partition too, so `live` can stay current.
 month_partitions = MonthlyPartitionsDefinition(

@@ -28,8 +28,9 @@ from kline_assets.prices.partitions import (
     month_partitions,
     price_partition_key,
 )
-from kline_assets.prices.source import PRICE_TABLE, ident
+from kline_assets.prices.source import PRICE_TABLE
 from kline_assets.resources import PostgresResource
+from kline_assets.resources.postgres import table_ident
 from kline_assets.settings import PRICE_TZ
 
 
@@ -38,7 +39,7 @@ def months_with_new_rows(postgres: PostgresResource, after_id: int
     """(highest id, rows with id > after_id per Tokyo month 'YYYY-MM-01')."""
     with postgres.connect() as conn:
         top = conn.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(
-            ident(PRICE_TABLE)))
+            table_ident(PRICE_TABLE)))
         max_id = int(top.fetchone()[0])
         if max_id <= after_id:
             return max_id, {}
@@ -47,7 +48,7 @@ def months_with_new_rows(postgres: PostgresResource, after_id: int
                 "SELECT to_char(date_trunc('month', recorded_at AT TIME ZONE {tz}), "
                 "'YYYY-MM-DD'), count(*) FROM {t} WHERE id > %s AND id <= %s "
                 "GROUP BY 1 ORDER BY 1"
-            ).format(tz=sql.Literal(PRICE_TZ), t=ident(PRICE_TABLE)),
+            ).format(tz=sql.Literal(PRICE_TZ), t=table_ident(PRICE_TABLE)),
             (after_id, max_id),
         ).fetchall()
     return max_id, {month: int(n) for month, n in rows if month is not None}

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from psycopg import sql
 
-from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres import PostgresResource, table_ident
 
 RECORD_COLUMNS = {
     "id": pa.int64(),
@@ -34,10 +34,6 @@ SHOP_TABLE = "shop"
 COHORT_TABLE = "cohort"
 COHORT_MEMBER_TABLE = "cohort_member"
 SOURCE_TABLES = (PRICE_TABLE, IPHONE_TABLE, SHOP_TABLE, COHORT_TABLE, COHORT_MEMBER_TABLE)
-
-
-def ident(table: str) -> sql.Identifier:
-    return sql.Identifier(*table.split("."))
 
 
 def records_query(
@@ -65,7 +61,7 @@ def records_query(
         "recorded_at "
         "FROM {} WHERE {}"
     ).format(
-        ident(PRICE_TABLE), sql.SQL(" AND ").join(conditions)
+        table_ident(PRICE_TABLE), sql.SQL(" AND ").join(conditions)
     )
 
 
@@ -87,13 +83,13 @@ def has_records(postgres: PostgresResource, start: datetime, end: datetime) -> b
     with postgres.connect() as conn:
         return bool(conn.execute(
             sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE recorded_at >= %s "
-                    "AND recorded_at < %s)").format(ident(PRICE_TABLE)), (start, end),
+                    "AND recorded_at < %s)").format(table_ident(PRICE_TABLE)), (start, end),
         ).fetchone()[0])
 
 
 def known_ids(postgres: PostgresResource, table: str) -> np.ndarray:
     with postgres.connect() as conn:
-        query = sql.SQL("SELECT id FROM {}").format(ident(table))
+        query = sql.SQL("SELECT id FROM {}").format(table_ident(table))
         rows = conn.execute(query).fetchall()
     return np.array(sorted(r[0] for r in rows), dtype=np.int64)
 
@@ -166,8 +162,8 @@ def read_cohorts(postgres: PostgresResource) -> pd.DataFrame:
         "SELECT c.slug, m.iphone_id, m.weight, (i.id IS NOT NULL) AS known "
         "FROM {cohort} c LEFT JOIN {member} m ON m.cohort_id = c.id "
         "LEFT JOIN {iphone} i ON i.id = m.iphone_id ORDER BY c.slug, m.iphone_id"
-    ).format(cohort=ident(COHORT_TABLE), member=ident(COHORT_MEMBER_TABLE),
-             iphone=ident(IPHONE_TABLE))
+    ).format(cohort=table_ident(COHORT_TABLE), member=table_ident(COHORT_MEMBER_TABLE),
+             iphone=table_ident(IPHONE_TABLE))
     postgres.require_tables([COHORT_TABLE, COHORT_MEMBER_TABLE])
     with postgres.connect() as conn:
         rows = conn.execute(query).fetchall()

@@ -15,8 +15,10 @@ import pandas as pd
 
 from kline_assets.errors import KlineError
 from kline_assets.months import month_key
+from kline_assets.prices.partitions import FIRST_MONTH_START
 from kline_assets.prices.source import has_records
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.clickhouse.sql import time_range_where
 from kline_assets.settings import PRICE_TZ
 
 
@@ -54,47 +56,40 @@ def cohort_seeds(last: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
     return weighted / at_last.groupby("slug")["weight"].sum()
 
 
+def _window_stats(clickhouse: ClickHouseResource, table: str, run_id: str,
+                  start: datetime, end: datetime) -> tuple[int, int | None]:
+    """(rows, epoch of the last bucket) of the run's rows of `table` in [start, end)."""
+    with clickhouse.client() as client:
+        count, ts = client.query(
+            f"SELECT count(), toUnixTimestamp(max(bucket)) FROM {clickhouse.table(table)} "
+            f"WHERE run_id = {{run:String}} AND {time_range_where('bucket', start, end)}",
+            parameters={"run": run_id},
+        ).result_rows[0]
+    return int(count), (int(ts) if count else None)
+
+
 def last_bucket_with_source(
     clickhouse: ClickHouseResource, run_id: str, start: datetime, end: datetime
 ) -> pd.Timestamp | None:
     """The last bucket in [start, end) that holds any price_aligned record of the run."""
-    with clickhouse.client() as client:
-        count, ts = client.query(
-            f"SELECT count(), toUnixTimestamp(max(bucket)) FROM "
-            f"{clickhouse.table('price_aligned')} WHERE run_id = {{run:String}} "
-            f"AND bucket >= toDateTime({int(start.timestamp())}) "
-            f"AND bucket < toDateTime({int(end.timestamp())})",
-            parameters={"run": run_id},
-        ).result_rows[0]
-    return pd.Timestamp(ts, unit="s", tz="UTC").tz_convert(PRICE_TZ) if count else None
+    _, ts = _window_stats(clickhouse, "price_aligned", run_id, start, end)
+    return None if ts is None else pd.Timestamp(ts, unit="s", tz="UTC").tz_convert(PRICE_TZ)
 
 
 class MissingWarmupError(KlineError):
     """The warm-up month has source data the run has not materialized."""
 
 
-def rows_in_window(clickhouse: ClickHouseResource, table: str, run_id: str,
-                   start: datetime, end: datetime) -> int:
-    with clickhouse.client() as client:
-        return int(client.query(
-            f"SELECT count() FROM {clickhouse.table(table)} WHERE run_id = {{run:String}} "
-            f"AND bucket >= toDateTime({int(start.timestamp())}) "
-            f"AND bucket < toDateTime({int(end.timestamp())})",
-            parameters={"run": run_id},
-        ).result_rows[0][0])
-
-
 def check_warmup(
     clickhouse: ClickHouseResource, postgres: PostgresResource, *, asset: str, input_table: str,
-    run_id: str, warm_start: datetime, start: datetime, first_month: datetime,
-    cold_start: bool,
+    run_id: str, warm_start: datetime, start: datetime, cold_start: bool,
 ) -> str:
     """A line for metadata saying which warm-up was used; raises MissingWarmupError when the
     warm-up month has source records but the run's `input_table` has none there."""
     label = month_key(warm_start)[:7]
-    if warm_start < first_month:
+    if warm_start < FIRST_MONTH_START:
         return f"none: {label} is before the first price partition"
-    rows = rows_in_window(clickhouse, input_table, run_id, warm_start, start)
+    rows, _ = _window_stats(clickhouse, input_table, run_id, warm_start, start)
     if rows:
         return f"{label} of run {run_id} ({rows} {input_table} rows)"
     if not has_records(postgres, warm_start, start):
