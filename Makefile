@@ -15,9 +15,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  poll_interval_seconds: 60\n' > $@
+$(DAGSTER_HOME)/dagster.yaml: $(STAMP)
+	$(PY) -c 'from kline_assets.instance import ensure_home; ensure_home()'
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo

@@ -16,13 +16,19 @@ _DEFAULT_YAML = (
 )
 
 
-def get_instance() -> DagsterInstance:
-    home = load_settings().dagster_home
-    os.environ.setdefault("DAGSTER_HOME", str(home))
+def ensure_home() -> str:
+    """DAGSTER_HOME (set to the default when unset), created with the local instance yaml
+    when new; `make` calls this too, so the CLI and `dagster dev` share one configuration."""
+    os.environ.setdefault("DAGSTER_HOME", str(load_settings().dagster_home))
     home = os.environ["DAGSTER_HOME"]
     os.makedirs(home, exist_ok=True)
     config = os.path.join(home, "dagster.yaml")
     if not os.path.exists(config):
         with open(config, "w") as fh:
             fh.write(_DEFAULT_YAML)
+    return home
+
+
+def get_instance() -> DagsterInstance:
+    ensure_home()
     return DagsterInstance.get()
