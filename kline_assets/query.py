@@ -444,7 +444,7 @@ def count_price_aligned(
 class Names:
     iphone: dict[int, str]
     shop: dict[int, str]
-    cohort: dict[str, str]  # slug → name
+    cohort: dict[str, tuple[int, str]]  # slug → (id, name)
 
 
 class CatalogNames:
@@ -471,11 +471,11 @@ class CatalogNames:
                     table_ident(IPHONE_TABLE))).fetchall()
                 shop = conn.execute(q("SELECT id, name FROM {}").format(
                     table_ident(SHOP_TABLE))).fetchall()
-                cohort = conn.execute(q("SELECT slug, name FROM {}").format(
+                cohort = conn.execute(q("SELECT slug, id, name FROM {}").format(
                     table_ident(COHORT_TABLE))).fetchall()
         except psycopg.errors.UndefinedTable as exc:
             raise StoreUnavailable(
                 f"PostgreSQL at {self.postgres.address} lacks the catalogue tables "
                 f"({exc.diag.message_primary}); create them with `kline init`",
                 store="PostgreSQL", address=self.postgres.address) from exc
-        return Names(dict(iphone), dict(shop), dict(cohort))
+        return Names(dict(iphone), dict(shop), {slug: (i, n) for slug, i, n in cohort})
