@@ -53,12 +53,16 @@ __all__ = [
     "MAX_LIMIT",
     "PRICE_ALIGNED_COLUMNS",
     "CatalogNames",
+    "Page",
     "count_feature_values",
     "count_features",
     "count_price_aligned",
+    "feature_values_page",
+    "features_page",
     "is_final",
     "list_runs",
     "list_scopes",
+    "price_aligned_page",
     "query_feature_values",
     "query_features",
     "query_price_aligned",
@@ -306,6 +310,52 @@ def _features_where(clickhouse: ClickHouseResource, run_id: str, scope, bucket_g
     return where + _range_filter(bucket_gte, bucket_lte, params), params
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of rows and how many rows all pages hold (the DRF `count`)."""
+
+    count: int
+    rows: list[dict[str, Any]]
+
+
+def _fetch(clickhouse: ClickHouseResource, table: str, source: str, select: str,
+           cols: Sequence[str], params: dict[str, Any], order_sql: str, limit: int,
+           offset: int, count_sql: str, scope=None, with_count: bool = False) -> Page:
+    """Run a page query; with `with_count`, the total comes along in the same query
+    (`count() OVER ()`, computed before LIMIT), which saves a round trip per HTTP request.
+    An empty first page raises NotFoundError if the run (or an exact scope) has no data."""
+    total = ", count() OVER () AS __total" if with_count else ""
+    sql = (f"SELECT {select}{total} {source} ORDER BY {order_sql} "
+           "LIMIT {limit:UInt32} OFFSET {offset:UInt64}")
+    with clickhouse.client() as client:
+        rows = _rows(client, sql, {**params, "limit": limit, "offset": offset},
+                     [*cols, "__total"] if with_count else cols)
+        count = -1
+        if rows and with_count:
+            count = rows[0]["__total"]
+            for r in rows:
+                del r["__total"]
+        elif not rows and offset == 0:
+            _not_found(client, clickhouse, table, params["run"], scope)
+            count = 0
+        elif with_count:  # past the last page: the total needs its own query
+            count = _count(client, count_sql, params)
+    return Page(count, rows)
+
+
+def _features_args(clickhouse, run_id, scope, bucket_gte, bucket_lte, columns, order, limit,
+                   offset) -> dict[str, Any]:
+    cols = _columns(columns, FEATURES_COLUMNS)
+    order_sql = _order(order, FEATURES_COLUMNS, _FEATURES_KEY, "-bucket")
+    limit, offset = _page(limit, offset)
+    where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
+    table = clickhouse.table("features_wide")
+    return dict(table="features_wide", source=f"FROM {table} FINAL WHERE {where}",
+                select=_select(cols), cols=cols, params=params, order_sql=order_sql,
+                limit=limit, offset=offset, scope=scope,
+                count_sql=f"SELECT count() FROM {table} FINAL WHERE {where}")
+
+
 def query_features(
     clickhouse: ClickHouseResource, run_id: str = LIVE, *,
     scope: str | Sequence[str] | None = None, bucket_gte: datetime | str | None = None,
@@ -315,18 +365,19 @@ def query_features(
     """Wide rows of features_wide (one per scope × bucket) of a run; `scope` is exact
     (`iphone:12`, `cohort:pro-latest`), a list, or a kind (`iphone:*`, `cohort:*`).
     Raises NotFoundError when nothing matches because the run or an exact scope has no data."""
-    cols = _columns(columns, FEATURES_COLUMNS)
-    order_sql = _order(order, FEATURES_COLUMNS, _FEATURES_KEY, "-bucket")
-    limit, offset = _page(limit, offset)
-    where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
-    table = clickhouse.table("features_wide")
-    with clickhouse.client() as client:
-        rows = _rows(client, f"SELECT {_select(cols)} FROM {table} FINAL WHERE {where} "
-                     f"ORDER BY {order_sql} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt64}}",
-                     {**params, "limit": limit, "offset": offset}, cols)
-        if not rows and offset == 0:
-            _not_found(client, clickhouse, "features_wide", params["run"], scope)
-    return rows
+    return _fetch(clickhouse, **_features_args(clickhouse, run_id, scope, bucket_gte,
+                                               bucket_lte, columns, order, limit, offset)).rows
+
+
+def features_page(
+    clickhouse: ClickHouseResource, run_id: str = LIVE, *,
+    scope: str | Sequence[str] | None = None, bucket_gte: datetime | str | None = None,
+    bucket_lte: datetime | str | None = None, columns: Sequence[str] | None = None,
+    order: str | Sequence[str] | None = "-bucket", limit: int = DEFAULT_LIMIT, offset: int = 0,
+) -> Page:
+    """`query_features` and `count_features` in one query."""
+    return _fetch(clickhouse, with_count=True, **_features_args(
+        clickhouse, run_id, scope, bucket_gte, bucket_lte, columns, order, limit, offset))
 
 
 def count_features(
@@ -341,19 +392,29 @@ def count_features(
                               f"WHERE {where}", params)
 
 
-def _unpivot(names: Sequence[str] | None) -> tuple[list[str], str]:
-    """The long format's `arrayJoin` over (name, value) pairs of whitelisted columns."""
+def _long_sql(clickhouse: ClickHouseResource, names: Sequence[str] | None, where: str) -> str:
+    """features_wide unpivoted by `arrayJoin` over (name, value) pairs of whitelisted
+    columns, rows without a finite value left out."""
     chosen = _columns(names, FEATURE_VALUE_NAMES)
     pairs = ", ".join(f"('{n}', CAST({n}, 'Nullable(Float64)'))" for n in chosen)
-    return chosen, f"arrayJoin([{pairs}])"
-
-
-def _long_sql(clickhouse: ClickHouseResource, names, where: str) -> str:
-    _, pairs = _unpivot(names)
     return (f"SELECT run_id, bucket, scope, kv.1 AS name, kv.2 AS value FROM ("
-            f"SELECT run_id, bucket, scope, {pairs} AS kv "
+            f"SELECT run_id, bucket, scope, arrayJoin([{pairs}]) AS kv "
             f"FROM {clickhouse.table('features_wide')} FINAL WHERE {where}) "
             "WHERE isFinite(value)")
+
+
+def _long_args(clickhouse, run_id, scope, names, bucket_gte, bucket_lte, order, limit,
+               offset) -> dict[str, Any]:
+    order_sql = _order(order, ("bucket", "scope", "name", "value"),
+                       (*_FEATURES_KEY, "name"), "-bucket")
+    limit, offset = _page(limit, offset)
+    where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
+    long = _long_sql(clickhouse, names, where)
+    return dict(table="features_wide", source=f"FROM ({long})",
+                select="toUnixTimestamp(bucket) AS __t_bucket, scope, name, value, run_id",
+                cols=["bucket", "scope", "name", "value", "version"], params=params,
+                order_sql=order_sql, limit=limit, offset=offset, scope=scope,
+                count_sql=f"SELECT count() FROM ({long})")
 
 
 def query_feature_values(
@@ -365,19 +426,19 @@ def query_feature_values(
     """The long format `{bucket, scope, name, value, version}`: features_wide unpivoted in
     ClickHouse (arrayJoin over the chosen columns), one row per scope × bucket × name with a
     value (NULL and NaN are left out). `names` defaults to every numeric column."""
-    order_sql = _order(order, ("bucket", "scope", "name", "value"),
-                       (*_FEATURES_KEY, "name"), "-bucket")
-    limit, offset = _page(limit, offset)
-    where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
-    sql = (f"SELECT toUnixTimestamp(bucket) AS __t_bucket, scope, name, value, run_id "
-           f"FROM ({_long_sql(clickhouse, names, where)}) ORDER BY {order_sql} "
-           "LIMIT {limit:UInt32} OFFSET {offset:UInt64}")
-    with clickhouse.client() as client:
-        rows = _rows(client, sql, {**params, "limit": limit, "offset": offset},
-                     ["bucket", "scope", "name", "value", "version"])
-        if not rows and offset == 0:
-            _not_found(client, clickhouse, "features_wide", params["run"], scope)
-    return rows
+    return _fetch(clickhouse, **_long_args(clickhouse, run_id, scope, names, bucket_gte,
+                                           bucket_lte, order, limit, offset)).rows
+
+
+def feature_values_page(
+    clickhouse: ClickHouseResource, run_id: str = LIVE, *,
+    scope: str | Sequence[str] | None = None, names: Sequence[str] | None = None,
+    bucket_gte: datetime | str | None = None, bucket_lte: datetime | str | None = None,
+    order: str | Sequence[str] | None = "-bucket", limit: int = DEFAULT_LIMIT, offset: int = 0,
+) -> Page:
+    """`query_feature_values` and `count_feature_values` in one query."""
+    return _fetch(clickhouse, with_count=True, **_long_args(
+        clickhouse, run_id, scope, names, bucket_gte, bucket_lte, order, limit, offset))
 
 
 def count_feature_values(
@@ -405,6 +466,19 @@ def _aligned_where(run_id: str, bucket_gte, bucket_lte, shop_ids, iphone_ids
     return where + _range_filter(bucket_gte, bucket_lte, params), params
 
 
+def _aligned_args(clickhouse, run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids, columns,
+                  order, limit, offset) -> dict[str, Any]:
+    cols = _columns(columns, PRICE_ALIGNED_COLUMNS)
+    order_sql = _order(order, PRICE_ALIGNED_COLUMNS, _ALIGNED_KEY, "-bucket")
+    limit, offset = _page(limit, offset)
+    where, params = _aligned_where(run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids)
+    table = clickhouse.table("price_aligned")
+    return dict(table="price_aligned", source=f"FROM {table} FINAL WHERE {where}",
+                select=_select(cols), cols=cols, params=params, order_sql=order_sql,
+                limit=limit, offset=offset,
+                count_sql=f"SELECT count() FROM {table} FINAL WHERE {where}")
+
+
 def query_price_aligned(
     clickhouse: ClickHouseResource, run_id: str = LIVE, *,
     bucket_gte: datetime | str | None = None, bucket_lte: datetime | str | None = None,
@@ -413,18 +487,22 @@ def query_price_aligned(
     limit: int = DEFAULT_LIMIT, offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Rows of price_aligned of a run, filtered by bucket range, shops and iPhones."""
-    cols = _columns(columns, PRICE_ALIGNED_COLUMNS)
-    order_sql = _order(order, PRICE_ALIGNED_COLUMNS, _ALIGNED_KEY, "-bucket")
-    limit, offset = _page(limit, offset)
-    where, params = _aligned_where(run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids)
-    table = clickhouse.table("price_aligned")
-    with clickhouse.client() as client:
-        rows = _rows(client, f"SELECT {_select(cols)} FROM {table} FINAL WHERE {where} "
-                     f"ORDER BY {order_sql} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt64}}",
-                     {**params, "limit": limit, "offset": offset}, cols)
-        if not rows and offset == 0:
-            _not_found(client, clickhouse, "price_aligned", params["run"], None)
-    return rows
+    return _fetch(clickhouse, **_aligned_args(clickhouse, run_id, bucket_gte, bucket_lte,
+                                              shop_ids, iphone_ids, columns, order, limit,
+                                              offset)).rows
+
+
+def price_aligned_page(
+    clickhouse: ClickHouseResource, run_id: str = LIVE, *,
+    bucket_gte: datetime | str | None = None, bucket_lte: datetime | str | None = None,
+    shop_ids: Iterable[int] | None = None, iphone_ids: Iterable[int] | None = None,
+    columns: Sequence[str] | None = None, order: str | Sequence[str] | None = "-bucket",
+    limit: int = DEFAULT_LIMIT, offset: int = 0,
+) -> Page:
+    """`query_price_aligned` and `count_price_aligned` in one query."""
+    return _fetch(clickhouse, with_count=True, **_aligned_args(
+        clickhouse, run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids, columns, order,
+        limit, offset))
 
 
 def count_price_aligned(

@@ -110,21 +110,20 @@ def overall_bars(
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
     flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, OVERALL_ORDER, "-bucket")
-    rows = query.query_features(
+    found = query.features_page(
         stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
                  "inserted_at"])
-    count = query.count_features(stores.clickhouse, run_id, **flt)
     names, now = stores.names.get().iphone, _now()
     results = []
-    for r in rows:
+    for r in found.rows:
         iphone_id = int(r["scope"].split(":", 1)[1])
         results.append({
             "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
             "mean": r["mean"], "median": r["median"], "std": r["std"],
             "shop_count": r["shop_count"], "dispersion": r["dispersion"],
             "is_final": query.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
-    return page(request, count, results, limit, offset)
+    return page(request, found.count, results, limit, offset)
 
 
 @router.get("/cohort-bars/", response_model=Page[CohortBar])
@@ -140,14 +139,13 @@ def cohort_bars(
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
     flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, COHORT_ORDER, "-bucket")
-    rows = query.query_features(
+    found = query.features_page(
         stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
                  "dispersion"])
-    count = query.count_features(stores.clickhouse, run_id, **flt)
     cohorts = stores.names.get().cohort
     results = []
-    for r in rows:
+    for r in found.rows:
         slug = r["scope"].split(":", 1)[1]
         known = cohorts.get(slug)
         results.append({
@@ -155,7 +153,7 @@ def cohort_bars(
             "cohort_name": known[1] if known else None, "mean": r["mean"],
             "median": r["median"], "std": r["std"], "n_models": r["n_models"],
             "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
-    return page(request, count, results, limit, offset)
+    return page(request, found.count, results, limit, offset)
 
 
 @router.get("/features/", response_model=Page[FeatureValue])
@@ -174,13 +172,12 @@ def features(
     names = multi(name)
     flt = dict(scope=scope_arg, names=names, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, FEATURE_ORDER, "-bucket")
-    rows = query.query_feature_values(stores.clickhouse, run_id, **flt, order=order,
+    found = query.feature_values_page(stores.clickhouse, run_id, **flt, order=order,
                                       limit=limit, offset=offset)
-    count = query.count_feature_values(stores.clickhouse, run_id, **flt)
     now = _now()
-    for r in rows:
+    for r in found.rows:
         r["is_final"] = query.is_final(r["bucket"], now)
-    return page(request, count, rows, limit, offset)
+    return page(request, found.count, found.rows, limit, offset)
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
@@ -197,15 +194,14 @@ def purchasing_time_analyses(
                bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, ALIGNED_ORDER, "-bucket")
     names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
-    rows = query.query_price_aligned(
+    found = query.price_aligned_page(
         stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
                  "record_time", "alignment_diff_sec"])
-    count = query.count_price_aligned(stores.clickhouse, run_id, **flt)
     results = [{
         "shop": {"id": r["shop_id"], "name": names.shop.get(r["shop_id"])},
         "iphone": {"id": r["iphone_id"], "name": names.iphone.get(r["iphone_id"])},
         "price_new": r["price_new"], "price_a": r["price_a"], "price_b": r["price_b"],
         "bucket": r["bucket"], "record_time": r["record_time"],
-        "alignment_diff_sec": r["alignment_diff_sec"]} for r in rows]
-    return page(request, count, results, limit, offset)
+        "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
+    return page(request, found.count, results, limit, offset)
