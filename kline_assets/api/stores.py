@@ -58,9 +58,11 @@ class EngineKeeper:
                     self._release_locked()
 
     def _release_locked(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            stack.close()
+        if self._stack is not None:
+            try:
+                self._stack.close()
+            finally:
+                self._stack = None
 
     def close(self) -> None:
         self._stop.set()
