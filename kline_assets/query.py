@@ -81,7 +81,7 @@ FEATURE_VALUE_NAMES: tuple[str, ...] = (*STAT_COLUMNS, *FEATURE_COLUMNS)
 PRICE_ALIGNED_COLUMNS: tuple[str, ...] = (
     "run_id", "bucket", "shop_id", "iphone_id", "price_new", "price_a", "price_b",
     "alignment_diff_sec", "record_time", "inserted_at")
-_TIME_COLUMNS = {"bucket", "record_time", "inserted_at"}
+_TIME_COLUMNS = {"bucket", "record_time", "inserted_at", "first_bucket", "last_bucket"}
 _FEATURES_KEY = ("scope", "bucket")  # within a run: tie-breaker, so pages never overlap
 _ALIGNED_KEY = ("iphone_id", "shop_id", "bucket")
 
@@ -113,8 +113,7 @@ def parse_time(value: datetime | str | None, what: str) -> int | None:
         return None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.strip().replace(" ", "T", 1)
-                                           if len(value.strip()) > 10 else value.strip())
+            value = datetime.fromisoformat(value.strip())
         except ValueError as exc:
             raise InvalidQueryError(
                 f"{what}: {value!r} is not an ISO-8601 date or time "
@@ -289,16 +288,15 @@ def list_scopes(clickhouse: ClickHouseResource, run_id: str = LIVE) -> list[dict
     run_id = _run_id(run_id)
     with clickhouse.client() as client:
         rows = _rows(client,
-                     "SELECT scope, toUnixTimestamp(min(bucket)) AS __t_bucket, "
-                     "toUnixTimestamp(max(bucket)) AS __t_inserted_at "
+                     "SELECT scope, toUnixTimestamp(min(bucket)) AS __t_first_bucket, "
+                     "toUnixTimestamp(max(bucket)) AS __t_last_bucket "
                      f"FROM {clickhouse.table('features_wide')} WHERE run_id = {{run:String}} "
                      "GROUP BY scope ORDER BY splitByChar(':', scope)[1] DESC, "
                      "length(scope), scope",
-                     {"run": run_id}, ["scope", "bucket", "inserted_at"])
+                     {"run": run_id}, ["scope", "first_bucket", "last_bucket"])
         if not rows:
             _not_found(client, clickhouse, "features_wide", run_id, None)
-    return [{"scope": r["scope"], "first_bucket": r["bucket"], "last_bucket": r["inserted_at"]}
-            for r in rows]
+    return rows
 
 
 # --- features_wide -----------------------------------------------------------------------

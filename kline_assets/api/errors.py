@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from clickhouse_connect.driver.exceptions import DatabaseError as ClickHouseDatabaseError
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +50,18 @@ def install(app: FastAPI) -> None:
         address = request.app.state.stores.clickhouse.address
         return JSONResponse({"detail": f"ClickHouse at {address} failed: {type(exc).__name__}",
                              "store": "ClickHouse", "address": address}, status_code=503)
+
+    @app.exception_handler(ClickHouseDatabaseError)
+    async def clickhouse_not_ready(request: Request, exc: Exception) -> JSONResponse:
+        """Tables or database missing (a store never initialised) is the store's state, not a
+        bug of the request; any other database error stays a 500."""
+        text = str(exc)
+        if "UNKNOWN_TABLE" not in text and "UNKNOWN_DATABASE" not in text:
+            return await unexpected(request, exc)
+        ch = request.app.state.stores.clickhouse
+        return JSONResponse({"detail": f"ClickHouse at {ch.address} has no tables in database "
+                             f"{ch.db}; create them with `kline init`",
+                             "store": "ClickHouse", "address": ch.address}, status_code=503)
 
     @app.exception_handler(psycopg.OperationalError)
     async def postgres_lost(request: Request, exc: Exception) -> JSONResponse:

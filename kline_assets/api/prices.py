@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
@@ -93,8 +94,6 @@ ALIGNED_ORDER = {"bucket": "bucket", "shop": "shop_id", "iphone": "iphone_id",
 
 
 def _now() -> datetime:
-    from zoneinfo import ZoneInfo
-
     return datetime.now(ZoneInfo(PRICE_TZ))
 
 

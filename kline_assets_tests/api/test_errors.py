@@ -109,3 +109,12 @@ def test_no_generated_request_gets_a_500(api_schema, label, mode):
             case.validate_response(response)
 
     check()
+
+
+def test_a_store_without_tables_is_503_saying_kline_init(read_store, clickhouse_dsn):
+    bare = ClickHouseResource(dsn=clickhouse_dsn, database="never_initialised")
+    with TestClient(create_app(bare, read_store.postgres, hold_s=0),
+                    raise_server_exceptions=False) as client:
+        res = client.get("/api/overall-bars/")
+    assert res.status_code == 503
+    assert "kline init" in res.json()["detail"] and res.json()["store"] == "ClickHouse"
