@@ -1,7 +1,7 @@
 """Benchmark: the read API (kline_assets.query, `kline serve`) on a features_wide of ≥ 10M rows.
 
     python bench/query.py [--scopes 300] [--months 12] [--iterations 200] [--naive-iterations 10]
-                          [--requests 1500] [--concurrency 8]
+                          [--requests 1500] [--reopen-requests 150] [--concurrency 8]
 
 Data, generated inside ClickHouse with `numbers()` (seconds, no Python rows): `--scopes` iPhone
 scopes × every 15-minute bucket of `--months` months (300 × 12 months = 10.5M rows) of run
@@ -233,6 +233,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--naive-iterations", type=int, default=10)
     ap.add_argument("--requests", type=int, default=1500)
+    ap.add_argument("--reopen-requests", type=int, default=150,
+                    help="requests with the engine reopened per request (~5/s)")
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
 
@@ -272,17 +274,17 @@ def main() -> None:
         env = {**os.environ, "KLINE_CLICKHOUSE_DSN": ch.dsn, "KLINE_CLICKHOUSE_DATABASE": ch.db,
                "KLINE_PG_DSN": pg.dsn, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         rates = {}
-        for hold_s in (2.0, 0.0):
+        for hold_s, n in ((2.0, args.requests), (0.0, args.reopen_requests)):
             proc, url = serve(env, hold_s)
             try:
                 load(url, args.scopes, args.months, 50, 2)  # warm-up
-                rates[hold_s] = load(url, args.scopes, args.months, args.requests,
-                                     args.concurrency)
+                rates[hold_s] = load(url, args.scopes, args.months, n, args.concurrency)
             finally:
                 proc.terminate()
                 proc.wait(30)
         print(f"\n/api/overall-bars/ over HTTP (uvicorn, 1 worker, loopback, {args.requests} "
-              f"requests, {args.concurrency} client threads, {os.cpu_count()} cores):")
+              f"requests ({args.reopen_requests} reopened), {args.concurrency} client threads, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}):")
         for hold_s, r in rates.items():
             mode = "engine held (default)" if hold_s else "engine reopened per request"
             print(f"  {mode:<30} {r['rps']:8.1f} req/s   p50 {r['p50']:7.1f} ms   "

@@ -116,6 +116,7 @@ def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
     page.select_option("#scope", "cohort:pro-latest")
     page.wait_for_function("document.body.dataset.rows == 7 * 96 + 1", timeout=20_000)
     assert ink(page) > 5_000
+    assert not tip.is_visible()  # the iPhone's values are gone with its data
     page.screenshot(path=str(tmp_path / "cohort.png"))
     assert (tmp_path / "week.png").stat().st_size > 10_000
 

@@ -319,6 +319,7 @@
         state.series = series.map((s) => (s.type === "band" ? bandSeries(s)
           : s.type === "line" || !s.type ? lineSeries(s) : s));
         state.hover = -1;
+        tip.style.display = "none";  // values of the old data must not linger
         reset();
         draw();
       },
