@@ -125,6 +125,11 @@ def parse_time(value: datetime | str | None, what: str) -> int | None:
     return int(value.timestamp())
 
 
+# Orderings that are expressions rather than columns: the number of an iPhone scope, so that
+# iphone:9 sorts before iphone:10 (cohort scopes sort as 0, then by the scope tie-breaker).
+_ORDER_EXPRESSIONS = {"scope_number": "toUInt32OrZero(substring(scope, 8))"}
+
+
 def _order(order: str | Sequence[str] | None, allowed: Iterable[str], key: Sequence[str],
            default: str) -> str:
     """`-bucket,scope` → `bucket DESC, scope ASC, <key>`; names outside `allowed` are refused."""
@@ -143,7 +148,8 @@ def _order(order: str | Sequence[str] | None, allowed: Iterable[str], key: Seque
         if name in seen:
             continue
         seen.add(name)
-        parts.append(f"{name} {'DESC' if item.startswith('-') else 'ASC'}")
+        expr = _ORDER_EXPRESSIONS.get(name, name)
+        parts.append(f"{expr} {'DESC' if item.startswith('-') else 'ASC'}")
     parts += [f"{k} ASC" for k in key if k not in seen]
     return ", ".join(parts)
 
@@ -344,7 +350,7 @@ def _fetch(clickhouse: ClickHouseResource, table: str, source: str, select: str,
 def _features_args(clickhouse, run_id, scope, bucket_gte, bucket_lte, columns, order, limit,
                    offset) -> dict[str, Any]:
     cols = _columns(columns, FEATURES_COLUMNS)
-    order_sql = _order(order, FEATURES_COLUMNS, _FEATURES_KEY, "-bucket")
+    order_sql = _order(order, (*FEATURES_COLUMNS, "scope_number"), _FEATURES_KEY, "-bucket")
     limit, offset = _page(limit, offset)
     where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
     table = clickhouse.table("features_wide")

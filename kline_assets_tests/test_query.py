@@ -206,3 +206,13 @@ def test_a_closed_postgres_port_is_store_unavailable_with_its_address():
     with pytest.raises(StoreUnavailable) as info:
         query.CatalogNames(pg).get()
     assert info.value.store == "PostgreSQL" and info.value.address == f"127.0.0.1:{port}/x"
+
+
+def test_scope_number_orders_iphones_numerically(clickhouse):
+    insert(clickhouse, [(f"iphone:{i}", "2025-10-01 09:00:00", 1.0, "2025-10-02 00:00:00")
+                        for i in (9, 10, 100, 2)])
+    rows = query.query_features(clickhouse, scope="iphone:*", order="-scope_number",
+                                columns=["scope"])
+    assert [r["scope"] for r in rows] == ["iphone:100", "iphone:10", "iphone:9", "iphone:2"]
+    by_text = query.query_features(clickhouse, scope="iphone:*", order="scope", columns=["scope"])
+    assert [r["scope"] for r in by_text] == ["iphone:10", "iphone:100", "iphone:2", "iphone:9"]

@@ -81,7 +81,7 @@ class PurchasingTimeAnalysis(BaseModel):
     alignment_diff_sec: int
 
 
-OVERALL_ORDER = {"bucket": "bucket", "iphone": "scope", "mean": "mean", "median": "median",
+OVERALL_ORDER = {"bucket": "bucket", "iphone": "scope_number", "mean": "mean", "median": "median",
                  "std": "std", "shop_count": "shop_count", "dispersion": "dispersion",
                  "updated_at": "inserted_at"}
 COHORT_ORDER = {"bucket": "bucket", "cohort": "scope", "mean": "mean", "median": "median",
