@@ -12,7 +12,7 @@ from fastapi import Query, Request
 from pydantic import BaseModel
 
 from kline_assets.errors import InvalidQueryError
-from kline_assets.query import DEFAULT_LIMIT, MAX_LIMIT
+from kline_assets.query import MAX_LIMIT
 
 T = TypeVar("T")
 
@@ -80,5 +80,5 @@ def ints(values: list[str] | None, what: str) -> list[int] | None:
         raise InvalidQueryError(f"{what}: expected integer ids, got {', '.join(items)}") from exc
 
 
-__all__ = ["DEFAULT_LIMIT", "Limit", "Offset", "Page", "RunId", "TimeBound", "ints", "multi",
+__all__ = ["Limit", "Offset", "Page", "RunId", "TimeBound", "ints", "multi",
            "ordering", "page"]
