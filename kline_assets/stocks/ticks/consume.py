@@ -1,0 +1,388 @@
+"""The stream consumer: ticks from a Redis stream → today's 1-minute bars in Redis, crash-safe.
+
+Per batch of entries (XREADGROUP), in this order:
+
+1. decode the batch into arrays (`codec.decode`); malformed entries are set aside;
+2. per trading day of the ticks: read the symbols' carried state (cursor, cumulative
+   volume/amount, day high/low) from Redis, run the incremental kernel
+   (`kernels.bars.continue_bars`) over the whole batch, and write the bars, the new state
+   and the tick counters in ONE Lua script, which refuses the write if another consumer
+   changed that day's state in between (the batch is then recomputed);
+3. park malformed entries in the dead-letter stream (once, keyed by their entry id);
+4. XACK.
+
+A kill -9 anywhere loses nothing: before step 2 the entries are still pending and are
+delivered again; after it, the cursor makes their ticks "already seen", so a redelivery adds
+nothing. Bars depend on tick order (cumulative volumes, open/close), so batches are applied in
+stream order across the group: a consumer waits until no other consumer holds an older pending
+entry, and claims (XAUTOCLAIM) the entries of consumers idle longer than `claim_idle_ms` —
+dead ones — so their work is never stranded. Several consumers then share decoding and
+parsing, and the result is the same as with one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import redis
+
+from kline_assets.errors import CalendarRangeError
+from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continue_bars
+
+from ..sessions import trading_days
+from .codec import decode
+from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
+
+_DAY_US = 86_400_000_000
+
+# KEYS: days, symbols, state, report, then one bars hash per symbol with bars.
+# ARGV: expected state version, day, n_state, (symbol, state)…, n_bars,
+#       (key index, field, o, h, l, c, v, a)…, n_counters, (name, increment)…, symbols…
+_APPLY = """
+local v = redis.call('HGET', KEYS[3], '__v') or ''
+if v ~= ARGV[1] then return 0 end
+redis.call('HINCRBY', KEYS[3], '__v', 1)
+local i = 3
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local key, fld = KEYS[tonumber(ARGV[i])], ARGV[i + 1]
+  local cur = redis.call('HGET', key, fld)
+  if cur then
+    local po, ph, pl, pc, pv, pa = string.match(cur,
+      '^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+    local h = math.max(tonumber(ph), tonumber(ARGV[i + 3]))
+    local l = math.min(tonumber(pl), tonumber(ARGV[i + 4]))
+    local vol = tonumber(pv) + tonumber(ARGV[i + 6])
+    local amt = tonumber(pa) + tonumber(ARGV[i + 7])
+    redis.call('HSET', key, fld, po .. ',' .. string.format('%.17g', h) .. ',' ..
+      string.format('%.17g', l) .. ',' .. ARGV[i + 5] .. ',' ..
+      string.format('%.17g', vol) .. ',' .. string.format('%.17g', amt))
+  else
+    redis.call('HSET', key, fld, ARGV[i + 2] .. ',' .. ARGV[i + 3] .. ',' .. ARGV[i + 4] ..
+      ',' .. ARGV[i + 5] .. ',' .. ARGV[i + 6] .. ',' .. ARGV[i + 7])
+  end
+  i = i + 8
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+if i <= #ARGV then
+  for j = i, #ARGV do redis.call('SADD', KEYS[2], ARGV[j]) end
+  redis.call('SADD', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: dead-letter stream, status hash. ARGV: (entry id, reason, raw)…
+# An entry is parked under its own id, so a redelivered malformed entry is parked once.
+_DEAD = """
+local parked = 0
+for i = 1, #ARGV, 3 do
+  if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+    local ok = redis.pcall('XADD', KEYS[1], ARGV[i], 'reason', ARGV[i + 1], 'raw', ARGV[i + 2])
+    if type(ok) ~= 'table' or not ok.err then
+      parked = parked + 1
+    else
+      redis.call('XADD', KEYS[1], '*', 'id', ARGV[i], 'reason', ARGV[i + 1], 'raw', ARGV[i + 2])
+      parked = parked + 1
+    end
+  end
+end
+if parked > 0 then redis.call('HINCRBY', KEYS[2], 'malformed', parked) end
+return parked
+"""
+
+
+def _state_text(s: SymbolState, i: int) -> str:
+    return ",".join(repr(x) for x in (int(s.last_us[i]), int(s.last_tid[i]), int(s.day[i]),
+                                      float(s.cum_volume[i]), float(s.cum_amount[i]),
+                                      float(s.day_high[i]), float(s.day_low[i])))
+
+
+def _state_from(texts: list[bytes | None]) -> SymbolState:
+    state = SymbolState.empty(len(texts))
+    for i, text in enumerate(texts):
+        if text is None:
+            continue
+        parts = text.decode().split(",")
+        for j, name in enumerate(SymbolState.FIELDS):
+            getattr(state, name)[i] = int(parts[j]) if j < 3 else float(parts[j])
+    return state
+
+
+@dataclass
+class ConsumerOptions:
+    stream: str = DEFAULT_STREAM
+    group: str = DEFAULT_GROUP
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    batch: int = 5000
+    block_ms: int = 500
+    claim_idle_ms: int = 30_000
+    until_idle: float | None = None
+    report_every: float = 5.0
+    profile: str = "end"
+    cumulative: bool = False
+    volume_unit: str = "shares"
+
+
+@dataclass
+class ConsumerStats:
+    ticks: int = 0
+    entries: int = 0
+    malformed: int = 0
+    conflicts: int = 0
+    claimed: int = 0
+    last_entry_ms: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Consumer:
+    """One consumer of a group; `run` until stopped (`stop()`, a signal) or idle."""
+
+    def __init__(self, client: redis.Redis, options: ConsumerOptions,
+                 keys: LiveKeys | None = None, echo: Callable[[str], None] | None = None
+                 ) -> None:
+        self.r, self.o = client, options
+        self.keys = keys or LiveKeys()
+        self.echo = echo or (lambda _line: None)
+        self.stats = ConsumerStats()
+        self.stopping = False
+        self._apply = client.register_script(_APPLY)
+        self._dead = client.register_script(_DEAD)
+        self._days: dict[int, np.ndarray | CalendarRangeError] = {}
+
+    # ------------------------------------------------------------------ the loop
+
+    def stop(self, *_args: object) -> None:
+        """Finish the batch in hand, then return from `run` (signal handler)."""
+        self.stopping = True
+
+    def ensure_group(self) -> None:
+        try:
+            self.r.xgroup_create(self.o.stream, self.o.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self) -> ConsumerStats:
+        self.ensure_group()
+        o = self.o
+        idle_since: float | None = None
+        last_claim = last_report = time.monotonic()
+        window = (time.monotonic(), 0)
+        while not self.stopping:
+            now = time.monotonic()
+            if now - last_claim >= o.claim_idle_ms / 2000:
+                self.claim()
+                last_claim = now
+            entries = self._read("0")
+            if not entries:
+                entries = self._read(">", block=o.block_ms)
+            if entries:
+                idle_since = None
+                if self._wait_turn(entries[0][0]):
+                    self.process(entries)
+            elif o.until_idle is not None:
+                if self._drained():
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= o.until_idle:
+                        break
+                else:
+                    idle_since = None
+                    self.claim()
+            if time.monotonic() - last_report >= o.report_every:
+                window = self.report(window)
+                last_report = time.monotonic()
+        self.report(window)
+        return self.stats
+
+    def _read(self, start: str, block: int | None = None) -> list:
+        reply = self.r.xreadgroup(self.o.group, self.o.consumer, {self.o.stream: start},
+                                  count=self.o.batch, block=block)
+        if not reply:
+            return []
+        _, entries = reply[0]
+        return entries
+
+    def claim(self) -> int:
+        """Take over entries pending longer than claim_idle_ms with other (dead) consumers."""
+        reply = self.r.xautoclaim(self.o.stream, self.o.group, self.o.consumer,
+                                  min_idle_time=self.o.claim_idle_ms, start_id="0-0",
+                                  count=self.o.batch, justid=True)
+        ids = reply[1] if reply else []
+        self.stats.claimed += len(ids)
+        return len(ids)
+
+    def _wait_turn(self, first: bytes) -> bool:
+        """Wait until no other consumer holds a pending entry older than `first`; False when
+        this consumer should re-read instead (it claimed older entries, or is stopping)."""
+        bound = "(" + (first.decode() if isinstance(first, bytes) else first)
+        waited = time.monotonic()
+        while True:
+            older = self.r.xpending_range(self.o.stream, self.o.group, min="-", max=bound,
+                                          count=1)
+            if not older:
+                return True
+            owner = older[0]["consumer"]
+            owner = owner.decode() if isinstance(owner, bytes) else owner
+            if owner == self.o.consumer or self.stopping:
+                return False
+            time.sleep(0.005)
+            if time.monotonic() - waited >= self.o.claim_idle_ms / 2000:
+                waited = time.monotonic()
+                if self.claim():
+                    return False
+
+    def _drained(self) -> bool:
+        """Nothing undelivered and nothing pending in the whole group."""
+        pending = self.r.xpending(self.o.stream, self.o.group)["pending"]
+        return pending == 0 and self._lag() == 0
+
+    def _lag(self) -> int:
+        for g in self.r.xinfo_groups(self.o.stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == self.o.group:
+                lag = g.get("lag")
+                return int(lag) if lag is not None else 0
+        return 0
+
+    # ------------------------------------------------------------------ one batch
+
+    def _trading(self, day: int) -> np.ndarray | CalendarRangeError:
+        if day not in self._days:
+            d = np.datetime64(day, "D")
+            try:
+                self._days[day] = trading_days(str(d), str(d)).values.astype("datetime64[D]")
+            except CalendarRangeError as exc:
+                self._days[day] = exc
+        return self._days[day]
+
+    def process(self, entries: list) -> None:
+        """Apply one batch and acknowledge it (see the module docstring for the order)."""
+        ids = [e[0] for e in entries]
+        present = [e for e in entries if e[1]]  # deleted entries come back without fields
+        dec = decode(present)
+        bad = dict(dec.bad)
+        t = dec.ticks
+        if len(t):
+            day_of = t.time.view(np.int64) // _DAY_US
+            for day in np.unique(day_of):
+                idx = np.flatnonzero(day_of == day)
+                sessions = self._trading(int(day))
+                if isinstance(sessions, CalendarRangeError):
+                    for pos in np.unique(dec.entry[idx]):
+                        bad[int(pos)] = str(sessions)
+                    continue
+                self._apply_day(int(day), t.take(idx), sessions)
+        if bad:
+            args: list[str | bytes] = []
+            for pos, reason in sorted(bad.items()):
+                entry_id, fields = present[pos]
+                raw = b";".join(k + b"=" + v for k, v in fields.items())
+                args += [entry_id, reason, raw]
+            self.stats.malformed += int(self._dead(
+                keys=[LiveKeys.dead(self.o.stream), self._status_key], args=args))
+        self.r.xack(self.o.stream, self.o.group, *ids)
+        self.stats.ticks += len(t)
+        self.stats.entries += len(ids)
+        last = ids[-1].decode() if isinstance(ids[-1], bytes) else ids[-1]
+        self.stats.last_entry_ms = int(last.split("-")[0])
+
+    def _apply_day(self, day: int, ticks: Ticks, sessions: np.ndarray) -> None:
+        day_text = str(np.datetime64(day, "D"))
+        k = self.keys
+        state_key = k.state(day_text)
+        # Only the symbols of this day's ticks: codes re-packed densely.
+        used, codes = np.unique(ticks.symbol, return_inverse=True)
+        names = ticks.names[used]
+        ticks = Ticks(codes.astype(np.int64), names, ticks.time, ticks.price, ticks.volume,
+                      ticks.amount, ticks.tick_id, ticks.high, ticks.low)
+        symbols = [str(s) for s in names]
+        while True:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hget(state_key, VERSION_FIELD)
+            pipe.hmget(state_key, symbols)
+            version, texts = pipe.execute()
+            state = _state_from(texts)
+            bars, report = continue_bars(ticks, sessions, state, profile=self.o.profile,
+                                         cumulative=self.o.cumulative,
+                                         volume_unit=self.o.volume_unit)
+            keys, args = self._apply_args(day_text, symbols, state, bars, report)
+            args[0] = version or b""
+            if self._apply(keys=keys, args=args):
+                return
+            self.stats.conflicts += 1
+
+    def _apply_args(self, day: str, symbols: list[str], state: SymbolState, bars: Bars,
+                    report) -> tuple[list[str], list]:
+        k = self.keys
+        keys = [k.days, k.symbols(day), k.state(day), k.report(day)]
+        args: list = ["", day, len(symbols)]
+        for i, s in enumerate(symbols):
+            args += [s, _state_text(state, i)]
+        args.append(len(bars))
+        key_index: dict[str, int] = {}
+        minutes = (bars.frame.view(np.int64) % 86_400) // 60
+        for i in range(len(bars)):
+            sym = str(bars.symbol[i])
+            if sym not in key_index:
+                keys.append(k.bars(day, sym))
+                key_index[sym] = len(keys)
+            m = int(minutes[i])
+            args += [key_index[sym], f"{m // 60:02d}:{m % 60:02d}",
+                     repr(float(bars.open[i])), repr(float(bars.high[i])),
+                     repr(float(bars.low[i])), repr(float(bars.close[i])),
+                     repr(float(bars.volume[i])), repr(float(bars.amount[i]))]
+        counters = {"received": report.received, "kept": report.kept,
+                    "duplicates": report.duplicates, "resets": report.resets,
+                    **{f"rejected:{r}": report.rejected[r] for r in REASONS}}
+        counters = {name: n for name, n in counters.items() if n}
+        args.append(len(counters))
+        for name, n in counters.items():
+            args += [name, n]
+        args += list(key_index)
+        return keys, args
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def _status_key(self) -> str:
+        return self.keys.status(self.o.stream, self.o.group)
+
+    def report(self, window: tuple[float, int]) -> tuple[float, int]:
+        """Print and store throughput, lag and pending; returns the next rate window."""
+        now = time.monotonic()
+        since, ticks0 = window
+        rate = (self.stats.ticks - ticks0) / max(now - since, 1e-9)
+        try:
+            pending = int(self.r.xpending(self.o.stream, self.o.group)["pending"])
+            lag = self._lag()
+        except redis.ResponseError:
+            pending, lag = 0, 0
+        lag_ms = (int(time.time() * 1000) - self.stats.last_entry_ms
+                  if self.stats.last_entry_ms else 0)
+        status = {
+            "consumer": self.o.consumer, "stream": self.o.stream, "group": self.o.group,
+            "ticks_per_s": f"{rate:.0f}", "ticks": self.stats.ticks,
+            "entries": self.stats.entries, "lag_entries": lag, "pending": pending,
+            "lag_ms": lag_ms, "conflicts": self.stats.conflicts,
+            "claimed": self.stats.claimed,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.r.hset(self._status_key, mapping=status)
+        malformed = self.r.hget(self._status_key, "malformed") or b"0"
+        self.echo(f"{self.o.consumer}: {self.stats.ticks} ticks, {rate:,.0f}/s, lag "
+                  f"{lag} entries ({lag_ms / 1000:.1f} s behind the newest applied), "
+                  f"{pending} pending, {int(malformed)} malformed (dead-lettered)")
+        return now, self.stats.ticks
