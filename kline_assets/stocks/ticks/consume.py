@@ -220,9 +220,9 @@ class Consumer:
         reply = self.r.xautoclaim(self.o.stream, self.o.group, self.o.consumer,
                                   min_idle_time=self.o.claim_idle_ms, start_id="0-0",
                                   count=self.o.batch, justid=True)
-        ids = reply[1] if reply else []
-        self.stats.claimed += len(ids)
-        return len(ids)
+        claimed = len(reply or [])  # with JUSTID, redis-py returns the claimed ids alone
+        self.stats.claimed += claimed
+        return claimed
 
     def _wait_turn(self, first: bytes) -> bool:
         """Wait until no other consumer holds a pending entry older than `first`; False when
@@ -293,11 +293,15 @@ class Consumer:
                 args += [entry_id, reason, raw]
             self.stats.malformed += int(self._dead(
                 keys=[LiveKeys.dead(self.o.stream), self._status_key], args=args))
-        self.r.xack(self.o.stream, self.o.group, *ids)
+        self.acknowledge(ids)
         self.stats.ticks += len(t)
         self.stats.entries += len(ids)
         last = ids[-1].decode() if isinstance(ids[-1], bytes) else ids[-1]
         self.stats.last_entry_ms = int(last.split("-")[0])
+
+    def acknowledge(self, ids: list[bytes]) -> None:
+        """XACK, strictly after the batch's bars and cursor are written."""
+        self.r.xack(self.o.stream, self.o.group, *ids)
 
     def _apply_day(self, day: int, ticks: Ticks, sessions: np.ndarray) -> None:
         day_text = str(np.datetime64(day, "D"))
