@@ -87,7 +87,7 @@ def test_handover_archives_then_clears_redis(postgres, redis_client, live_day):
 def test_a_database_failure_leaves_redis_untouched(redis_client, live_day):
     before = {k: redis_client.dump(k) for k in day_keys(redis_client, KEYS, DAY)}
     down = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/nowhere", connect_timeout_s=1)
-    with pytest.raises(ServiceUnavailableError, match="127.0.0.1:1/nowhere"):
+    with pytest.raises(ServiceUnavailableError, match=r"127\.0\.0\.1:1/nowhere"):
         handover(down, redis_client, KEYS, DAY)
     assert {k: redis_client.dump(k) for k in day_keys(redis_client, KEYS, DAY)} == before
     assert live_days(redis_client, KEYS) == [DAY]
