@@ -3,7 +3,8 @@
 Other tools script these commands, so their inputs, outputs and exit codes are a contract:
 a malformed tick file stops with exit 1 naming the file and line, and nothing is written.
 Both commands run the one kernel (`kline_assets.kernels.bars`), so synthesised bars and
-history bars follow the same vendor conventions.
+history bars follow the same vendor conventions; `query` is the merged query of
+`kline_assets.stocks.merged` (vendor history, synthesised archive, today's bars in Redis).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from psycopg import sql
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
-from kline_assets.resources.build import store_resources
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
@@ -257,32 +256,6 @@ def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, las
     return minute_bars(postgres, STOCK_TABLE, first, last, symbol)
 
 
-# Where 1-minute bars of a symbol come from, by source name; each returns sorted 1-minute bars.
-MinuteSource = Callable[[PostgresResource, str, date, date], Bars]
-SOURCES: dict[str, MinuteSource] = {"vendor": vendor_minute_bars}
-
-
-def query_bars(
-    postgres: PostgresResource, symbol: str, period: int, start: datetime, end: datetime,
-    sources: tuple[str, ...] = ("vendor",),
-) -> list[dict]:
-    """N-minute bars of `symbol` with frames in [start, end] (Beijing wall clock), per source.
-
-    Whole days are read, so the blocks at the edges of the range are complete bars, not
-    fragments of the minutes inside it.
-    """
-    from kline_assets.kernels.bars import resample_bars
-
-    lo, hi = np.datetime64(start, "s"), np.datetime64(end, "s")
-    out = []
-    for name in sources:
-        one = SOURCES[name](postgres, symbol, start.date(), end.date())
-        bars = resample_bars(one, period)
-        inside = (bars.frame >= lo) & (bars.frame <= hi)
-        out += [{**r, "source": name} for r in bars.take(np.flatnonzero(inside)).records()]
-    return out
-
-
 # ---------------------------------------------------------------- commands
 
 def _periods(value: str) -> tuple[int, ...]:
@@ -351,13 +324,15 @@ def _clock(value: str, option: str) -> datetime:
               help="Last frame, Asia/Shanghai.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bars.")
 def query_command(symbol: str, period: str, start: str, end: str, as_json: bool) -> None:
-    """N-minute bars of SYMBOL from the vendor history (stock_1min_qfq)."""
+    """N-minute bars of SYMBOL: the vendor history (stock_1min_qfq), then the synthesised
+    archive (stock_1min_synth), then today's bars in Redis, each bar once with its source."""
+    from .merged import bars as merged_bars
+
     lo, hi = _clock(start, "--from"), _clock(end, "--to")
     if hi < lo:
         raise click.BadParameter("--to is before --from", param_hint="--to")
-    postgres = store_resources()["postgres"]
     try:
-        rows = query_bars(postgres, symbol, int(period), lo, hi)
+        rows = merged_bars(symbol, int(period), lo, hi)
     except KlineError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
