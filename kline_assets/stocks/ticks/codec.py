@@ -110,12 +110,24 @@ def _check_line(line: bytes) -> str | None:
     return None
 
 
-def decode(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Decoded:
-    """Ticks of a batch of stream entries; the fast path parses the whole batch at once and
+def as_dict(fields: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An entry's fields as a dict, from redis-py's dict or Redis' flat [field, value, …]."""
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2], strict=False))
+
+
+def decode(entries: list) -> Decoded:
+    """Ticks of a batch of stream entries, (id, fields) with fields a dict or Redis' flat
+    [field, value, …] list; the fast path parses the whole batch at once and
     falls back to entry-by-entry checks only when something in it is malformed."""
     bad: dict[int, str] = {}
     lines: list[bytes] = []
     for i, (_, fields) in enumerate(entries):
+        if type(fields) is list and len(fields) == 2 and fields[0] == FIELD:
+            lines.append(fields[1])  # the packed form, as Redis sends it
+            continue
+        fields = as_dict(fields)
         line = fields.get(FIELD)
         if line is None:
             try:
@@ -152,6 +164,13 @@ def decode(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> Decoded:
     encoded = table.column("symbol").combine_chunks().dictionary_encode()
     names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    unusable = [i for i, n in enumerate(names) if not n.strip() or "\t" in n]
+    if unusable:  # symbols become Redis keys and tab-separated lines
+        drop = np.isin(codes, unusable)
+        for pos in np.asarray(good)[drop]:
+            bad[int(pos)] = "symbol is empty or holds a tab"
+        keep = np.flatnonzero(~drop)
+        table, codes, good = table.take(keep), codes[keep], list(np.asarray(good)[keep])
 
     def col(name: str) -> np.ndarray | None:
         c = table.column(name)

@@ -36,51 +36,50 @@ from kline_assets.errors import CalendarRangeError
 from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continue_bars
 
 from ..sessions import trading_days
-from .codec import decode
+from .codec import as_dict, decode
 from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
 
 _DAY_US = 86_400_000_000
 
 # KEYS: days, symbols, state, report, then one bars hash per symbol with bars.
-# ARGV: expected state version, day, n_state, (symbol, state)…, n_bars,
-#       (key index, field, o, h, l, c, v, a)…, n_counters, (name, increment)…, symbols…
-_APPLY = """
+# ARGV: expected state version, day, and four blobs of lines (one argument each, so that
+# packing a batch costs a few joins instead of tens of thousands of arguments):
+#   state     "symbol<TAB>state"
+#   bars      "key index<TAB>HH:MM<TAB>o,h,l,c,v,a"   folded into an existing bar: open kept,
+#             high max, low min, close replaced, volume and amount added
+#   counters  "name<TAB>increment"
+#   symbols   "symbol" (those with bars)
+_APPLY = r"""
 local v = redis.call('HGET', KEYS[3], '__v') or ''
 if v ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[3], '__v', 1)
-local i = 3
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2
+for sym, st in string.gmatch(ARGV[3], '([^\t\n]+)\t([^\n]+)\n') do
+  redis.call('HSET', KEYS[3], sym, st)
 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local key, fld = KEYS[tonumber(ARGV[i])], ARGV[i + 1]
+local pattern = '(%d+)\t([^\t]+)\t([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^\n]+)\n'
+for ki, fld, o, h, l, c, vol, amt in string.gmatch(ARGV[4], pattern) do
+  local key = KEYS[tonumber(ki)]
   local cur = redis.call('HGET', key, fld)
   if cur then
-    local po, ph, pl, pc, pv, pa = string.match(cur,
+    local po, ph, pl, _, pv, pa = string.match(cur,
       '^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
-    local h = math.max(tonumber(ph), tonumber(ARGV[i + 3]))
-    local l = math.min(tonumber(pl), tonumber(ARGV[i + 4]))
-    local vol = tonumber(pv) + tonumber(ARGV[i + 6])
-    local amt = tonumber(pa) + tonumber(ARGV[i + 7])
-    redis.call('HSET', key, fld, po .. ',' .. string.format('%.17g', h) .. ',' ..
-      string.format('%.17g', l) .. ',' .. ARGV[i + 5] .. ',' ..
-      string.format('%.17g', vol) .. ',' .. string.format('%.17g', amt))
-  else
-    redis.call('HSET', key, fld, ARGV[i + 2] .. ',' .. ARGV[i + 3] .. ',' .. ARGV[i + 4] ..
-      ',' .. ARGV[i + 5] .. ',' .. ARGV[i + 6] .. ',' .. ARGV[i + 7])
+    h = string.format('%.17g', math.max(tonumber(ph), tonumber(h)))
+    l = string.format('%.17g', math.min(tonumber(pl), tonumber(l)))
+    vol = string.format('%.17g', tonumber(pv) + tonumber(vol))
+    amt = string.format('%.17g', tonumber(pa) + tonumber(amt))
+    o = po
   end
-  i = i + 8
+  redis.call('HSET', key, fld, o .. ',' .. h .. ',' .. l .. ',' .. c .. ',' .. vol .. ',' .. amt)
 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2
+for name, n in string.gmatch(ARGV[5], '([^\t\n]+)\t(%-?%d+)\n') do
+  redis.call('HINCRBY', KEYS[4], name, n)
 end
-if i <= #ARGV then
-  for j = i, #ARGV do redis.call('SADD', KEYS[2], ARGV[j]) end
-  redis.call('SADD', KEYS[1], ARGV[2])
+local any = false
+for sym in string.gmatch(ARGV[6], '([^\n]+)\n') do
+  redis.call('SADD', KEYS[2], sym)
+  any = true
 end
+if any then redis.call('SADD', KEYS[1], ARGV[2]) end
 return 1
 """
 
@@ -104,21 +103,27 @@ return parked
 """
 
 
-def _state_text(s: SymbolState, i: int) -> str:
-    return ",".join(repr(x) for x in (int(s.last_us[i]), int(s.last_tid[i]), int(s.day[i]),
-                                      float(s.cum_volume[i]), float(s.cum_amount[i]),
-                                      float(s.day_high[i]), float(s.day_low[i])))
+_NO_STATE = ",".join(repr(v) for v in SymbolState.NONE).encode()
+_LABELS = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
+
+
+def _state_blob(symbols: list[str], s: SymbolState) -> str:
+    cols = zip(symbols, s.last_us.tolist(), s.last_tid.tolist(), s.day.tolist(),
+               s.cum_volume.tolist(), s.cum_amount.tolist(), s.day_high.tolist(),
+               s.day_low.tolist(), strict=True)
+    return "".join(f"{sym}\t{a},{b},{c},{d!r},{e!r},{f!r},{g!r}\n"
+                   for sym, a, b, c, d, e, f, g in cols)
 
 
 def _state_from(texts: list[bytes | None]) -> SymbolState:
-    state = SymbolState.empty(len(texts))
-    for i, text in enumerate(texts):
-        if text is None:
-            continue
-        parts = text.decode().split(",")
-        for j, name in enumerate(SymbolState.FIELDS):
-            getattr(state, name)[i] = int(parts[j]) if j < 3 else float(parts[j])
-    return state
+    """Parse the packed states (None = never seen) in a few array operations."""
+    if not texts:
+        return SymbolState.empty(0)
+    parts = np.array(b",".join(_NO_STATE if t is None else t for t in texts).split(b","))
+    parts = parts.reshape(len(texts), len(SymbolState.FIELDS))
+    ints, floats = parts[:, :3].astype(np.int64), parts[:, 3:].astype(np.float64)
+    return SymbolState(ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 2].copy(),
+                       *(floats[:, j].copy() for j in range(4)))
 
 
 @dataclass
@@ -158,6 +163,10 @@ class Consumer:
         self.echo = echo or (lambda _line: None)
         self.stats = ConsumerStats()
         self.stopping = False
+        # Stream replies are used as Redis sends them: redis-py's per-entry dict building costs
+        # more than the bar math.
+        self._raw = redis.Redis(connection_pool=client.connection_pool)
+        self._raw.set_response_callback("XREADGROUP", lambda reply, **_kw: reply)
         self._apply = client.register_script(_APPLY)
         self._dead = client.register_script(_DEAD)
         self._days: dict[int, np.ndarray | CalendarRangeError] = {}
@@ -208,12 +217,16 @@ class Consumer:
         return self.stats
 
     def _read(self, start: str, block: int | None = None) -> list:
-        reply = self.r.xreadgroup(self.o.group, self.o.consumer, {self.o.stream: start},
-                                  count=self.o.batch, block=block)
+        """Entries as Redis sends them: [id, [field, value, …]], or [id, None] for an entry
+        deleted while pending."""
+        args: list = ["XREADGROUP", "GROUP", self.o.group, self.o.consumer, "COUNT",
+                      self.o.batch]
+        if block is not None:
+            args += ["BLOCK", block]
+        reply = self._raw.execute_command(*args, "STREAMS", self.o.stream, start)
         if not reply:
             return []
-        _, entries = reply[0]
-        return entries
+        return next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
 
     def claim(self) -> int:
         """Take over entries pending longer than claim_idle_ms with other (dead) consumers."""
@@ -289,7 +302,7 @@ class Consumer:
             args: list[str | bytes] = []
             for pos, reason in sorted(bad.items()):
                 entry_id, fields = present[pos]
-                raw = b";".join(k + b"=" + v for k, v in fields.items())
+                raw = b";".join(k + b"=" + v for k, v in as_dict(fields).items())
                 args += [entry_id, reason, raw]
             self.stats.malformed += int(self._dead(
                 keys=[LiveKeys.dead(self.o.stream), self._status_key], args=args))
@@ -332,30 +345,21 @@ class Consumer:
                     report) -> tuple[list[str], list]:
         k = self.keys
         keys = [k.days, k.symbols(day), k.state(day), k.report(day)]
-        args: list = ["", day, len(symbols)]
-        for i, s in enumerate(symbols):
-            args += [s, _state_text(state, i)]
-        args.append(len(bars))
-        key_index: dict[str, int] = {}
-        minutes = (bars.frame.view(np.int64) % 86_400) // 60
-        for i in range(len(bars)):
-            sym = str(bars.symbol[i])
-            if sym not in key_index:
-                keys.append(k.bars(day, sym))
-                key_index[sym] = len(keys)
-            m = int(minutes[i])
-            args += [key_index[sym], f"{m // 60:02d}:{m % 60:02d}",
-                     repr(float(bars.open[i])), repr(float(bars.high[i])),
-                     repr(float(bars.low[i])), repr(float(bars.close[i])),
-                     repr(float(bars.volume[i])), repr(float(bars.amount[i]))]
+        with_bars, inverse = np.unique(bars.symbol.astype(str), return_inverse=True)
+        keys += [k.bars(day, s) for s in with_bars.tolist()]
+        minutes = ((bars.frame.view(np.int64) % 86_400) // 60).tolist()
+        labels = _LABELS
+        rows = zip((inverse + 5).tolist(), minutes, bars.open.tolist(), bars.high.tolist(),
+                   bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
+                   bars.amount.tolist(), strict=True)
+        bar_blob = "".join(f"{ki}\t{labels[m]}\t{o!r},{h!r},{lo!r},{c!r},{v!r},{a!r}\n"
+                           for ki, m, o, h, lo, c, v, a in rows)
         counters = {"received": report.received, "kept": report.kept,
                     "duplicates": report.duplicates, "resets": report.resets,
                     **{f"rejected:{r}": report.rejected[r] for r in REASONS}}
-        counters = {name: n for name, n in counters.items() if n}
-        args.append(len(counters))
-        for name, n in counters.items():
-            args += [name, n]
-        args += list(key_index)
+        counter_blob = "".join(f"{name}\t{n}\n" for name, n in counters.items() if n)
+        args = ["", day, _state_blob(symbols, state), bar_blob, counter_blob,
+                "".join(f"{s}\n" for s in with_bars.tolist())]
         return keys, args
 
     # ------------------------------------------------------------------ status
