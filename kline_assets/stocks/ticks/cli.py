@@ -11,17 +11,26 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import redis
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import PROFILES
 from kline_assets.resources.build import store_resources
+from kline_assets.resources.dsn import redact
 
 from .keys import DEFAULT_GROUP, DEFAULT_STREAM, LiveKeys
 
 
-def _redis() -> tuple[object, LiveKeys]:
+def _redis() -> tuple[redis.Redis, LiveKeys]:
     resource = store_resources()["redis"]
     return resource.client(), LiveKeys(resource.key_prefix)
+
+
+def _lost(exc: redis.RedisError) -> click.ClickException:
+    """Redis went away mid-run: say where, without credentials; the entries in hand stay
+    pending and are delivered again."""
+    url = redact(store_resources()["redis"].url)
+    return click.ClickException(f"Redis at {url} (KLINE_REDIS_URL) failed: {redact(str(exc))}")
 
 
 @click.group("ticks")
@@ -44,6 +53,8 @@ def publish_command(file: Path, stream: str, rate: float | None) -> None:
         n, seconds = publish_file(client, file, stream, rate)
     except KlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    except redis.RedisError as exc:
+        raise _lost(exc) from exc
     click.echo(f"published {n} ticks to {stream} in {seconds:.2f} s "
                f"({n / max(seconds, 1e-9):,.0f}/s)")
 
@@ -86,6 +97,8 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
         stats = worker.run()
     except KlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    except redis.RedisError as exc:
+        raise _lost(exc) from exc
     click.echo(f"stopped: {stats.ticks} ticks from {stats.entries} entries, "
                f"{stats.malformed} malformed dead-lettered to {keys.dead(stream)}")
 

@@ -41,7 +41,9 @@ from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
 
 _DAY_US = 86_400_000_000
 
-# KEYS: days, symbols, state, report, then one bars hash per symbol with bars.
+# KEYS: days, symbols, state, report, closed days, then one bars hash per symbol with bars.
+# Returns 1 (written), 0 (another consumer changed the day's state first: recompute) or -1
+# (the day was handed over already: its ticks are refused).
 # ARGV: expected state version, day, and four blobs of lines (one argument each, so that
 # packing a batch costs a few joins instead of tens of thousands of arguments):
 #   state     "symbol<TAB>state"
@@ -50,6 +52,7 @@ _DAY_US = 86_400_000_000
 #   counters  "name<TAB>increment"
 #   symbols   "symbol" (those with bars)
 _APPLY = r"""
+if redis.call('HEXISTS', KEYS[5], ARGV[2]) == 1 then return -1 end
 local v = redis.call('HGET', KEYS[3], '__v') or ''
 if v ~= ARGV[1] then return 0 end
 redis.call('HINCRBY', KEYS[3], '__v', 1)
@@ -297,7 +300,11 @@ class Consumer:
                     for pos in np.unique(dec.entry[idx]):
                         bad[int(pos)] = str(sessions)
                     continue
-                self._apply_day(int(day), t.take(idx), sessions)
+                if not self._apply_day(int(day), t.take(idx), sessions):
+                    reason = (f"{np.datetime64(int(day), 'D')} was handed over already; "
+                              f"HDEL {self.keys.closed} <day> to accept its ticks again")
+                    for pos in np.unique(dec.entry[idx]):
+                        bad[int(pos)] = reason
         if bad:
             args: list[str | bytes] = []
             for pos, reason in sorted(bad.items()):
@@ -316,7 +323,8 @@ class Consumer:
         """XACK, strictly after the batch's bars and cursor are written."""
         self.r.xack(self.o.stream, self.o.group, *ids)
 
-    def _apply_day(self, day: int, ticks: Ticks, sessions: np.ndarray) -> None:
+    def _apply_day(self, day: int, ticks: Ticks, sessions: np.ndarray) -> bool:
+        """Fold one day's ticks into its bars; False when the day was handed over."""
         day_text = str(np.datetime64(day, "D"))
         k = self.keys
         state_key = k.state(day_text)
@@ -337,19 +345,20 @@ class Consumer:
                                          volume_unit=self.o.volume_unit)
             keys, args = self._apply_args(day_text, symbols, state, bars, report)
             args[0] = version or b""
-            if self._apply(keys=keys, args=args):
-                return
+            done = int(self._apply(keys=keys, args=args))
+            if done:
+                return done > 0
             self.stats.conflicts += 1
 
     def _apply_args(self, day: str, symbols: list[str], state: SymbolState, bars: Bars,
                     report) -> tuple[list[str], list]:
         k = self.keys
-        keys = [k.days, k.symbols(day), k.state(day), k.report(day)]
+        keys = [k.days, k.symbols(day), k.state(day), k.report(day), k.closed]
         with_bars, inverse = np.unique(bars.symbol.astype(str), return_inverse=True)
         keys += [k.bars(day, s) for s in with_bars.tolist()]
         minutes = ((bars.frame.view(np.int64) % 86_400) // 60).tolist()
         labels = _LABELS
-        rows = zip((inverse + 5).tolist(), minutes, bars.open.tolist(), bars.high.tolist(),
+        rows = zip((inverse + 6).tolist(), minutes, bars.open.tolist(), bars.high.tolist(),
                    bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
                    bars.amount.tolist(), strict=True)
         bar_blob = "".join(f"{ki}\t{labels[m]}\t{o!r},{h!r},{lo!r},{c!r},{v!r},{a!r}\n"

@@ -4,6 +4,9 @@ Everything of a trading day hangs under `{prefix}:live:{YYYY-MM-DD}`, so the han
 delete exactly that day once it is archived:
 
     {prefix}:live:days                   set of days with live bars (not yet handed over)
+    {prefix}:live:closed                 hash day → when it was handed over; the consumer
+                                         dead-letters late ticks of those days instead of
+                                         starting the day afresh
     {prefix}:live:{day}:symbols          set of symbols with bars that day
     {prefix}:live:{day}:bars:{symbol}    hash HH:MM (the bar's end label) → "o,h,l,c,v,a"
     {prefix}:live:{day}:state            hash symbol → the consumer's cursor and carried
@@ -37,6 +40,10 @@ class LiveKeys:
     @property
     def days(self) -> str:
         return f"{self.prefix}:live:days"
+
+    @property
+    def closed(self) -> str:
+        return f"{self.prefix}:live:closed"
 
     def day(self, day: str) -> str:
         return f"{self.prefix}:live:{day}"

@@ -4,6 +4,7 @@ removing a day once it is archived. The key layout is `keys.LiveKeys`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import numpy as np
 import redis
@@ -57,11 +58,25 @@ def day_keys(client: redis.Redis, keys: LiveKeys, day: str) -> list[str]:
 
 
 def delete_day(client: redis.Redis, keys: LiveKeys, day: str) -> int:
-    """Remove `day` from Redis in one transaction; returns the keys deleted."""
+    """Remove `day` from Redis and mark it handed over, in one transaction (so a late tick
+    of that day is refused rather than starting a partial day); returns the keys deleted."""
     doomed = day_keys(client, keys, day)
     pipe = client.pipeline(transaction=True)
     for lo in range(0, len(doomed), 1000):
         pipe.unlink(*doomed[lo:lo + 1000])
     pipe.srem(keys.days, day)
+    pipe.hset(keys.closed, day, datetime.now(UTC).isoformat(timespec="seconds"))
     pipe.execute()
     return len(doomed)
+
+
+def status(client: redis.Redis, keys: LiveKeys) -> dict:
+    """What the status page shows: every consumer group's last report and the last
+    hand-over, as strings."""
+    def text(h: dict) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in h.items()}
+
+    groups = [text(client.hgetall(k))
+              for k in sorted(client.scan_iter(match=keys.status("*", "*"), count=1000))]
+    return {"consumers": groups, "handover": text(client.hgetall(keys.handover)),
+            "live_days": live_days(client, keys)}

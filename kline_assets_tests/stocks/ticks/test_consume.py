@@ -20,6 +20,7 @@ from kline_assets.stocks.ticks.codec import encode
 from kline_assets.stocks.ticks.consume import Consumer, ConsumerOptions
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import live_days, read_day
+from kline_assets.stocks.ticks.live import status as live_status
 from kline_assets.stocks.ticks.publish import publish_file, publish_lines
 from kline_assets_tests.support.ticks import (
     CONSUME,
@@ -69,9 +70,18 @@ def test_publish_then_consume_equals_the_batch_kernel(redis_client, redis_url, t
     report = {k.decode(): int(v) for k, v in redis_client.hgetall(KEYS.report(DAY)).items()}
     assert report["received"] == n and report["duplicates"] == 1
     assert report["rejected:lunch"] == 1 and report["rejected:after_close"] == 1
-    status = redis_client.hgetall(KEYS.status(STREAM, "bars"))
-    assert int(status[b"ticks"]) == n and int(status[b"pending"]) == 0
-    assert int(status[b"lag_entries"]) == 0
+    [status] = live_status(redis_client, KEYS)["consumers"]
+    assert int(status["ticks"]) == n and int(status["pending"]) == 0
+    assert int(status["lag_entries"]) == 0 and status["stream"] == STREAM
+
+
+def test_cli_errors_name_the_store(tmp_path, tick_file):
+    runner = CliRunner(env={"KLINE_REDIS_URL": "redis://:secret@127.0.0.1:1/12"})
+    for args in (["publish", str(tick_file)], ["consume", "--until-idle", "1"]):
+        result = runner.invoke(cli, ["ticks", *args])
+        assert result.exit_code == 1
+        assert "Redis unreachable at redis://:***@127.0.0.1:1/12" in result.output
+        assert "secret" not in result.output and "Traceback" not in result.output
 
 
 def test_kill_9_mid_stream_then_restart_equals_a_clean_run(redis_client, redis_url, tick_file):

@@ -84,6 +84,19 @@ def test_handover_archives_then_clears_redis(postgres, redis_client, live_day):
             live_day)
 
 
+def test_late_ticks_of_a_handed_over_day_are_parked_not_restarted(postgres, redis_client,
+                                                                  live_day):
+    handover(postgres, redis_client, KEYS, DAY)
+    redis_client.xadd("t:ticks", {"symbol": "600000.SH", "time": f"{DAY} 14:59:59",
+                                  "price": "10", "volume": "1", "amount": "10"})
+    stats = Consumer(redis_client, ConsumerOptions(stream="t:ticks", until_idle=0.2,
+                                                   block_ms=50)).run()
+    assert stats.malformed == 1
+    [(_, fields)] = redis_client.xrange(KEYS.dead("t:ticks"))
+    assert b"handed over already" in fields[b"reason"]
+    assert day_keys(redis_client, KEYS, DAY) == [] and live_days(redis_client, KEYS) == []
+
+
 def test_a_database_failure_leaves_redis_untouched(redis_client, live_day):
     before = {k: redis_client.dump(k) for k in day_keys(redis_client, KEYS, DAY)}
     down = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/nowhere", connect_timeout_s=1)
