@@ -30,7 +30,7 @@ _TYPES = {"symbol": pa.string(), "time_us": pa.int64(), "price": pa.float64(),
           "volume": pa.float64(), "amount": pa.float64(), "tick_id": pa.int64(),
           "high": pa.float64(), "low": pa.float64()}
 _READ = pacsv.ReadOptions(column_names=list(COLUMNS))
-_PARSE = pacsv.ParseOptions(newlines_in_values=False)
+_PARSE = pacsv.ParseOptions(quote_char=False, newlines_in_values=False)  # a quote is data
 _CONVERT = pacsv.ConvertOptions(column_types=_TYPES, strings_can_be_null=False,
                                 null_values=[""], quoted_strings_can_be_null=False)
 
