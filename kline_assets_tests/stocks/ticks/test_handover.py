@@ -84,6 +84,25 @@ def test_handover_archives_then_clears_redis(postgres, redis_client, live_day):
             live_day)
 
 
+def test_redis_is_cleared_only_once_the_archive_is_committed(postgres, redis_client, live_day,
+                                                            monkeypatch):
+    import kline_assets.stocks.ticks.handover as module
+
+    seen = {}
+    real = module.delete_day
+
+    def delete_after_looking(client, keys, day):
+        with postgres.connect() as other:  # another session sees only committed rows
+            seen["committed"] = other.execute(
+                f"SELECT count(*) FROM {STOCK_SYNTH_TABLE}").fetchone()[0]
+        seen["keys"] = len(day_keys(client, keys, day))
+        return real(client, keys, day)
+
+    monkeypatch.setattr(module, "delete_day", delete_after_looking)
+    handover(postgres, redis_client, KEYS, DAY)
+    assert seen["committed"] == len(live_day) and seen["keys"] > 0
+
+
 def test_late_ticks_of_a_handed_over_day_are_parked_not_restarted(postgres, redis_client,
                                                                   live_day):
     handover(postgres, redis_client, KEYS, DAY)
