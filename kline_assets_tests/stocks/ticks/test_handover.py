@@ -18,6 +18,7 @@ from kline_assets.cli import cli
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.kernels.bars import Bars
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.postgres_io import is_hypertable
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks import STOCK_SYNTH_TABLE
 from kline_assets.stocks.bars import minute_bars
@@ -33,6 +34,7 @@ from kline_assets.stocks.ticks.handover import handover
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import day_keys, live_days, read_day
 from kline_assets.stocks.ticks.publish import publish_file
+from kline_assets_tests.stocks.test_timescale import timescale  # noqa: F401  (fixture)
 from kline_assets_tests.support.stocks import insert_bars
 from kline_assets_tests.support.ticks import DAY, assert_same_bars, clean_bars, write_tick_file
 
@@ -221,3 +223,13 @@ def test_cli_handover(postgres, redis_url, redis_client, live_day):
     bad = CliRunner(env=env).invoke(cli, ["ticks", "handover", "--date", "2025-13-01"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
     assert np.isfinite(live_day.close).all()
+
+
+@pytest.mark.timescale
+def test_with_timescaledb_the_archive_is_a_hypertable(timescale, redis_client, live_day):  # noqa: F811
+    report = handover(timescale, redis_client, KEYS, DAY)
+    assert report.archived == len(live_day)
+    with timescale.connect() as conn:
+        assert is_hypertable(conn, STOCK_SYNTH_TABLE)
+    again = handover(timescale, redis_client, KEYS, DAY)  # idempotent on the hypertable too
+    assert again.integrity.equals(report.integrity)
