@@ -148,6 +148,10 @@ def test_two_consumers_split_the_work_and_agree_with_one(redis_client, redis_url
     redis_client.xgroup_create(STREAM, "bars", id="0", mkstream=True)
     workers = [start_kline([*args, "--consumer", name], env) for name in ("left", "right")]
     try:
+        deadline = time.monotonic() + 60  # both have joined the group before the feed starts
+        while len(redis_client.xinfo_consumers(STREAM, "bars")) < 2:
+            assert time.monotonic() < deadline, "the consumers did not start"
+            time.sleep(0.05)
         publish_file(redis_client, tick_file, STREAM, rate=8000)
         outputs = [w.communicate(timeout=120)[0] for w in workers]
     finally:
