@@ -143,7 +143,7 @@ def test_redelivered_entries_do_not_double_count(redis_client, tick_file):
 
 def test_two_consumers_split_the_work_and_agree_with_one(redis_client, redis_url, tick_file):
     env = kline_env(redis_url)
-    args = ["ticks", "consume", "--stream", STREAM, "--batch", "50", "--until-idle", "1.5",
+    args = ["ticks", "consume", "--stream", STREAM, "--batch", "50", "--until-idle", "4",
             *CONSUME]
     redis_client.xgroup_create(STREAM, "bars", id="0", mkstream=True)
     workers = [start_kline([*args, "--consumer", name], env) for name in ("left", "right")]
