@@ -387,8 +387,10 @@ class Consumer:
             lag = self._lag()
         except redis.ResponseError:
             pending, lag = 0, 0
-        lag_ms = (int(time.time() * 1000) - self.stats.last_entry_ms
-                  if self.stats.last_entry_ms else 0)
+        # How old the newest applied entry is, while entries wait; nothing waits: no lag.
+        waiting = lag > 0 or pending > 0
+        lag_ms = (max(int(time.time() * 1000) - self.stats.last_entry_ms, 0)
+                  if waiting and self.stats.last_entry_ms else 0)
         status = {
             "consumer": self.o.consumer, "stream": self.o.stream, "group": self.o.group,
             "ticks_per_s": f"{rate:.0f}", "ticks": self.stats.ticks,
@@ -400,6 +402,6 @@ class Consumer:
         self.r.hset(self._status_key, mapping=status)
         malformed = self.r.hget(self._status_key, "malformed") or b"0"
         self.echo(f"{self.o.consumer}: {self.stats.ticks} ticks, {rate:,.0f}/s, lag "
-                  f"{lag} entries ({lag_ms / 1000:.1f} s behind the newest applied), "
+                  f"{lag} entries ({lag_ms / 1000:.1f} s behind), "
                   f"{pending} pending, {int(malformed)} malformed (dead-lettered)")
         return now, self.stats.ticks
