@@ -42,11 +42,11 @@ class UnknownSymbolError(BarsQueryError):
     """No store knows the symbol."""
 
 
-def _clock(value: datetime | str, name: str) -> datetime:
+def parse_clock(value: datetime | str, name: str) -> datetime:
     """Naive Beijing wall clock from a datetime or text (an offset is converted)."""
     try:
         ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BarsQueryError(f"{name} {value!r} is not a date and time "
                              "(YYYY-MM-DD HH:MM, Asia/Shanghai)") from exc
     if ts is pd.NaT:
@@ -128,12 +128,12 @@ def bars(
         period = -1
     if period not in PERIODS:
         raise BarsQueryError(f"period must be one of {', '.join(map(str, PERIODS))} minutes")
-    lo, hi = _clock(start, "start"), _clock(end, "end")
+    lo, hi = parse_clock(start, "start"), parse_clock(end, "end")
     if lo > hi:
         raise BarsQueryError(f"start {lo:%Y-%m-%d %H:%M} is after end {hi:%Y-%m-%d %H:%M}")
     symbol = str(symbol).strip()
-    if not symbol:
-        raise BarsQueryError("symbol is empty")
+    if not symbol or len(symbol) > 64 or any(ord(c) < 32 for c in symbol):
+        raise BarsQueryError("symbol must be 1–64 printable characters, e.g. 600000.SH")
     if postgres is None or redis is None:
         from kline_assets.resources.build import store_resources
 
