@@ -19,7 +19,7 @@ import pandas as pd
 import redis as redislib
 from psycopg import sql
 
-from kline_assets.errors import KlineError, ServiceUnavailableError
+from kline_assets.errors import InvalidQueryError, NotFoundError, ServiceUnavailableError
 from kline_assets.kernels.bars import PERIODS, Bars, block_end_minutes, resample_bars
 from kline_assets.resources.dsn import redact
 from kline_assets.resources.postgres import PostgresResource, table_ident
@@ -34,12 +34,12 @@ from .ticks.live import live_days, read_day
 SOURCES = ("vendor", "synth", "live")  # order of preference
 
 
-class BarsQueryError(KlineError):
-    """A bar query that cannot be answered as asked (period, range)."""
+class BarsQueryError(InvalidQueryError):
+    """A bar query that cannot be answered as asked (period, range, symbol); HTTP 400."""
 
 
-class UnknownSymbolError(BarsQueryError):
-    """No store knows the symbol."""
+class UnknownSymbolError(NotFoundError):
+    """No store knows the symbol; HTTP 404."""
 
 
 def parse_clock(value: datetime | str, name: str) -> datetime:
@@ -63,7 +63,8 @@ def _live(client: redislib.Redis, keys: LiveKeys, symbol: str, first: date, last
         return Bars.concat([read_day(client, keys, d, [symbol]) for d in days], 1)
     except redislib.RedisError as exc:
         raise ServiceUnavailableError(
-            f"Redis unreachable at {address} (KLINE_REDIS_URL): {redact(str(exc))}") from exc
+            f"Redis unreachable at {address} (KLINE_REDIS_URL): {redact(str(exc))}",
+            store="Redis", address=address) from exc
 
 
 def _known(postgres: PostgresResource, client: redislib.Redis, keys: LiveKeys,
