@@ -93,9 +93,13 @@ def test_redis_down_is_a_503_naming_it(bar_stores):
     with TestClient(create_app(UNUSED_CLICKHOUSE, postgres, redis=down),
                     raise_server_exceptions=False) as c:
         res = c.get("/api/bars/", params={"symbol": CODE, "start": f"{DAY}T09:00"})
+        health = c.get("/healthz")
     assert res.status_code == 503
     assert res.json()["store"] == "Redis" and "s3cret" not in res.text
     assert "127.0.0.1:1" in res.json()["address"]
+    redis_health = {s["store"]: s for s in health.json()["stores"]}["redis"]
+    assert health.status_code == 503 and redis_health["ok"] is False
+    assert redis_health["address"] == "redis://:***@127.0.0.1:1/0"
 
 
 def test_status(client):
