@@ -300,6 +300,11 @@ class Consumer:
                     for pos in np.unique(dec.entry[idx]):
                         bad[int(pos)] = str(sessions)
                     continue
+                if len(sessions) == 0:
+                    # An exchange holiday or weekend: no bars, and no keys of that day that no
+                    # hand-over would ever clear; counted with the consumers' status.
+                    self.r.hincrby(self._status_key, "rejected:non_trading_day", len(idx))
+                    continue
                 if not self._apply_day(int(day), t.take(idx), sessions):
                     reason = (f"{np.datetime64(int(day), 'D')} was handed over already; "
                               f"HDEL {self.keys.closed} <day> to accept its ticks again")

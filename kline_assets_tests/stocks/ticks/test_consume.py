@@ -232,3 +232,14 @@ def test_days_are_the_ticks_own(redis_client):
     Consumer(redis_client, options(cumulative=False, volume_unit="shares")).run()
     assert live_days(redis_client, KEYS) == ["2025-09-30", "2025-10-09"]
     assert read_day(redis_client, KEYS, "2025-09-30").close.tolist() == [10.0]
+
+
+def test_holiday_ticks_leave_no_day_behind(redis_client):
+    t = Ticks.from_arrays(np.array(["000001.SZ"]),
+                          np.array(["2025-10-01T10:00:00"], dtype="datetime64[us]"),
+                          np.array([10.0]), np.array([100.0]), np.array([1000.0]))
+    publish_lines(redis_client, encode(t), STREAM)
+    Consumer(redis_client, options(cumulative=False, volume_unit="shares")).run()
+    assert redis_client.keys(KEYS.day("2025-10-01") + "*") == []
+    status = redis_client.hget(KEYS.status(STREAM, "bars"), "rejected:non_trading_day")
+    assert int(status) == 1
