@@ -14,6 +14,7 @@ from kline_assets.prices.cli import runs
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
+from kline_assets.stocks.ticks.cli import ticks
 
 
 @click.group()
@@ -42,6 +43,7 @@ def init() -> None:
 cli.add_command(runs)
 cli.add_command(stocks)
 cli.add_command(bars)
+cli.add_command(ticks)
 cli.add_command(demo)
 cli.add_command(serve)
 

@@ -1,4 +1,5 @@
-"""The read API: what a web backend calls to read runs, aligned prices and features.
+"""The read API: what a web backend calls to read runs, aligned prices and features, and
+stock bars (`bars`, the merged query of `kline_assets.stocks.merged`).
 
 Every value a caller passes is bound as a ClickHouse server-side parameter (`{name:Type}`),
 never formatted into SQL; column and order names are checked against the table's columns;
@@ -45,6 +46,7 @@ from kline_assets.prices.source import COHORT_TABLE, IPHONE_TABLE, SHOP_TABLE
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import PRICE_TZ
+from kline_assets.stocks.merged import bars  # stock bars: vendor → archive → live (Redis)
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -54,6 +56,7 @@ __all__ = [
     "PRICE_ALIGNED_COLUMNS",
     "CatalogNames",
     "Page",
+    "bars",
     "count_feature_values",
     "count_features",
     "count_price_aligned",

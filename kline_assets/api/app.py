@@ -15,31 +15,34 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from kline_assets.api import DEFAULT_HOLD_S, errors, health, prices, runs
+from kline_assets.api import DEFAULT_HOLD_S, bars, errors, health, prices, runs
 from kline_assets.api.stores import EngineKeeper, Stores
 from kline_assets.query import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.redis import RedisResource
 
 STATIC = Path(__file__).parent / "static"
 
 
 def create_app(clickhouse: ClickHouseResource | None = None,
                postgres: PostgresResource | None = None, *,
-               hold_s: float = DEFAULT_HOLD_S, names_ttl_s: float = 60.0) -> FastAPI:
+               hold_s: float = DEFAULT_HOLD_S, names_ttl_s: float = 60.0,
+               redis: RedisResource | None = None) -> FastAPI:
     """The service on the given stores (default: the environment's, as everywhere else).
 
     `hold_s`: how long the embedded ClickHouse engine stays open after the last request
     (0 = open per request); see `EngineKeeper`.
     """
-    if clickhouse is None or postgres is None:
+    if clickhouse is None or postgres is None or redis is None:
         from kline_assets.resources.build import store_resources
 
         resources = store_resources()
         clickhouse = clickhouse or resources["clickhouse"]
         postgres = postgres or resources["postgres"]
+        redis = redis or resources["redis"]
     stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s),
-                    EngineKeeper(clickhouse, hold_s))
+                    EngineKeeper(clickhouse, hold_s), redis)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -52,12 +55,13 @@ def create_app(clickhouse: ClickHouseResource | None = None,
         title="kline_assets read API",
         version="1",
         description="Runs, aligned prices and features from ClickHouse, in the JSON shapes "
-                    "of the pricing frontend (DRF-style pages).",
+                    "of the pricing frontend (DRF-style pages); stock bars merged from the "
+                    "vendor history, the synthesised archive and today's bars in Redis.",
         lifespan=lifespan,
     )
     app.state.stores = stores
     errors.install(app)
-    for module in (prices, runs, health):
+    for module in (prices, runs, bars, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

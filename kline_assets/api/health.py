@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from kline_assets.api.stores import Stores
 from kline_assets.errors import StoreUnavailable
+from kline_assets.resources.dsn import redact
 
 router = APIRouter(tags=["health"])
 
@@ -33,8 +34,12 @@ def healthz(request: Request) -> JSONResponse:
         with stores.postgres.connect() as conn:
             conn.execute("SELECT 1")
 
+    def redis() -> None:
+        stores.redis.client().close()
+
     checks = [_probe("clickhouse", stores.clickhouse.address, clickhouse),
-              _probe("postgres", stores.postgres.address, postgres)]
+              _probe("postgres", stores.postgres.address, postgres),
+              _probe("redis", redact(stores.redis.url), redis)]
     ok = all(c["ok"] for c in checks)
     return JSONResponse({"status": "ok" if ok else "unavailable", "stores": checks},
                         status_code=200 if ok else 503)

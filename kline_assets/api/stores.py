@@ -14,6 +14,7 @@ from fastapi import Request
 from kline_assets.query import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.redis import RedisResource
 
 
 class EngineKeeper:
@@ -76,6 +77,7 @@ class Stores:
     postgres: PostgresResource
     names: CatalogNames
     keeper: EngineKeeper = field(repr=False)
+    redis: RedisResource = field(default_factory=RedisResource)
 
 
 def get_stores(request: Request) -> Stores:
