@@ -21,6 +21,7 @@ import torch
 from kline_assets.kernels.aggregate import aggregate_cross_shop
 from kline_assets.kernels.align import BUCKET_SECONDS
 from kline_assets.kernels.cohorts import aggregate_cohorts
+from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.kernels.features import compute_features, forward_fill
 from kline_assets.kernels.grid import build_price_tensor
 from kline_assets.settings import PRICE_TZ
@@ -162,11 +163,30 @@ def series_from_rows(
                             torch.as_tensor(seed, device=device))
 
 
+def continue_ema(x: torch.Tensor, state: np.ndarray, minutes: int) -> torch.Tensor:
+    """EMA over `w` of (S, T) forward-filled inputs, continuing from `state` (S,): the EMA of
+    the bucket just before x (NaN: the scope had no observation yet, so it starts fresh).
+
+    The same kernel as a whole month: the stored EMA is placed before x as the first value,
+    and an EMA seeded with its first value then continues e = α·x + (1−α)·state exactly.
+    """
+    w = WINDOWS_MINUTES_TO_BUCKETS[minutes]
+    seeded = torch.cat([torch.tensor(np.asarray(state, dtype=np.float64), device=x.device)[:, None],
+                        x], dim=1)
+    return compute_features(seeded, {minutes: w})[f"ema_{minutes}"][:, 1:]
+
+
 def features_frame(
     series: SeriesInput, run_id: str, warm_start: datetime, start: datetime, end: datetime,
     last_source_bucket: pd.Timestamp | None, device: torch.device,
+    ema_state: dict[int, np.ndarray] | None = None,
 ) -> Computed:
-    """Rows of features_wide for [start, end) from per-scope series on the warm-up grid."""
+    """Rows of features_wide for [start, end) from per-scope series on the warm-up grid.
+
+    `ema_state` (minutes → (S,) EMA of the bucket before `start`) is the live refresh's: its
+    grid starts only w−1 buckets before `start`, enough for every rolling window but not for
+    an EMA, which is therefore continued from the stored value.
+    """
     clock = _Stopwatch(device)
     buckets = bucket_index(warm_start, end)
     if last_source_bucket is None or not series.scopes:
@@ -176,8 +196,10 @@ def features_frame(
     x = forward_fill(seeded)[:, 1:].contiguous()
     t0 = clock.lap("forward_fill", t0)
     features = compute_features(x)
-    t0 = clock.lap("features", t0)
     first = int(np.searchsorted(buckets, pd.Timestamp(start)))
+    for minutes, state in (ema_state or {}).items():
+        features[f"ema_{minutes}"][:, first:] = continue_ema(x[:, first:], state, minutes)
+    t0 = clock.lap("features", t0)
     last = int(np.searchsorted(buckets, last_source_bucket))  # inclusive
     x_np = to_numpy(x)
     keep = np.zeros(x_np.shape, dtype=bool)

@@ -224,6 +224,13 @@ def replace_partitions(
         swap_in(client, table, staging, partitions)
 
 
+def insert_frame(client: Client, table: str, frame: pd.DataFrame) -> None:
+    """Append rows (no swap): for ReplacingMergeTree tables, whose newest version of a sorting
+    key wins at merge time and under FINAL, so this rewrites just the rows it carries."""
+    if len(frame):
+        client.insert_arrow(table, pa.Table.from_pandas(frame, preserve_index=False))
+
+
 def check_rows_in_slice(frame: pd.DataFrame, table_slice: TableSlice) -> None:
     """Refuse rows that belong to another partition: they would be lost or leak silently."""
     for dim in table_slice.partition_dimensions or []:
