@@ -170,10 +170,11 @@ def plan_refresh(clickhouse: ClickHouseResource, new: NewRecords, run_id: str = 
     """The cheapest exact refresh for `new` (which must hold records inside the partitions)."""
     assert new.earliest is not None and new.newest is not None
     first, newest = floor_bucket(new.earliest), floor_bucket(new.newest)
+    span = f"{max_span / timedelta(hours=1):g} h"
     months = [month_key(m) for m in _months(first, newest)]
     p, states = _last_state_bucket(clickhouse, run_id, first, first - max_span)
     if p is None:
-        return RefreshPlan(f"{run_id} holds no price_aligned rows in the {max_span} before "
+        return RefreshPlan(f"{run_id} holds no price_aligned rows in the {span} before "
                            f"{first:%Y-%m-%d %H:%M}: whole months", months=months)
     if not states:
         return RefreshPlan(f"features_wide of {run_id} has no row at {p:%Y-%m-%d %H:%M} to "
@@ -181,7 +182,7 @@ def plan_refresh(clickhouse: ClickHouseResource, new: NewRecords, run_id: str = 
     start = p + BUCKET
     if newest - start > max_span:
         return RefreshPlan(f"window {start:%Y-%m-%d %H:%M} → {newest:%Y-%m-%d %H:%M} is longer "
-                           f"than {max_span}: whole months", months=months)
+                           f"than {span}: whole months", months=months)
     return RefreshPlan(f"incremental from {start:%Y-%m-%d %H:%M} to {newest:%Y-%m-%d %H:%M}",
                        start=start, end=month_end(newest))
 
@@ -362,14 +363,14 @@ class LiveRefreshConfig(Config):
 
 
 def window_run_config(plan: RefreshPlan, run_id: str = LIVE) -> dict:
-    return {"ops": {"live_refresh": {"config": {
+    return {"ops": {"refresh_live_window": {"config": {
         "window_start": plan.start.isoformat(), "window_end": plan.end.isoformat(),
         "run_id": run_id}}}}
 
 
 @op(description="Recompute the price tables of `live` for the buckets new records can change "
                 "and INSERT only those (ReplacingMergeTree keeps the newest; readers use FINAL).")
-def live_refresh(context: OpExecutionContext, config: LiveRefreshConfig,
+def refresh_live_window(context: OpExecutionContext, config: LiveRefreshConfig,
                  postgres: PostgresResource, clickhouse: ClickHouseResource,
                  torch_device: TorchDeviceResource) -> None:
     start = datetime.fromisoformat(config.window_start)
@@ -397,4 +398,4 @@ def live_refresh(context: OpExecutionContext, config: LiveRefreshConfig,
      description="Incremental, exact refresh of `live` over one window (launched by the live "
                  "sensor); whole months go through price_assets instead.")
 def live_refresh_job() -> None:
-    live_refresh()
+    refresh_live_window()
