@@ -20,6 +20,7 @@ from kline_assets.prices.incremental import live_refresh_job
 from kline_assets.prices.sensors import live_prices_sensor
 from kline_assets.resources import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame
+from kline_assets_tests.support.prices import insert_records
 
 ALL = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 COMPUTED = [price_aligned, cross_shop_agg, features_wide, cohorts]
@@ -85,6 +86,32 @@ def demo_price_source(price_resources):
     return postgres
 
 
+def assert_equal_to_full_recompute(resources, instance, clickhouse_dsn, months) -> None:
+    """Every table of `live`, FINAL, equals the months materialized in full in a store of
+    their own: same keys, every column to 1e-9 relative."""
+    full = {**resources, "clickhouse": ClickHouseResource(
+        dsn=clickhouse_dsn, database=resources["clickhouse"].db + "_full")}
+    full["clickhouse_io_manager"] = ClickHouseIOManager(clickhouse=full["clickhouse"])
+    full["clickhouse"].ensure_schema()
+    try:
+        for month in months:
+            materialize_month(full, instance, month)
+        for name, keys in KEYS.items():
+            live, expected = table(resources["clickhouse"], name), table(
+                full["clickhouse"], name)
+            assert len(live) == len(expected) > 0, name
+            assert live[keys].equals(expected[keys]), name
+            for col in live.columns.difference([*keys, "run_id"]):
+                if pd.api.types.is_datetime64_any_dtype(live[col]):
+                    assert live[col].equals(expected[col]), (name, col)
+                    continue
+                np.testing.assert_allclose(live[col].astype(float), expected[col].astype(float),
+                                           rtol=1e-9, atol=0, equal_nan=True,
+                                           err_msg=f"{name}.{col}")
+    finally:
+        full["clickhouse"].drop_database()
+
+
 def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, demo_price_source,
                                                       clickhouse_dsn):
     postgres = demo_price_source
@@ -116,27 +143,30 @@ def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, dem
     cursor, request = tick(price_resources, runs, cursor)
     assert request.tags["kline/window_start"] == "2025-11-01T05:00:00+09:00"
 
-    full = {**price_resources, "clickhouse": ClickHouseResource(
-        dsn=clickhouse_dsn, database=price_resources["clickhouse"].db + "_full")}
-    full["clickhouse_io_manager"] = ClickHouseIOManager(clickhouse=full["clickhouse"])
-    full["clickhouse"].ensure_schema()
-    try:
-        for month in ("2025-10-01", "2025-11-01"):
-            materialize_month(full, runs, month)
-        for name, keys in KEYS.items():
-            live, expected = table(price_resources["clickhouse"], name), table(
-                full["clickhouse"], name)
-            assert len(live) == len(expected) > 0, name
-            assert live[keys].equals(expected[keys]), name
-            for col in live.columns.difference([*keys, "run_id"]):
-                if pd.api.types.is_datetime64_any_dtype(live[col]):
-                    assert live[col].equals(expected[col]), (name, col)
-                    continue
-                np.testing.assert_allclose(live[col].astype(float), expected[col].astype(float),
-                                           rtol=1e-9, atol=0, equal_nan=True,
-                                           err_msg=f"{name}.{col}")
-        features = table(price_resources["clickhouse"], "features_wide")
-        assert {s.split(":")[0] for s in features.scope} == {"iphone", "cohort"}
-        assert features.bucket.max() == pd.Timestamp("2025-11-02 12:00", tz="Asia/Tokyo")
-    finally:
-        full["clickhouse"].drop_database()
+    assert_equal_to_full_recompute(price_resources, runs, clickhouse_dsn,
+                                   ["2025-10-01", "2025-11-01"])
+    features = table(price_resources["clickhouse"], "features_wide")
+    assert {s.split(":")[0] for s in features.scope} == {"iphone", "cohort"}
+    assert features.bucket.max() == pd.Timestamp("2025-11-02 12:00", tz="Asia/Tokyo")
+
+
+def test_a_bucket_whose_every_shop_becomes_an_outlier_loses_its_row(price_resources, runs,
+                                                                    clickhouse_dsn):
+    """Two shops agree; two more arrive at twice the price: |p − median| > 0.2 × median for
+    all four, so the full recompute has no cross_shop_agg row there — nor may `live`."""
+    postgres = price_resources["postgres"]
+    insert_records(postgres, [
+        (1, 1, 10, 100_000, None, None, "2025-11-05 11:35:00"),
+        (2, 2, 10, 100_000, None, None, "2025-11-05 11:36:00"),
+        (3, 1, 10, 100_000, None, None, "2025-11-05 11:50:00"),
+        (4, 2, 10, 100_000, None, None, "2025-11-05 11:51:00"),
+    ])
+    materialize_month(price_resources, runs, "2025-11-01")
+    insert_records(postgres, [
+        (5, 3, 10, 200_000, None, None, "2025-11-05 11:52:00"),
+        (6, 4, 10, 200_000, None, None, "2025-11-05 11:53:00"),
+    ])
+    tick(price_resources, runs, "4")
+    agg = table(price_resources["clickhouse"], "cross_shop_agg")
+    assert agg.bucket.tolist() == [pd.Timestamp("2025-11-05 11:30", tz="Asia/Tokyo")]
+    assert_equal_to_full_recompute(price_resources, runs, clickhouse_dsn, ["2025-11-01"])
