@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_clickhouse, bench_postgres, peak_rss_mib
+from _common import RssSampler, bench_clickhouse, bench_postgres, peak_rss_mib, step_peaks
 from dagster import DagsterInstance, materialize
 
 from kline_assets.demo.catalog import DemoConfig
@@ -69,17 +69,21 @@ def main() -> None:
         baseline = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
-                             partition_key="2025-11-01|bench", resources=resources,
-                             instance=instance, run_config=QUIET)
+        with RssSampler() as sampler:
+            result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
+                                 partition_key="2025-11-01|bench", resources=resources,
+                                 instance=instance, run_config=QUIET)
         wall = time.perf_counter() - t0
         assert result.success
-    print(f"{'asset':<16}{'rows':>12}{'compute s':>11}{'write s':>9}")
+    peaks = step_peaks(instance, result.run_id, sampler)
+    print(f"{'asset':<16}{'rows':>12}{'compute s':>11}{'write s':>9}{'peak RSS MiB':>14}")
     for node in ("price_aligned", "cross_shop_agg", "features_wide", "cohorts"):
         md = {k: v.value for k, v in
               result.asset_materializations_for_node(node)[0].metadata.items()}
         compute = sum(v for k, v in md.items() if k.endswith("_seconds") and k != "write_seconds")
-        print(f"{node:<16}{md['rows_written']:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}")
+        rows = md.get("dagster/row_count", md.get("rows_written", 0))
+        print(f"{node:<16}{rows:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}"
+              f"{peaks.get(node, 0):>14,.0f}")
     print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: {baseline:.2f}s")
     print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; "
           f"peak RSS {peak_rss_mib():,.0f} MiB")
