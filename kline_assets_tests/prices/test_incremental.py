@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from dagster import build_sensor_context, materialize
 
 from kline_assets.prices.assets import (
@@ -73,19 +72,6 @@ def tick(resources, instance, cursor: str | None):
     return result.cursor, request
 
 
-@pytest.fixture
-def demo_price_source(price_resources):
-    from kline_assets.demo.catalog import DemoConfig
-    from kline_assets.demo.load import load_demo
-
-    postgres = price_resources["postgres"]
-    with postgres.connect() as conn:  # the demo loads into a database of its own
-        conn.execute("TRUNCATE shop, iphone")
-    load_demo(postgres, DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3,
-                                   stock_codes=0, stock_months=0))
-    return postgres
-
-
 def assert_equal_to_full_recompute(resources, instance, clickhouse_dsn, months) -> None:
     """Every table of `live`, FINAL, equals the months materialized in full in a store of
     their own: same keys, every column to 1e-9 relative."""
@@ -112,9 +98,9 @@ def assert_equal_to_full_recompute(resources, instance, clickhouse_dsn, months) 
         full["clickhouse"].drop_database()
 
 
-def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, demo_price_source,
+def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, demo_prices,
                                                       clickhouse_dsn):
-    postgres = demo_price_source
+    postgres = demo_prices
     hold_back(postgres, "2025-10-31 23:30")
     with postgres.connect() as conn:
         cursor = str(conn.execute("SELECT max(id) FROM purchasing_shop_price_record")
