@@ -191,7 +191,11 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
 
 @asset(
     partitions_def=price_partitions,
-    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month)},
+    # Only the columns the statistics read: two months of price_aligned are the asset's
+    # largest input, and the rest (run_id strings, grades, times) would double its memory.
+    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month,
+                                  metadata={"columns": ["bucket", "shop_id", "iphone_id",
+                                                        "price_new"]})},
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,

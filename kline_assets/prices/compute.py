@@ -91,42 +91,62 @@ class _Stopwatch:
         return now
 
 
+CROSS_SHOP_CHUNK_CELLS = 1 << 22
+"""Cells of the (iPhone, shop, bucket) grid built at once: iPhones are independent, so the
+grid is built and reduced a group of iPhones at a time (~32 MiB a grid, a few times that in
+temporaries) instead of for all of them — memory stays flat as the catalogue grows."""
+
+
 def cross_shop(
     aligned: pd.DataFrame, run_id: str, warm_start: datetime, start: datetime, end: datetime,
     device: torch.device, *, lookback_buckets: int = 1, outlier_filter: bool = True,
     band: float = 0.2, min_quorum: int = 16, quorum_policy: str = "use_anyway",
+    chunk_cells: int = CROSS_SHOP_CHUNK_CELLS,
 ) -> Computed:
     clock = _Stopwatch(device)
     if aligned.empty:
         return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": 0})
     t0 = time.perf_counter()
     buckets = bucket_index(warm_start, end)
-    iphones, i_pos = factorize(aligned["iphone_id"])
-    _, s_pos = factorize(aligned["shop_id"])
-    prices = build_price_tensor(
-        bucket_positions(aligned["bucket"], warm_start), i_pos, s_pos,
-        aligned["price_new"].to_numpy(dtype=np.float64), len(iphones),
-        int(s_pos.max()) + 1, len(buckets), lookback_buckets=lookback_buckets, device=device)
-    t0 = clock.lap("grid", t0)
-    stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
-                                 min_quorum=min_quorum, quorum_policy=quorum_policy)
-    t0 = clock.lap("aggregate", t0)
     first = int(np.searchsorted(buckets, pd.Timestamp(start)))
-    arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
-    shop_count = to_numpy(stats.shop_count)[:, first:]
-    quorum = to_numpy(stats.quorum_met)[:, first:]
-    keep = shop_count > 0
-    rows = long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
-                       "quorum_met": quorum.astype(np.uint8)}, keep, buckets[first:],
-                      [str(i) for i in iphones], run_id)
+    iphones, i_pos = factorize(aligned["iphone_id"])
+    _, s_pos = factorize(aligned["shop_id"])  # shop positions shared by every group
+    t_pos = bucket_positions(aligned["bucket"], warm_start)
+    price = aligned["price_new"].to_numpy(dtype=np.float64)
+    n_shops, n_buckets = int(s_pos.max()) + 1, len(buckets)
+    per_group = max(1, chunk_cells // (n_shops * n_buckets))
+    order = np.argsort(i_pos, kind="stable")
+    edges = np.searchsorted(i_pos[order], np.arange(0, len(iphones) + per_group, per_group))
+    frames, n_prices, kept, quorum_kept, keep_cells = [], 0, 0, 0, 0
+    for g, i0 in enumerate(range(0, len(iphones), per_group)):
+        i1 = min(len(iphones), i0 + per_group)
+        rows = order[edges[g]:edges[g + 1]]
+        prices = build_price_tensor(
+            t_pos[rows], i_pos[rows] - i0, s_pos[rows], price[rows], i1 - i0, n_shops,
+            n_buckets, lookback_buckets=lookback_buckets, device=device)
+        stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
+                                     min_quorum=min_quorum, quorum_policy=quorum_policy)
+        arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
+        shop_count = to_numpy(stats.shop_count)[:, first:]
+        quorum = to_numpy(stats.quorum_met)[:, first:]
+        keep = shop_count > 0
+        frames.append(long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
+                                  "quorum_met": quorum.astype(np.uint8)}, keep,
+                                 buckets[first:], [str(i) for i in iphones[i0:i1]], run_id))
+        n_prices += int(torch.isfinite(prices[:, :, first:]).sum())
+        kept += int(shop_count.sum())
+        quorum_kept += int(quorum[keep].sum())
+        keep_cells += int(keep.sum())
+        del prices, stats
+    t0 = clock.lap("aggregate", t0)  # grids and statistics, group by group
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     rows = rows.rename(columns={"scope": "iphone_id"}).astype({"iphone_id": np.uint32})
     clock.lap("frame", t0)
-    n_prices = int(np.isfinite(to_numpy(prices)[:, :, first:]).sum()) if len(iphones) else 0
-    kept = int(shop_count.sum())
     return Computed(rows, clock.seconds, {
         "buckets": len(buckets) - first, "series": len(iphones),
         "shop_prices": n_prices, "outliers_dropped": n_prices - kept,
-        "quorum_met_share": round(float(quorum[keep].mean()), 4) if keep.any() else 0.0,
+        "quorum_met_share": round(quorum_kept / keep_cells, 4) if keep_cells else 0.0,
+        "iphone_groups": len(frames),
     })
 
 
