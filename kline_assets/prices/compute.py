@@ -109,21 +109,24 @@ def cross_shop(
     t0 = time.perf_counter()
     buckets = bucket_index(warm_start, end)
     first = int(np.searchsorted(buckets, pd.Timestamp(start)))
-    iphones, i_pos = factorize(aligned["iphone_id"])
-    _, s_pos = factorize(aligned["shop_id"])  # shop positions shared by every group
-    t_pos = bucket_positions(aligned["bucket"], warm_start)
-    price = aligned["price_new"].to_numpy(dtype=np.float64)
-    n_shops, n_buckets = int(s_pos.max()) + 1, len(buckets)
+    iphone_col = aligned["iphone_id"].to_numpy()
+    iphones = np.unique(iphone_col)
+    shops = np.unique(aligned["shop_id"].to_numpy())  # positions shared by every group
+    n_shops, n_buckets = len(shops), len(buckets)
     per_group = max(1, chunk_cells // (n_shops * n_buckets))
-    order = np.argsort(i_pos, kind="stable")
-    edges = np.searchsorted(i_pos[order], np.arange(0, len(iphones) + per_group, per_group))
     frames, n_prices, kept, quorum_kept, keep_cells = [], 0, 0, 0, 0
-    for g, i0 in enumerate(range(0, len(iphones), per_group)):
-        i1 = min(len(iphones), i0 + per_group)
-        rows = order[edges[g]:edges[g + 1]]
+    for i0 in range(0, len(iphones), per_group):
+        group = iphones[i0:i0 + per_group]
+        # Positions are computed per group (sorted ids → a range), so no array as long as
+        # the whole input lives beside the input itself.
+        rows = aligned[(iphone_col >= group[0]) & (iphone_col <= group[-1])]
         prices = build_price_tensor(
-            t_pos[rows], i_pos[rows] - i0, s_pos[rows], price[rows], i1 - i0, n_shops,
-            n_buckets, lookback_buckets=lookback_buckets, device=device)
+            bucket_positions(rows["bucket"], warm_start),
+            np.searchsorted(group, rows["iphone_id"].to_numpy()),
+            np.searchsorted(shops, rows["shop_id"].to_numpy()),
+            rows["price_new"].to_numpy(dtype=np.float64), len(group), n_shops, n_buckets,
+            lookback_buckets=lookback_buckets, device=device)
+        del rows
         stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
                                      min_quorum=min_quorum, quorum_policy=quorum_policy)
         arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
@@ -132,7 +135,7 @@ def cross_shop(
         keep = shop_count > 0
         frames.append(long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
                                   "quorum_met": quorum.astype(np.uint8)}, keep,
-                                 buckets[first:], [str(i) for i in iphones[i0:i1]], run_id))
+                                 buckets[first:], [str(i) for i in group], run_id))
         n_prices += int(torch.isfinite(prices[:, :, first:]).sum())
         kept += int(shop_count.sum())
         quorum_kept += int(quorum[keep].sum())
