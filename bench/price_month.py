@@ -65,7 +65,8 @@ def main() -> None:
         start = pd.Timestamp("2025-11-01", tz="Asia/Tokyo").to_pydatetime()
         end = pd.Timestamp("2025-12-01", tz="Asia/Tokyo").to_pydatetime()
         t0 = time.perf_counter()
-        baseline_rows = read_records(pg, start, end).num_rows
+        with RssSampler() as base_sampler:
+            baseline_rows = read_records(pg, start, end).num_rows
         baseline = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -84,7 +85,9 @@ def main() -> None:
         rows = md.get("dagster/row_count", md.get("rows_written", 0))
         print(f"{node:<16}{rows:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}"
               f"{peaks.get(node, 0):>14,.0f}")
-    print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: {baseline:.2f}s")
+    base_peak = max(mib for _, mib in base_sampler.samples)
+    print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: "
+          f"{baseline:.2f}s, peak RSS {base_peak:,.0f} MiB")
     run_peak = max(mib for _, mib in sampler.samples)
     print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; peak RSS during the "
           f"run {run_peak:,.0f} MiB (sampled; target ≤ 2,048), of the whole process (the "
