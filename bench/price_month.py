@@ -91,7 +91,8 @@ def main() -> None:
     run_peak = max(mib for _, mib in sampler.samples)
     print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; peak RSS during the "
           f"run {run_peak:,.0f} MiB (sampled; target ≤ 2,048), of the whole process (the "
-          f"warm-up month and the baseline read included) {peak_rss_mib():,.0f} MiB")
+          f"demo load, the warm-up month and the baseline read included) "
+          f"{peak_rss_mib():,.0f} MiB")
     print(f"ratio = {wall / baseline:.2f}x the bare source read (lower is better)")
 
 

@@ -40,7 +40,7 @@ from pydantic import Field
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
-from kline_assets.months import add_months, month_key, month_of, zoned
+from kline_assets.months import add_months, month_key, month_of, months_between, zoned
 from kline_assets.prices.aligned import align_month
 from kline_assets.prices.partitions import LIVE, month_partitions, price_partition_key
 from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
@@ -188,11 +188,8 @@ def plan_refresh(clickhouse: ClickHouseResource, new: NewRecords, run_id: str = 
 
 
 def _months(first: datetime, last: datetime) -> list[datetime]:
-    out, m = [], month_of(first, PRICE_TZ)
-    while m <= month_of(last, PRICE_TZ):
-        out.append(m)
-        m = add_months(m, 1)
-    return out
+    """Naive Tokyo month starts from the month of `first` to the month of `last`, inclusive."""
+    return months_between(month_of(first, PRICE_TZ), add_months(month_of(last, PRICE_TZ), 1))
 
 
 # --------------------------------------------------------------------------- the refresh
