@@ -27,7 +27,7 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.plots import features_markdown
-from kline_assets.prices.aligned import align_month
+from kline_assets.prices.aligned import CHUNK_DAYS, AlignedStream
 from kline_assets.prices.partitions import (
     PARTITION_EXPR,
     context_window,
@@ -48,6 +48,7 @@ from kline_assets.prices.warmup import (
     last_means_before,
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
+from kline_assets.resources.clickhouse import FrameStream
 from kline_assets.resources.device import describe_device
 from kline_assets.resources.postgres import table_ident
 
@@ -88,6 +89,8 @@ class PriceSubsetConfig(Config):
 
     iphone_ids: list[int] = Field(default=[], description="only these iPhone ids")
     shop_ids: list[int] = Field(default=[], description="only these shop ids")
+    chunk_days: int = Field(default=CHUNK_DAYS, ge=1, le=31, description=(
+        "days of records read and aligned at once (memory; 31 = the month in one chunk)"))
 
 
 @asset(
@@ -109,20 +112,29 @@ def price_aligned(
     context: AssetExecutionContext,
     config: PriceSubsetConfig,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+) -> FrameStream:
     run_id, month, start, end = context_window(context)
-    aligned = align_month(postgres, run_id, start, end, config.iphone_ids, config.shop_ids)
-    # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
-    metadata = {"run_id": run_id, "month": month, **aligned.metadata, "device": "cpu (numpy)"}
-    screened = aligned.screened
-    if screened.rejected:
-        metadata["rejections"] = MetadataValue.json(screened.rejected)
-        metadata["rejected_sample"] = MetadataValue.md(screened.sample.to_markdown(index=False))
-        context.log.warning(f"{screened.rejected_total} source rows rejected: {screened.rejected}")
-    if aligned.metadata["rows_read"] == 0:
-        context.log.warning(f"no source records for {run_id} {month}: the partition is now empty")
-    context.add_output_metadata(metadata)
-    return aligned.frame
+    # Streamed: the IO manager writes each chunk of days as it is aligned (bounded memory).
+    aligned = AlignedStream(postgres, run_id, start, end, config.iphone_ids, config.shop_ids,
+                            config.chunk_days)
+
+    def summary() -> dict:
+        # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
+        metadata = {"run_id": run_id, "month": month, **aligned.metadata,
+                    "device": "cpu (numpy)"}
+        screened = aligned.screened
+        if screened.rejected:
+            metadata["rejections"] = MetadataValue.json(screened.rejected)
+            metadata["rejected_sample"] = MetadataValue.md(
+                screened.sample.to_markdown(index=False))
+            context.log.warning(
+                f"{screened.rejected_total} source rows rejected: {screened.rejected}")
+        if aligned.metadata["rows_read"] == 0:
+            context.log.warning(
+                f"no source records for {run_id} {month}: the partition is now empty")
+        return metadata
+
+    return FrameStream(aligned.frames(), summary)
 
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
@@ -179,7 +191,11 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
 
 @asset(
     partitions_def=price_partitions,
-    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month)},
+    # Only the columns the statistics read: two months of price_aligned are the asset's
+    # largest input, and the rest (run_id strings, grades, times) would double its memory.
+    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month,
+                                  metadata={"columns": ["bucket", "shop_id", "iphone_id",
+                                                        "price_new"]})},
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,

@@ -35,3 +35,17 @@ def runs(instance: DagsterInstance) -> DagsterInstance:
     for run_id in ("live", "backfill_v3"):
         create_run(instance, run_id)
     return instance
+
+
+@pytest.fixture
+def demo_prices(price_resources) -> PostgresResource:
+    """A small demo (October and November 2025: 5 shops, 4 iPhones, 3 cohorts) as the source."""
+    from kline_assets.demo.catalog import DemoConfig
+    from kline_assets.demo.load import load_demo
+
+    postgres = price_resources["postgres"]
+    with postgres.connect() as conn:  # the demo loads into a database of its own
+        conn.execute("TRUNCATE shop, iphone")
+    load_demo(postgres, DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3,
+                                   stock_codes=0, stock_months=0))
+    return postgres
