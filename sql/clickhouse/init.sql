@@ -71,3 +71,15 @@ CREATE TABLE IF NOT EXISTS features_wide (
 ) ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY (run_id, toYYYYMM(bucket), splitByChar(':', scope)[1])
 ORDER BY (run_id, scope, bucket);
+
+-- One row per step of a promote (started, backed_up, done): a promote killed half-way is
+-- found by its (source, target) and re-run to the same end, reusing its backup run id.
+CREATE TABLE IF NOT EXISTS promote_journal (
+    id      String,
+    source  String,
+    target  String,
+    backup  String,
+    phase   String,
+    at      DateTime64(3) DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY (source, target, id, at);
