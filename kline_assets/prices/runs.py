@@ -373,16 +373,21 @@ def run_kind(run_id: str) -> str:
     return "backup" if BACKUP_PATTERN.fullmatch(run_id) else "run"
 
 
-def table_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[str, int]]:
-    """Per price table, rows (FINAL) per month 'YYYYMM' of run_id."""
+def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[str, int]]:
+    """Per price asset (features_wide's iPhone scopes, cohorts its cohort scopes), rows
+    (FINAL) per month 'YYYY-MM' of run_id."""
     validate_run_id(run_id)
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {asset: {} for asset in PRICE_ASSETS}
     with ch.client() as client:
         for table in PRICE_TABLES:
+            kind = "splitByChar(':', scope)[1]" if table == "features_wide" else "'iphone'"
             rows = client.query(
-                f"SELECT toString(toYYYYMM(bucket)) AS m, count() FROM {ch.table(table)} FINAL "
-                f"WHERE run_id = {quote_literal(run_id)} GROUP BY m ORDER BY m").result_rows
-            counts[table] = {m: int(n) for m, n in rows}
+                f"SELECT {kind} AS k, toYYYYMM(bucket) AS m, count() FROM {ch.table(table)} "
+                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m"
+            ).result_rows
+            for k, m, n in rows:
+                asset = "cohorts" if k == "cohort" else table
+                counts[asset][key_of_yyyymm(int(m))[:7]] = int(n)
     return counts
 
 
