@@ -134,7 +134,7 @@ class PipelineOutcome:
 Progress = Callable[[int, int, str, str, "StepDone | None"], None]
 
 
-def _failure_message(result: Any) -> str:
+def failure_message(result: Any) -> str:
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
@@ -177,7 +177,7 @@ def run_pipeline(instance: DagsterInstance, resources: dict[str, Any], plan: Pip
             outcome.interrupted = True
             return outcome
         done = StepDone(month, step, time.perf_counter() - started, result.run_id,
-                        result.success, "" if result.success else _failure_message(result))
+                        result.success, "" if result.success else failure_message(result))
         outcome.done.append(done)
         if progress:
             progress(i, len(work), month, step, done)

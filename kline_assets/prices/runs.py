@@ -53,6 +53,7 @@ from kline_assets.resources.clickhouse.sql import (
     describe_columns,
     quote_literal,
     swap_in,
+    sweep_stale_staging,
 )
 from kline_assets.settings import PRICE_TZ
 
@@ -288,6 +289,7 @@ def promote_run(ch: ClickHouseResource, source: str, target: str = LIVE,
         raise InvalidRunIdError(f"backup run {backup!r} must differ from source and target")
     with ch.client() as client:
         ch.ensure_schema(client)
+        sweep_stale_staging(client, ch.db)  # e.g. those of a promote killed half-way
         source_parts = require_data(client, ch, source, "source")
         unfinished = _unfinished_promote(client, ch, source, target)
         promote_id, backup_id, phase = unfinished or (uuid.uuid4().hex, "", "")
@@ -403,6 +405,13 @@ def _last_materialization(instance: DagsterInstance, run_id: str) -> float | Non
     return newest
 
 
+def _tokyo(bucket: datetime) -> str:
+    """A bucket as ISO 8601 in Asia/Tokyo (the driver hands DateTime back as naive UTC)."""
+    if bucket.tzinfo is None:
+        bucket = bucket.replace(tzinfo=ZoneInfo("UTC"))
+    return bucket.astimezone(ZoneInfo(PRICE_TZ)).isoformat()
+
+
 def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[dict]:
     """Per run id (registered in Dagster or holding ClickHouse data): kind, whether registered,
     rows per table (FINAL), first and last bucket, months, last materialization (UTC ISO)."""
@@ -428,8 +437,8 @@ def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[di
         out.append({
             "run_id": run_id, "kind": run_kind(run_id), "registered": run_id in registered,
             "rows": entry["rows"] if entry else dict.fromkeys(PRICE_TABLES, 0),
-            "first_bucket": entry["first"].isoformat() if entry else None,
-            "last_bucket": entry["last"].isoformat() if entry else None,
+            "first_bucket": _tokyo(entry["first"]) if entry else None,
+            "last_bucket": _tokyo(entry["last"]) if entry else None,
             "months": [key_of_yyyymm(m)[:7] for m in sorted(entry["months"])] if entry else [],
             "last_materialization": (datetime.fromtimestamp(stamp, ZoneInfo("UTC")).isoformat(
                 timespec="seconds") if stamp else None),
