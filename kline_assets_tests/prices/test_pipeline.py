@@ -196,3 +196,19 @@ def test_cli_pipeline(demo_source, clickhouse_dsn, monkeypatch, tmp_path):
                               "--to", "2025-11", "--steps", "features"])
     assert out.exit_code == 1 and "error: 2025-11 features failed" in out.output
     assert "cross_shop_agg" in out.output and "Traceback" not in out.output
+
+
+def test_a_malformed_run_id_added_in_the_ui_is_refused_by_the_assets(price_resources, instance):
+    from kline_assets.prices.pipeline import failure_message
+    from kline_assets.prices.runs import all_partitions
+
+    instance.add_dynamic_partitions("run_id", ["Bad-Name"])  # the UI's "Add a partition"
+    result = materialize([raw_price_records, price_aligned], selection=[price_aligned],
+                         partition_key="2025-10-01|Bad-Name", resources=price_resources,
+                         instance=instance, raise_on_error=False)
+    assert not result.success
+    assert "malformed run id 'Bad-Name': use 1–64 characters of [a-z0-9_]" in \
+        failure_message(result)
+    ch = price_resources["clickhouse"]
+    with ch.client() as client:
+        assert all_partitions(client, ch.db) == []
