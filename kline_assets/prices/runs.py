@@ -417,7 +417,10 @@ def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[di
     rows per table (FINAL), first and last bucket, months, last materialization (UTC ISO)."""
     stats: dict[str, dict] = {}
     with ch.client() as client:
-        for table in PRICE_TABLES:
+        present = {name for (name,) in client.query(
+            f"SELECT name FROM system.tables WHERE database = {quote_literal(ch.db)}"
+        ).result_rows}
+        for table in (t for t in PRICE_TABLES if t in present):  # none before `kline init`
             rows = client.query(
                 f"SELECT run_id, count(), min(bucket), max(bucket), "
                 f"arraySort(groupUniqArray(toYYYYMM(bucket))) FROM {ch.table(table)} FINAL "
