@@ -173,6 +173,7 @@ def drop_run(ch: ClickHouseResource, run_id: str, allow_live: bool = False) -> d
 PAUSE_ENV = "KLINE_TEST_PAUSE_AT"
 # Called at every point (tests in the same process use it to read between two swaps).
 checkpoint_hook: Callable[[str], None] | None = None
+RESUME_WITHIN_HOURS = 24
 BACKUP_PATTERN = re.compile(r"backup_(\d{8})(?:_(\d+))?")
 
 
@@ -249,11 +250,14 @@ def _journal(client: Client, ch: ClickHouseResource, promote_id: str, source: st
 
 def _unfinished_promote(client: Client, ch: ClickHouseResource, source: str, target: str
                         ) -> tuple[str, str, str] | None:
-    """(id, backup, last phase) of the newest promote of source → target that never finished."""
+    """(id, backup, last phase) of the newest promote of source → target that never finished,
+    begun within RESUME_WITHIN_HOURS: an older one is not "the same promote" any more (the
+    target has moved on since), so a new promote takes a fresh backup."""
     rows = client.query(
         f"SELECT id, any(backup), argMax(phase, at) AS last, max(at) AS t "
         f"FROM {ch.table('promote_journal')} WHERE source = {quote_literal(source)} "
         f"AND target = {quote_literal(target)} GROUP BY id HAVING last != 'done' "
+        f"AND min(at) > now64(3) - INTERVAL {RESUME_WITHIN_HOURS} HOUR "
         "ORDER BY t DESC LIMIT 1").result_rows
     return tuple(rows[0][:3]) if rows else None
 

@@ -512,3 +512,15 @@ def test_keep_backups_prunes_the_oldest(loaded):
                                "backup_20251120_2"]
     assert prune_backups(loaded, 2) == ["backup_20251009", "backup_20251101"]
     assert backups(loaded) == ["backup_20251120", "backup_20251120_2"]
+
+
+def test_an_old_unfinished_promote_is_not_resumed(loaded):
+    """Killed two days ago and never re-run: live has moved on, so a new promote backs it up
+    afresh instead of trusting the old backup."""
+    with loaded.client() as client:
+        client.command(
+            f"INSERT INTO {loaded.table('promote_journal')} (id, source, target, backup, phase, at)"
+            " VALUES ('old', 'backfill_v3', 'live', 'backup_20200101', 'backed_up', "
+            "now64(3) - INTERVAL 2 DAY)")
+    result = promote_run(loaded, "backfill_v3", "live", backup=BACKUP)
+    assert not result["resumed"] and result["backup"] == BACKUP and result["backed_up"]
