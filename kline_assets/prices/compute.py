@@ -219,6 +219,7 @@ def cohort_series(
     return SeriesInput(
         [f"cohort:{s}" for s in slugs], stats.mean,
         {"median": median, "std": std, "dispersion": std / mean,
-         "shop_count": to_numpy(stats.shop_count)},
+         "shop_count": to_numpy(stats.shop_count),
+         "n_models": to_numpy(stats.member_count).astype(np.uint16)},
         seed,
     )
