@@ -3,23 +3,28 @@ features_wide (scope `iphone:<id>`) and cohorts (scope `cohort:<slug>`), all in 
 
 Assets stay thin: reading and screening live in `source`, alignment in `aligned`, the
 table ↔ tensor translation in `compute`, the warm-up rules in `warmup`. Every aggregation
-asset reads the previous month as warm-up (partition mapping with offset −1), so a month
-materialized alone equals the same month of one long run. The compute module (and with it
-torch, seconds to import) is imported inside the asset bodies: every Dagster step process
-loads this module, most of them never compute.
+asset reads the previous month as warm-up (from the store, in `warmup.with_warm_up`; the
+Dagster input is the same month, so a one-month backfill stays one month), so a month
+materialized alone equals the same month of one long run. A month without data emits no
+materialization (`emit`), so the partition bars show which months hold data.
+The compute module (and with it torch, seconds to import) is imported inside the asset
+bodies: every Dagster step process loads this module, most of them never compute.
 """
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    BackfillPolicy,
     Config,
     DataVersion,
     MetadataValue,
     ObserveResult,
+    Output,
     asset,
     observable_source_asset,
 )
@@ -28,12 +33,13 @@ from pydantic import Field
 
 from kline_assets.plots import features_markdown
 from kline_assets.prices.aligned import align_month
+from kline_assets.prices.emit import emit_unless_empty
 from kline_assets.prices.partitions import (
     PARTITION_EXPR,
     context_window,
     previous_month_start,
     price_partitions,
-    with_previous_month,
+    same_month,
 )
 from kline_assets.prices.schemas import (
     CROSS_SHOP_AGG_SCHEMA,
@@ -46,6 +52,7 @@ from kline_assets.prices.warmup import (
     cohort_seeds,
     last_bucket_with_source,
     last_means_before,
+    with_warm_up,
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
 from kline_assets.resources.device import describe_device
@@ -55,6 +62,9 @@ if TYPE_CHECKING:
     from kline_assets.prices.compute import Computed
 
 OWNERS = ["team:pricing"]
+BACKFILL = BackfillPolicy.single_run()
+"""A backfill of a month range runs once per run id and walks its months in order, as one long
+computation (each month needs the one before as warm-up)."""
 
 
 @observable_source_asset(
@@ -92,6 +102,8 @@ class PriceSubsetConfig(Config):
 
 @asset(
     partitions_def=price_partitions,
+    backfill_policy=BACKFILL,
+    output_required=False,
     deps=[raw_price_records],
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
@@ -109,7 +121,8 @@ def price_aligned(
     context: AssetExecutionContext,
     config: PriceSubsetConfig,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+    clickhouse: ClickHouseResource,
+) -> Iterator[Output[pd.DataFrame]]:
     run_id, month, start, end = context_window(context)
     aligned = align_month(postgres, run_id, start, end, config.iphone_ids, config.shop_ids)
     # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
@@ -119,10 +132,9 @@ def price_aligned(
         metadata["rejections"] = MetadataValue.json(screened.rejected)
         metadata["rejected_sample"] = MetadataValue.md(screened.sample.to_markdown(index=False))
         context.log.warning(f"{screened.rejected_total} source rows rejected: {screened.rejected}")
-    if aligned.metadata["rows_read"] == 0:
-        context.log.warning(f"no source records for {run_id} {month}: the partition is now empty")
     context.add_output_metadata(metadata)
-    return aligned.frame
+    yield from emit_unless_empty(context, clickhouse, aligned.frame, table="price_aligned",
+                                 run_id=run_id, start=start, end=end)
 
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
@@ -179,7 +191,9 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
 
 @asset(
     partitions_def=price_partitions,
-    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month)},
+    backfill_policy=BACKFILL,
+    output_required=False,
+    ins={"price_aligned": AssetIn(partition_mapping=same_month)},
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
@@ -196,7 +210,7 @@ def cross_shop_agg(
     context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
     torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cross_shop
 
     run_id, warm_start, start, end, device = _begin(
@@ -204,7 +218,7 @@ def cross_shop_agg(
     if config.lookback_minutes % 15:
         raise ValueError(
             f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
-    aligned = price_aligned
+    aligned = with_warm_up(clickhouse, "price_aligned", price_aligned, run_id, warm_start, start)
     if config.iphone_ids:
         aligned = aligned[aligned["iphone_id"].isin(config.iphone_ids)]
     if config.shop_ids:
@@ -215,12 +229,10 @@ def cross_shop_agg(
         band=config.outlier_band, min_quorum=config.min_quorum,
         quorum_policy=config.quorum_policy,
     )
-    if computed.frame.empty:
-        context.log.warning(f"no price_aligned rows for {run_id} in [{start}, {end}): "
-                            "nothing written")
     _report(context, computed, device, {"quorum_policy": config.quorum_policy,
                                         "min_quorum": config.min_quorum})
-    return computed.frame
+    yield from emit_unless_empty(context, clickhouse, computed.frame, table="cross_shop_agg",
+                                 run_id=run_id, start=start, end=end)
 
 
 def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, warm_start, start, end):
@@ -238,12 +250,22 @@ def _plot(frame: pd.DataFrame) -> dict:
 
 FEATURE_ASSET_KW = dict(
     partitions_def=price_partitions,
-    ins={"cross_shop_agg": AssetIn(partition_mapping=with_previous_month)},
+    backfill_policy=BACKFILL,
+    output_required=False,
+    ins={"cross_shop_agg": AssetIn(partition_mapping=same_month)},
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
     kinds={"pytorch", "clickhouse"},
 )
+
+
+def _emit_features(context: AssetExecutionContext, clickhouse: ClickHouseResource,
+                   frame: pd.DataFrame, scope_kind: str, run_id: str, start, end):
+    """features_wide and cohorts share a table: each clears only its own scope kind."""
+    yield from emit_unless_empty(context, clickhouse, frame, table="features_wide", run_id=run_id,
+                                 start=start, end=end,
+                                 where=f"{SCOPE_KIND_EXPR} = '{scope_kind}'")
 
 
 def features_wide_metadata(scope_kind: str) -> dict:
@@ -267,23 +289,21 @@ def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
         context, config, torch_device, clickhouse, postgres, "cross_shop_agg")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
-    agg = cross_shop_agg
+    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
     if config.iphone_ids:
         agg = agg[agg["iphone_id"].isin(config.iphone_ids)]
         last = last[last["iphone_id"].isin(config.iphone_ids)]
     _, series = series_from_rows(agg, last.set_index("iphone_id")["mean"], warm_start, end,
                                  device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
-    if computed.frame.empty:
-        context.log.warning(f"no source data for {run_id} in [{start}, {end}): nothing written")
     _report(context, computed, device, _plot(computed.frame))
-    return computed.frame
+    yield from _emit_features(context, clickhouse, computed.frame, "iphone", run_id, start, end)
 
 
 @asset(
@@ -300,7 +320,7 @@ def cohorts(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     clickhouse: ClickHouseResource, postgres: PostgresResource,
     torch_device: TorchDeviceResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
@@ -314,14 +334,13 @@ def cohorts(
         context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
                             f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
-    ids, iphone = series_from_rows(cross_shop_agg, last.set_index("iphone_id")["mean"],
+    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
+    ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"],
                                    warm_start, end, device)
     series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
     computed.seconds["total_seconds"] = round(time.perf_counter() - t0, 4)
-    if computed.frame.empty:
-        context.log.warning(f"no cohort rows for {run_id} in [{start}, {end}): nothing written")
     _report(context, computed, device, {**extra, **_plot(computed.frame)})
-    return computed.frame
+    yield from _emit_features(context, clickhouse, computed.frame, "cohort", run_id, start, end)
 
 

@@ -169,12 +169,30 @@ def test_scope_appearing_mid_month_starts_at_its_first_observation(price_resourc
     assert got.bucket.max() == pd.Timestamp("2025-10-01 03:00", tz="Asia/Tokyo")
 
 
-def test_empty_month_writes_nothing_and_says_so(price_resources, runs):
+def test_empty_month_emits_no_materialization_and_skips_downstream(price_resources, runs):
     insert_records(price_resources["postgres"], HAND)
     result = run(price_resources, runs, "2025-12-01|live")
-    assert meta(result, "cross_shop_agg")["rows"] == 0
-    assert meta(result, "features_wide")["rows"] == 0
+    assert result.get_asset_materialization_events() == []
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert skipped == {"cross_shop_agg", "features_wide", "cohorts"}
+    assert runs.get_latest_materialization_event(price_aligned.key) is None
     assert table(price_resources["clickhouse"], "features_wide").empty
+    said = [e.user_message for e in runs.all_logs(result.run_id)]
+    assert any("price_aligned of run live, 2025-12: no data, so nothing is materialized" in m
+               for m in said)
+
+
+def test_a_month_whose_source_vanished_is_cleared_and_says_so(price_resources, runs):
+    insert_records(price_resources["postgres"], HAND)
+    run(price_resources, runs, "2025-10-01|live")
+    with price_resources["postgres"].connect() as conn:
+        conn.execute("DELETE FROM purchasing_shop_price_record")
+    result = run(price_resources, runs, "2025-10-01|live")
+    cleared = {node: meta(result, node)["cleared_rows"] for node in
+               ("price_aligned", "cross_shop_agg", "features_wide")}
+    assert all(n > 0 for n in cleared.values()), cleared
+    for name in ("price_aligned", "cross_shop_agg", "features_wide"):
+        assert table(price_resources["clickhouse"], name).empty
 
 
 # --- month alone vs one long run, carry across the warm-up edge -----------------------------
