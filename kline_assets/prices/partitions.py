@@ -137,7 +137,9 @@ def context_window(context) -> tuple[str, str, datetime, datetime]:
     run_b, month_b = split_price_key(key_range.end)
     if run_a != run_b:
         raise InvalidRunIdError(
-            f"a partition range must stay within one run id, got {run_a!r} … {run_b!r}"
+            f"a partition range must stay within one run id, got {run_a!r} … {run_b!r}: "
+            "Dagster puts several run ids into one backfill run when they share the same "
+            "months; launch one backfill per run id"
         )
     require_registered(context.instance, run_a)
     return run_a, month_a, price_month_window(month_a)[0], price_month_window(month_b)[1]
