@@ -3,6 +3,8 @@ embedded ClickHouse, against independent pandas references."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -367,3 +369,21 @@ def test_a_month_without_its_warm_up_fails_naming_the_partition_to_run_first(
     run(price_resources, runs, "2025-10-01|backfill_v3")
     result = run(price_resources, runs, "2025-11-01|backfill_v3")
     assert meta(result, "features_wide")["warm_up"].startswith("2025-10 of run backfill_v3")
+
+
+# --- what the asset pages show ---------------------------------------------------------------
+
+def test_materialization_metadata_is_readable_and_snake_case(price_resources, runs):
+    insert_records(price_resources["postgres"], HAND)
+    result = run(price_resources, runs, "2025-10-01|live")
+    replaced = {"price_aligned": "live/202510", "cross_shop_agg": "live/202510",
+                "features_wide": "live/202510/iphone"}
+    for node, partitions in replaced.items():
+        m = meta(result, node)
+        stored = len(table(price_resources["clickhouse"], "features_wide" if node ==
+                           "features_wide" else node))
+        assert m["dagster/row_count"] == stored > 0, node
+        assert m["partitions_replaced"] == partitions
+        assert m["query"].startswith("```sql\nSELECT * FROM ")
+        odd = [k for k in m if not re.fullmatch(r"(dagster/)?[a-z0-9_]+", k)]
+        assert odd == [], (node, odd)

@@ -35,7 +35,7 @@ class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         return {
             "dagster/row_count": len(obj),
             "clickhouse_table": table,
-            "partitions_replaced": [list(p) for p in partitions],
+            "partitions_replaced": ", ".join("/".join(str(v) for v in p) for p in partitions),
             "write_seconds": round(time.perf_counter() - started, 3),
         }
 
