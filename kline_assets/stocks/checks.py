@@ -1,18 +1,20 @@
 """Asset checks of the stock domain: validation queries on stock_monthly_kline and the
 integrity of stock_1min (conflicting duplicates, bars off the XSHG calendar, non-finite values).
 
-One op per asset runs its checks on one connection. In a partitioned run they look at the
-run's months (one partition or a backfill range), like the assets; run on their own (Dagster
-cannot launch unpartitioned checks for a partition), at the whole table. Each result carries
-the number of offending rows, up to 20 of them, and the query it ran.
+One op per asset runs its checks on one connection. The checks are partitioned like their
+assets, so the UI shows a result per month: a run of one partition yields Dagster's usual check
+results; a backfill run over a range of months evaluates each month and records one evaluation
+per month partition. Run without a partition, they look at the whole table. Each result
+carries the number of offending rows, up to 20 of them, and the query it ran.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import psycopg
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
@@ -32,7 +34,7 @@ from kline_assets.stocks import STOCK_TABLE
 
 from . import sessions
 from .monthly import CLEAN_PREDICATE, VIEW, tune_for_batch
-from .partitions import MonthWindow, month_label, window_for_keys
+from .partitions import STOCK_MONTHS, MonthWindow, month_label, window_for_keys
 
 SAMPLE = 20
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "amount"]
@@ -85,13 +87,15 @@ ROW_RULES = (
 ROW_COUNT = "row_count_matches_source"
 
 SPECS = [
-    AssetCheckSpec(rule.name, asset="stock_monthly_kline", description=rule.description)
+    AssetCheckSpec(rule.name, asset="stock_monthly_kline", description=rule.description,
+                   partitions_def=STOCK_MONTHS)
     for rule in ROW_RULES
 ] + [
     AssetCheckSpec(
         ROW_COUNT,
         asset="stock_monthly_kline",
         description="one row per distinct (code, month) of the clean 1-minute bars",
+        partitions_def=STOCK_MONTHS,
     )
 ]
 
@@ -105,6 +109,33 @@ def check_window(context: AssetCheckExecutionContext) -> MonthWindow | None:
     if op.has_partition_key:
         return window_for_keys(op.partition_key, op.partition_key)
     return None
+
+
+def per_month(
+    window: MonthWindow | None, evaluate: Callable[[MonthWindow | None], AssetCheckResult]
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
+    """`evaluate` over the run's partition, or over each month of a backfill range.
+
+    A check result of a ranged run would be recorded without a partition (Dagster knows no
+    partition for it), so each month of a range is recorded as its own evaluation.
+    """
+    if window is None:  # the whole table, recorded without a partition
+        yield as_month_evaluation(evaluate(None), None)
+    elif window.months == 1:
+        yield evaluate(window)
+    else:
+        for month in window.split():
+            yield as_month_evaluation(evaluate(month), month)
+
+
+def as_month_evaluation(result: AssetCheckResult, month: MonthWindow | None
+                        ) -> AssetCheckEvaluation:
+    """A check result recorded for the partition of `month` (None: no partition)."""
+    return AssetCheckEvaluation(
+        asset_key=AssetKey.from_coercible(result.asset_key), check_name=result.check_name,
+        passed=result.passed, metadata=result.metadata, severity=result.severity,
+        partition=f"{month_label(month.start)}-01" if month else None, blocking=False,
+    )
 
 
 def _window_filter(column: str, window: MonthWindow | None) -> sql.Composable:
@@ -221,11 +252,18 @@ def stock_monthly_kline_checks(
     selected = {key.name for key in context.selected_asset_check_keys}
     with postgres.connect() as conn:
         tune_for_batch(conn)
-        for rule in ROW_RULES:
-            if rule.name in selected:
-                yield evaluate_rule(conn, rule, window)
-        if ROW_COUNT in selected:
-            yield evaluate_row_count(conn, STOCK_TABLE, window)
+        yield from monthly_kline_results(conn, window, selected)
+
+
+def monthly_kline_results(
+    conn: psycopg.Connection, window: MonthWindow | None, selected: set[str] | None = None
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
+    """The selected checks of stock_monthly_kline (default all) over `window`, per month."""
+    for rule in ROW_RULES:
+        if selected is None or rule.name in selected:
+            yield from per_month(window, lambda w, rule=rule: evaluate_rule(conn, rule, w))
+    if selected is None or ROW_COUNT in selected:
+        yield from per_month(window, lambda w: evaluate_row_count(conn, STOCK_TABLE, w))
 
 
 # --------------------------------------------------------------------------- stock_1min
@@ -236,13 +274,23 @@ ON_CALENDAR = "bars_on_trading_days_in_sessions"
 FINITE_BARS = "finite_bar_values"
 CONFLICTS_BY_MONTH = "duplicate conflicts by month"  # stock_1min's materialization metadata
 
+BARS_PER_DAY = "at_most_241_bars_per_code_and_day"
+MAX_BARS_PER_DAY = 241
+"""A full session day has 240 one-minute bars (labels 09:31…15:00), 241 where the vendor keeps
+the opening auction as a 09:30 bar of its own (Tushare, EastMoney)."""
+
 ONE_MIN_SPECS = [
-    AssetCheckSpec(CONFLICTS, asset=ONE_MIN, description="the last load of each month found "
-                   "no (code, time) bar with differing copies (the file sorting last won)"),
-    AssetCheckSpec(ON_CALENDAR, asset=ONE_MIN, description="every bar lies on an XSHG trading "
-                   "day, within 09:30–11:30 or 13:00–15:00"),
-    AssetCheckSpec(FINITE_BARS, asset=ONE_MIN, description="no NaN or ±Infinity in open, high, "
-                   "low, close, volume or amount"),
+    AssetCheckSpec(CONFLICTS, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="the last load of each month found no (code, time) bar with "
+                   "differing copies (the file sorting last won)"),
+    AssetCheckSpec(ON_CALENDAR, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="every bar lies on an XSHG trading day, within 09:30–11:30 or "
+                   "13:00–15:00"),
+    AssetCheckSpec(FINITE_BARS, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="no NaN or ±Infinity in open, high, low, close, volume or amount"),
+    AssetCheckSpec(BARS_PER_DAY, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="no code has more than 241 one-minute bars on a day (240 a full "
+                   "session, 241 with a separate 09:30 auction bar)"),
 ]
 
 
@@ -343,11 +391,29 @@ def evaluate_finite_bars(
     })
 
 
+def evaluate_bars_per_day(
+    conn: psycopg.Connection, source: str, window: MonthWindow | None
+) -> AssetCheckResult:
+    query = sql.SQL(
+        "SELECT code, time::date AS day, count(*) AS bars, count(*) OVER () FROM {table} "
+        "WHERE ({where}) GROUP BY 1, 2 HAVING count(*) > {most} ORDER BY 2, 1 LIMIT {limit}"
+    ).format(table=table_ident(source), where=_window_filter("time", window),
+             most=sql.Literal(MAX_BARS_PER_DAY), limit=sql.Literal(SAMPLE))
+    rows = conn.execute(query).fetchall()
+    count = int(rows[0][-1]) if rows else 0
+    return _warn(BARS_PER_DAY, count == 0, {
+        "offending code days": count,
+        "sample (first 20)": _records([r[:-1] for r in rows], ["code", "day", "bars"]),
+        "window": window.label if window else "all months",
+    })
+
+
 @multi_asset_check(
     specs=ONE_MIN_SPECS,
     can_subset=True,
     name="stock_1min_checks",
-    description="Integrity of stock_1min: conflicting duplicates, calendar, finite values",
+    description="Integrity of stock_1min: conflicting duplicates, calendar, finite values, "
+    "bars per day",
 )
 def stock_1min_checks(
     context: AssetCheckExecutionContext, postgres: PostgresResource
@@ -355,10 +421,11 @@ def stock_1min_checks(
     window = check_window(context)
     selected = {key.name for key in context.selected_asset_check_keys}
     if CONFLICTS in selected:
-        yield evaluate_conflicts(context, window)
+        yield from per_month(window, lambda w: evaluate_conflicts(context, w))
     with postgres.connect() as conn:
         tune_for_batch(conn)
-        if ON_CALENDAR in selected:
-            yield evaluate_calendar(conn, STOCK_TABLE, window)
-        if FINITE_BARS in selected:
-            yield evaluate_finite_bars(conn, STOCK_TABLE, window)
+        for name, evaluate in ((ON_CALENDAR, evaluate_calendar),
+                               (FINITE_BARS, evaluate_finite_bars),
+                               (BARS_PER_DAY, evaluate_bars_per_day)):
+            if name in selected:
+                yield from per_month(window, lambda w, f=evaluate: f(conn, STOCK_TABLE, w))
