@@ -181,8 +181,8 @@ def evaluate_rule(
         passed=count == 0,
         severity=rule.severity,
         metadata={
-            "offending rows": count,
-            "sample (first 20)": _records([r[:-1] for r in rows], ROW_COLUMNS),
+            "offending_rows": count,
+            "sample": _records([r[:-1] for r in rows], ROW_COLUMNS),
             "window": window.label if window else "all months",
             "query": _sql_text(conn, sql.SQL("SELECT * FROM {} WHERE {}").format(
                 sql.Identifier(VIEW), sql.SQL(rule.condition))),
@@ -228,9 +228,9 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
         passed=mismatches == 0 and actual == expected,
         metadata={
             "rows": actual,
-            "expected rows": int(expected),
-            "offending rows": int(mismatches),
-            "sample (first 20)": _records(
+            "expected_rows": int(expected),
+            "offending_rows": int(mismatches),
+            "sample": _records(
                 [(d["month"], d["code"], d["problem"]) for d in sample],
                 ["month", "code", "problem"],
             ),
@@ -255,6 +255,15 @@ def stock_monthly_kline_checks(
         yield from monthly_kline_results(conn, window, selected)
 
 
+def monthly_kline_evaluations(
+    conn: psycopg.Connection, months: list[MonthWindow]
+) -> list[AssetCheckEvaluation]:
+    """Every check of stock_monthly_kline on each of `months`, recorded for its partition (a
+    refresh outside an asset run re-runs the checks of the months it reports)."""
+    return [as_month_evaluation(result, month) for month in months
+            for result in monthly_kline_results(conn, month)]
+
+
 def monthly_kline_results(
     conn: psycopg.Connection, window: MonthWindow | None, selected: set[str] | None = None
 ) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
@@ -272,7 +281,7 @@ ONE_MIN = AssetKey("stock_1min")
 CONFLICTS = "no_conflicting_duplicates"
 ON_CALENDAR = "bars_on_trading_days_in_sessions"
 FINITE_BARS = "finite_bar_values"
-CONFLICTS_BY_MONTH = "duplicate conflicts by month"  # stock_1min's materialization metadata
+CONFLICTS_BY_MONTH = "duplicate_conflicts_by_month"  # stock_1min's materialization metadata
 
 BARS_PER_DAY = "at_most_241_bars_per_code_and_day"
 MAX_BARS_PER_DAY = 241
@@ -320,8 +329,8 @@ def evaluate_conflicts(
                 found[label] = _conflicts_of(records[0].event_log_entry, label)
     total = sum(found.values())
     return _warn(CONFLICTS, total == 0, {
-        "conflicting keys": total,
-        "by month": MetadataValue.json(found),
+        "conflicting_keys": total,
+        "by_month": MetadataValue.json(found),
         "window": window.label if window else "all months",
     })
 
@@ -331,9 +340,10 @@ def _conflicts_of(entry: object, label: str | None) -> int:
     if materialization is None:
         return 0
     meta = materialization.metadata
-    if label is not None and CONFLICTS_BY_MONTH in meta:
-        return int(meta[CONFLICTS_BY_MONTH].value.get(label, 0))
-    value = meta.get("duplicate conflicts")
+    by_month = meta.get(CONFLICTS_BY_MONTH) or meta.get("duplicate conflicts by month")
+    if label is not None and by_month is not None:  # (the second key: before snake_case)
+        return int(by_month.value.get(label, 0))
+    value = meta.get("duplicate_conflicts") or meta.get("duplicate conflicts")
     return int(value.value) if value is not None else 0
 
 
@@ -366,9 +376,9 @@ def evaluate_calendar(
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0
     return _warn(ON_CALENDAR, count == 0, {
-        "offending rows": count,
-        "non-trading days with bars": ", ".join(str(d) for d in holidays) or "none",
-        "sample (first 20)": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
+        "offending_rows": count,
+        "non_trading_days_with_bars": ", ".join(str(d) for d in holidays) or "none",
+        "sample": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
         "window": window.label if window else "all months",
     })
 
@@ -385,8 +395,8 @@ def evaluate_finite_bars(
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0
     return _warn(FINITE_BARS, count == 0, {
-        "offending rows": count,
-        "sample (first 20)": _records([r[:-1] for r in rows], BAR_COLUMNS),
+        "offending_rows": count,
+        "sample": _records([r[:-1] for r in rows], BAR_COLUMNS),
         "window": window.label if window else "all months",
     })
 
@@ -402,8 +412,8 @@ def evaluate_bars_per_day(
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0
     return _warn(BARS_PER_DAY, count == 0, {
-        "offending code days": count,
-        "sample (first 20)": _records([r[:-1] for r in rows], ["code", "day", "bars"]),
+        "offending_code_days": count,
+        "sample": _records([r[:-1] for r in rows], ["code", "day", "bars"]),
         "window": window.label if window else "all months",
     })
 

@@ -101,13 +101,13 @@ def test_each_check_fails_on_its_planted_row_with_count_and_sample(
         planted_code = values.split(",")[0].strip("'")
         assert not passed, name
         assert actual_severity == severity, name
-        assert meta["offending rows"] == 1, name
-        assert [r.data["code"] for r in meta["sample (first 20)"].records] == [planted_code]
+        assert meta["offending_rows"] == 1, name
+        assert [r.data["code"] for r in meta["sample"].records] == [planted_code]
         assert "SELECT * FROM" in meta["query"]
     # planted codes have no source bars: the row count check names every one of them
     passed, _, meta = results["row_count_matches_source"]
-    assert not passed and meta["offending rows"] == len(PLANTED)
-    assert {r.data["problem"] for r in meta["sample (first 20)"].records} == {
+    assert not passed and meta["offending_rows"] == len(PLANTED)
+    assert {r.data["problem"] for r in meta["sample"].records} == {
         "no clean source bars"}
 
 
@@ -121,8 +121,8 @@ def test_row_count_check_names_a_missing_month_row(
     passed, _, meta = run(clean_february, instance, checks_only=True)["row_count_matches_source"]
 
     assert not passed
-    assert (meta["rows"], meta["expected rows"]) == (2, 3)
-    [row] = [r.data for r in meta["sample (first 20)"].records]
+    assert (meta["rows"], meta["expected_rows"]) == (2, 3)
+    [row] = [r.data for r in meta["sample"].records]
     assert row["code"] == "600000.SH" and row["problem"] == "missing from stock_monthly_kline"
 
 
@@ -197,5 +197,5 @@ def test_more_than_241_bars_a_day_warns(
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     per_day = checks["at_most_241_bars_per_code_and_day"]
     assert not per_day.passed and per_day.severity == AssetCheckSeverity.WARN
-    assert [r.data for r in per_day.metadata["sample (first 20)"].value.records] == [
+    assert [r.data for r in per_day.metadata["sample"].value.records] == [
         {"code": "000001.SZ", "day": "2024-01-02", "bars": 242}]
