@@ -1,18 +1,31 @@
-"""Asset checks of the price tables, run on the materialized partition in ClickHouse."""
+"""Asset checks of the price tables, run on the materialized partition in ClickHouse.
+
+Every check is partitioned like its asset (run_id × month), so the UI shows a result per
+partition, and each is one aggregate query over the partition (milliseconds on a month).
+"""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from kline_assets.prices.assets import price_aligned
+from kline_assets.kernels.feature_names import FEATURE_COLUMNS, WINDOWS_MINUTES_TO_BUCKETS
+from kline_assets.prices.assets import (
+    SCOPE_KIND_EXPR,
+    cohorts,
+    cross_shop_agg,
+    features_wide,
+    price_aligned,
+)
 from kline_assets.prices.partitions import price_month_window, price_partitions, split_price_key
-from kline_assets.resources import ClickHouseResource
-from kline_assets.resources.clickhouse.sql import time_range_where, values_where
+from kline_assets.prices.source import read_cohorts, screen_cohorts
+from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.clickhouse.sql import quote_literal, time_range_where, values_where
 
 
-def partition_filter(partition_key: str) -> str:
-    """WHERE clause of one (run_id, month) partition of a price table."""
+def partition_filter(partition_key: str, alias: str = "") -> str:
+    """WHERE clause of one (run_id, month) partition of a price table (columns of `alias`)."""
     run_id, month = split_price_key(partition_key)
-    return (f"{values_where('run_id', [run_id])} AND "
-            f"{time_range_where('bucket', *price_month_window(month))}")
+    prefix = f"{alias}." if alias else ""
+    return (f"{values_where(prefix + 'run_id', [run_id])} AND "
+            f"{time_range_where(prefix + 'bucket', *price_month_window(month))}")
 
 
 @asset_check(
@@ -55,3 +68,176 @@ def price_aligned_in_bucket(
 
 
 price_aligned_checks = [price_aligned_unique, price_aligned_in_bucket]
+
+
+def _counts(clickhouse: ClickHouseResource, table: str, partition_key: str, where: str,
+            **exprs: str) -> dict[str, int]:
+    """{name: value} of aggregate expressions over one partition of `table` (FINAL)."""
+    names = list(exprs)
+    with clickhouse.client() as client:
+        row = client.query(
+            f"SELECT {', '.join(exprs[n] for n in names)} FROM {clickhouse.table(table)} FINAL "
+            f"WHERE {partition_filter(partition_key)} AND ({where})"
+        ).result_rows[0]
+    return {n: int(v) for n, v in zip(names, row, strict=True)}
+
+
+@asset_check(
+    asset=cross_shop_agg,
+    partitions_def=price_partitions,
+    description="A standard deviation needs two shops: shop_count ≥ 2 wherever std is not NULL.",
+)
+def cross_shop_agg_std_needs_two_shops(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
+    n = _counts(clickhouse, "cross_shop_agg", context.partition_key, "1", rows="count()",
+                offending_rows="countIf(isNotNull(std) AND shop_count < 2)")
+    return AssetCheckResult(passed=n["offending_rows"] == 0, metadata=n)
+
+
+@asset_check(
+    asset=cross_shop_agg,
+    partitions_def=price_partitions,
+    description="dispersion = std / mean (relative 1e-9) where both exist, NULL otherwise.",
+)
+def cross_shop_agg_dispersion_is_std_over_mean(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
+    n = _counts(
+        clickhouse, "cross_shop_agg", context.partition_key, "1", rows="count()",
+        offending_rows=(
+            "countIf(isNotNull(std) AND isNotNull(mean) AND mean != 0 AND (isNull(dispersion) "
+            "OR abs(dispersion - std / mean) > 1e-9 * abs(std / mean))) "
+            "+ countIf((isNull(std) OR isNull(mean)) AND isNotNull(dispersion))"),
+    )
+    return AssetCheckResult(passed=n["offending_rows"] == 0, metadata=n)
+
+
+IPHONE_ROWS = f"{SCOPE_KIND_EXPR} = 'iphone'"
+NUMBER_COLUMNS = ["mean", "median", "std", "dispersion", *FEATURE_COLUMNS]
+SHORTEST = min(WINDOWS_MINUTES_TO_BUCKETS)
+CONSTANT = f"boll_width_{SHORTEST} = 0"
+EQUAL_TO_CONSTANT = [f"{kind}_{SHORTEST}" for kind in ("sma", "wma", "boll_up", "boll_low")]
+EMAS = [f"ema_{m}" for m in WINDOWS_MINUTES_TO_BUCKETS]
+
+
+def _off(column: str, level: str) -> str:
+    return f"abs({column} - {level}) > 1e-9 * abs({level})"
+
+
+@asset_check(
+    asset=features_wide,
+    partitions_def=price_partitions,
+    blocking=True,
+    description=(
+        "One row per (scope, bucket) of the iphone:&lt;id&gt; scopes, with no bucket missing "
+        "between a scope's first and last row in the month — read without FINAL, so an "
+        "unmerged duplicate counts too (each partition is written once, by a staged swap)."
+    ),
+)
+def features_wide_one_row_per_scope_and_bucket(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
+    with clickhouse.client() as client:
+        scopes, duplicated, gaps = client.query(
+            "SELECT count(), countIf(n != u), countIf(u != span) FROM ("
+            "SELECT scope, count() AS n, uniqExact(bucket) AS u, intDiv(toUnixTimestamp("
+            "max(bucket)) - toUnixTimestamp(min(bucket)), 900) + 1 AS span "
+            f"FROM {clickhouse.table('features_wide')} "
+            f"WHERE {partition_filter(context.partition_key)} AND {IPHONE_ROWS} GROUP BY scope)"
+        ).result_rows[0]
+    return AssetCheckResult(
+        passed=duplicated == 0 and gaps == 0, severity=AssetCheckSeverity.ERROR,
+        metadata={"scopes": int(scopes), "scopes_with_duplicates": int(duplicated),
+                  "scopes_with_gaps": int(gaps)})
+
+
+@asset_check(
+    asset=features_wide,
+    partitions_def=price_partitions,
+    description="No NaN in the stats and the 21 feature columns: a missing number is NULL.",
+)
+def features_wide_no_nan(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
+    n = _counts(clickhouse, "features_wide", context.partition_key, IPHONE_ROWS,
+                **{c: f"countIf(isNaN({c}))" for c in NUMBER_COLUMNS})
+    bad = {c: v for c, v in n.items() if v}
+    return AssetCheckResult(passed=not bad, metadata={
+        "offending_rows": sum(bad.values()), "columns_with_nan": ", ".join(bad) or "none"})
+
+
+@asset_check(
+    asset=features_wide,
+    partitions_def=price_partitions,
+    description=(
+        f"Averages of a constant stretch equal the constant: where the input held one price "
+        f"over the last {SHORTEST} minutes (boll_width_{SHORTEST} = 0), sma, wma and the "
+        f"Bollinger bands of {SHORTEST} minutes equal boll_mid_{SHORTEST} (and the mean, where "
+        "the bucket has one); at a scope's first observation, the one-value stretch, every EMA "
+        "equals the mean it is seeded with. Relative tolerance 1e-9."
+    ),
+)
+def features_wide_constant_stretch(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> AssetCheckResult:
+    level = f"boll_mid_{SHORTEST}"
+    flat = " OR ".join([*(_off(c, level) for c in EQUAL_TO_CONSTANT),
+                        f"(isNotNull(mean) AND {_off('mean', level)})"])
+    seeded = " OR ".join(_off(c, "mean") for c in EMAS)
+    run_id, _ = split_price_key(context.partition_key)
+    table = clickhouse.table("features_wide")
+    firsts = (f"(scope, bucket) IN (SELECT scope, min(bucket) FROM {table} FINAL "
+              f"WHERE {values_where('run_id', [run_id])} AND {IPHONE_ROWS} GROUP BY scope)")
+    n = _counts(clickhouse, "features_wide", context.partition_key, IPHONE_ROWS,
+                constant_rows=f"countIf({CONSTANT})",
+                first_observations=f"countIf({firsts})",
+                offending_rows=f"countIf(({CONSTANT} AND ({flat})) OR ({firsts} AND ({seeded})))")
+    return AssetCheckResult(passed=n["offending_rows"] == 0, metadata=n)
+
+
+@asset_check(
+    asset=cohorts,
+    partitions_def=price_partitions,
+    description=(
+        "Weights are normalised: each cohort mean equals Σ wᵢ·meanᵢ / Σ wᵢ over the members "
+        "with a cross-shop mean in the bucket (relative 1e-9), recomputed from cross_shop_agg "
+        "and cohort_member."
+    ),
+)
+def cohorts_weights_normalised(
+    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource,
+    postgres: PostgresResource,
+) -> AssetCheckResult:
+    members, _ = screen_cohorts(read_cohorts(postgres))
+    if members.empty:
+        return AssetCheckResult(passed=True, metadata={"cohorts": 0, "compared_rows": 0})
+    values = ", ".join(f"({quote_literal(str(r.slug))}, {int(r.iphone_id)}, {float(r.weight)!r})"
+                       for r in members.itertuples())
+    query = f"""
+        WITH expected AS (
+            SELECT concat('cohort:', m.slug) AS scope, a.bucket AS bucket,
+                   sum(m.weight * a.mean) / sum(m.weight) AS mean
+            FROM {clickhouse.table('cross_shop_agg')} AS a FINAL
+            INNER JOIN (SELECT * FROM values('slug String, iphone_id UInt32, weight Float64',
+                                             {values})) AS m ON a.iphone_id = m.iphone_id
+            WHERE {partition_filter(context.partition_key, 'a')}
+              AND isNotNull(a.mean)
+            GROUP BY scope, bucket)
+        SELECT count(), countIf(abs(f.mean - e.mean) > 1e-9 * abs(e.mean))
+        FROM {clickhouse.table('features_wide')} AS f FINAL
+        INNER JOIN expected AS e ON f.scope = e.scope AND f.bucket = e.bucket
+        WHERE {partition_filter(context.partition_key, 'f')}
+          AND isNotNull(f.mean)"""
+    with clickhouse.client() as client:
+        compared, off = client.query(query).result_rows[0]
+    return AssetCheckResult(passed=off == 0, metadata={
+        "cohorts": int(members["slug"].nunique()), "compared_rows": int(compared),
+        "offending_rows": int(off)})
+
+
+aggregate_checks = [
+    cross_shop_agg_std_needs_two_shops, cross_shop_agg_dispersion_is_std_over_mean,
+    features_wide_one_row_per_scope_and_bucket, features_wide_no_nan,
+    features_wide_constant_stretch, cohorts_weights_normalised,
+]

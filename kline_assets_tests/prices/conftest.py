@@ -35,3 +35,23 @@ def runs(instance: DagsterInstance) -> DagsterInstance:
     for run_id in ("live", "backfill_v3"):
         create_run(instance, run_id)
     return instance
+
+
+@pytest.fixture
+def demo_months(price_resources) -> list[str]:
+    """Two months of realistic demo prices (5 shops, 4 iPhones, 2 cohorts): their keys."""
+    from kline_assets.demo.catalog import DemoConfig
+    from kline_assets.demo.load import load_demo
+
+    cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=2, stock_codes=1,
+                     stock_months=1)
+    postgres = price_resources["postgres"]
+    with postgres.connect() as conn:
+        conn.execute("TRUNCATE shop, iphone")
+    load_demo(postgres, cfg)
+    with postgres.connect() as conn:
+        first, last = conn.execute(
+            "SELECT date_trunc('month', min(recorded_at AT TIME ZONE 'Asia/Tokyo')), "
+            "date_trunc('month', max(recorded_at AT TIME ZONE 'Asia/Tokyo')) "
+            "FROM purchasing_shop_price_record").fetchone()
+    return [f"{first:%Y-%m-01}", f"{last:%Y-%m-01}"]

@@ -8,12 +8,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 from dagster import AssetKey, materialize, partition_loading_context
-from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
 )
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.execution.asset_backfill import AssetBackfillData
 
 from kline_assets.definitions import defs
@@ -71,25 +70,6 @@ def test_a_backfill_of_one_month_over_two_run_ids_fails_with_advice(instance, pr
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "launch one backfill per run id" in str(failure.event_specific_data.error)
-
-
-@pytest.fixture
-def demo_months(price_resources):
-    from kline_assets.demo.catalog import DemoConfig
-    from kline_assets.demo.load import load_demo
-
-    cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=2, stock_codes=1,
-                     stock_months=1)
-    postgres = price_resources["postgres"]
-    with postgres.connect() as conn:
-        conn.execute("TRUNCATE shop, iphone")
-    load_demo(postgres, cfg)
-    with postgres.connect() as conn:
-        first, last = conn.execute(
-            "SELECT date_trunc('month', min(recorded_at AT TIME ZONE 'Asia/Tokyo')), "
-            "date_trunc('month', max(recorded_at AT TIME ZONE 'Asia/Tokyo')) "
-            "FROM purchasing_shop_price_record").fetchone()
-    return [f"{first:%Y-%m-01}", f"{last:%Y-%m-01}"]
 
 
 def test_the_backfill_run_equals_two_sequential_months(price_resources, runs, demo_months,

@@ -1,0 +1,114 @@
+"""The price checks: each passes on the demo's months and fails on a row planted against it,
+evaluated by Dagster with the materialization and recorded per partition."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import AssetSelection, Definitions, define_asset_job, materialize
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from kline_assets.prices.assets import (
+    cohorts,
+    cross_shop_agg,
+    features_wide,
+    price_aligned,
+    raw_price_records,
+)
+from kline_assets.prices.checks import aggregate_checks, price_aligned_checks
+from kline_assets.resources import ClickHouseResource
+
+ASSETS = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
+CHECKS = [*price_aligned_checks, *aggregate_checks]
+NEW_CHECKS = {c.name for check in aggregate_checks for c in check.check_keys}
+
+
+def evaluate(resources, instance, key: str, materialize_too: bool = True) -> dict:
+    """{check name: (passed, metadata)} of one partition."""
+    if materialize_too:
+        result = materialize([*ASSETS, *CHECKS], partition_key=key, resources=resources,
+                             instance=instance)
+        assert result.success
+    else:  # the checks alone, as the UI's "Execute checks" on a partition runs them
+        job = define_asset_job("price_checks", selection=AssetSelection.checks(*aggregate_checks))
+        defs = Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=[job], resources=resources)
+        result = defs.resolve_job_def("price_checks").execute_in_process(
+            tags={PARTITION_NAME_TAG: key}, instance=instance, raise_on_error=False)
+        # a failed blocking check (ERROR severity) fails its step, and with it the run
+    return {e.check_name: (e.passed, {k: v.value for k, v in e.metadata.items()})
+            for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def demo_checked(price_resources, runs, demo_months) -> tuple[str, dict]:
+    """The demo's months materialized with their checks: (last key, {key: results})."""
+    keys = [f"{month}|live" for month in demo_months]
+    return keys[-1], {key: evaluate(price_resources, runs, key) for key in keys}
+
+
+def test_every_check_passes_on_the_demo_and_is_exercised(demo_checked):
+    _, by_month = demo_checked
+    for results in by_month.values():
+        assert set(results) >= NEW_CHECKS
+        assert [n for n, (passed, _) in results.items() if not passed] == []
+        assert results["cohorts_weights_normalised"][1]["compared_rows"] > 0
+        assert results["features_wide_one_row_per_scope_and_bucket"][1]["scopes"] == 4
+        assert results["cross_shop_agg_std_needs_two_shops"][1]["rows"] > 0
+
+    def total(name: str) -> int:
+        return sum(r["features_wide_constant_stretch"][1][name] for r in by_month.values())
+    assert total("constant_rows") > 0 and total("first_observations") == 4
+
+
+def test_the_checks_are_recorded_per_partition(demo_checked, runs):
+    key, _ = demo_checked
+    infos = runs.event_log_storage.get_asset_check_partition_info(
+        [c for check in aggregate_checks for c in check.check_keys], partition_keys=[key])
+    assert {(i.check_key.name, i.latest_execution_status.value) for i in infos} == {
+        (name, "SUCCEEDED") for name in NEW_CHECKS}
+
+
+def _insert(clickhouse: ClickHouseResource, table: str, select: str) -> None:
+    """Insert rows derived from the table's own rows (a later inserted_at: FINAL keeps them)."""
+    with clickhouse.client() as client:
+        client.command(f"INSERT INTO {clickhouse.table(table)} {select}")
+
+
+def test_each_check_fails_on_its_planted_row(price_resources, runs, demo_checked):
+    key, _ = demo_checked
+    ch = price_resources["clickhouse"]
+    agg, wide = ch.table("cross_shop_agg"), ch.table("features_wide")
+    # one shop and a std; a dispersion that is not std / mean
+    _insert(ch, "cross_shop_agg",
+            f"SELECT run_id, bucket, iphone_id, mean, median, 5.0, 1, 0.5, quorum_met, "
+            f"now() + 60 FROM {agg} FINAL ORDER BY bucket DESC LIMIT 1")
+    # a second copy of an iphone row (a duplicate the staged swap never writes) carrying a
+    # NaN, and a constant 2-hour window whose WMA is off
+    cols = [c for c in _columns(ch, "features_wide") if c != "inserted_at"]
+    copy = ", ".join(
+        "nan" if c == "median" else
+        "0" if c == "boll_width_120" else
+        "boll_mid_120 * 1.01" if c == "wma_120" else c for c in cols)
+    _insert(ch, "features_wide",
+            f"SELECT {copy}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'iphone:%' "
+            f"AND isNotNull(boll_mid_120) ORDER BY bucket DESC LIMIT 1")
+    # a cohort mean off its members' weighted mean
+    moved = ", ".join("mean * 1.01" if c == "mean" else c for c in cols)
+    _insert(ch, "features_wide",
+            f"SELECT {moved}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'cohort:%' "
+            f"AND isNotNull(mean) ORDER BY bucket DESC LIMIT 1")
+
+    results = evaluate(price_resources, runs, key, materialize_too=False)
+
+    failed = {n for n, (passed, _) in results.items() if not passed}
+    assert failed == NEW_CHECKS
+    assert results["features_wide_no_nan"][1]["columns_with_nan"] == "median"
+    assert results["features_wide_one_row_per_scope_and_bucket"][1][
+        "scopes_with_duplicates"] == 1
+    assert results["cohorts_weights_normalised"][1]["offending_rows"] == 1
+
+
+def _columns(clickhouse: ClickHouseResource, table: str) -> list[str]:
+    with clickhouse.client() as client:
+        return [r[0] for r in client.query(
+            f"SELECT name FROM system.columns WHERE database = '{clickhouse.db}' "
+            f"AND table = '{table}' ORDER BY position").result_rows]
