@@ -111,6 +111,11 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
         step += 1
         key = price_partition_key(DEMO_RUN_ID, month)
         execute(step, "price_assets", key, f"price assets, month {month[:7]} ({key})")
+    # The source as the prices_watch schedule sees it: its page shows the newest record.
+    observed = defs.resolve_job_def("prices_watch").execute_in_process(
+        instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+    if not observed.success:
+        raise DemoError("observing raw_price_records failed; see the run in the Dagster UI")
     landed = write_stock_landing(cfg, bars=generate_stock_bars(cfg)) if stock_keys else []
     for month in landed:
         step += 1

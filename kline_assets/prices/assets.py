@@ -278,7 +278,8 @@ def features_wide_metadata(scope_kind: str) -> dict:
 @asset(
     **FEATURE_ASSET_KW,
     description=(
-        "Per-iPhone features in features_wide (scope `iphone:<id>`): the cross-shop stats and, on "
+        "Per-iPhone features in features_wide (scope iphone:ID, e.g. `iphone:12`): the "
+        "cross-shop stats and, on "
         "the forward-filled mean, EMA/SMA/WMA and Bollinger mid/up/low/width over 120, 900 and "
         "1800 minutes. A row for every bucket from the first observation to the last bucket "
         "holding source records; empty buckets carry NULL stats and shop_count 0."
@@ -309,7 +310,8 @@ def features_wide(
 @asset(
     **FEATURE_ASSET_KW,
     description=(
-        "Cohort features in features_wide (scope `cohort:<slug>`), cohorts and weights read from "
+        "Cohort features in features_wide (scope cohort:SLUG, e.g. `cohort:pro-latest`), "
+        "cohorts and weights read from "
         "PostgreSQL (cohort, cohort_member): weighted mean over members with data in the bucket "
         "(weights renormalised), median and std across member means, summed shop counts, and "
         "the same features on the cohort mean. Never touches iphone rows."

@@ -4,9 +4,20 @@ Every check is partitioned like its asset (run_id × month), so the UI shows a r
 partition, and each is one aggregate query over the partition (milliseconds on a month).
 """
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetRecordsFilter,
+    DagsterInstance,
+    asset_check,
+)
 
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS, WINDOWS_MINUTES_TO_BUCKETS
+from kline_assets.months import add_months, month_key, month_of
 from kline_assets.prices.assets import (
     SCOPE_KIND_EXPR,
     cohorts,
@@ -14,10 +25,17 @@ from kline_assets.prices.assets import (
     features_wide,
     price_aligned,
 )
-from kline_assets.prices.partitions import price_month_window, price_partitions, split_price_key
+from kline_assets.prices.partitions import (
+    LIVE,
+    price_month_window,
+    price_partition_key,
+    price_partitions,
+    split_price_key,
+)
 from kline_assets.prices.source import read_cohorts, screen_cohorts
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.clickhouse.sql import quote_literal, time_range_where, values_where
+from kline_assets.settings import PRICE_TZ
 
 
 def partition_filter(partition_key: str, alias: str = "") -> str:
@@ -130,7 +148,7 @@ def _off(column: str, level: str) -> str:
     partitions_def=price_partitions,
     blocking=True,
     description=(
-        "One row per (scope, bucket) of the iphone:&lt;id&gt; scopes, with no bucket missing "
+        "One row per (scope, bucket) of the iphone:ID scopes, with no bucket missing "
         "between a scope's first and last row in the month — read without FINAL, so an "
         "unmerged duplicate counts too (each partition is written once, by a staged swap)."
     ),
@@ -241,3 +259,47 @@ aggregate_checks = [
     features_wide_one_row_per_scope_and_bucket, features_wide_no_nan,
     features_wide_constant_stretch, cohorts_weights_normalised,
 ]
+
+
+# --------------------------------------------------------------------------- freshness
+
+FRESH_MINUTES = 30
+DAY_HOURS = (9, 21)
+"""Tokyo hours in which the shops are scraped every 15 minutes; `live` must keep up then."""
+
+
+def live_freshness(instance: DagsterInstance, now: datetime,
+                   day_hours: tuple[int, int] = DAY_HOURS) -> AssetCheckResult:
+    """`live` features (features_wide) materialized within FRESH_MINUTES of `now` during the
+    day. Reads the latest materialization of the live partitions of this month and the last
+    (a month starts without data), not any partition: experiments do not make live fresh."""
+    local = now.astimezone(ZoneInfo(PRICE_TZ))
+    month = month_of(local, PRICE_TZ)
+    keys = [str(price_partition_key(LIVE, month_key(m))) for m in (month, add_months(month, -1))]
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=features_wide.key, asset_partitions=keys), limit=1).records
+    daytime = day_hours[0] <= local.hour < day_hours[1]
+    meta: dict[str, object] = {"now": local.isoformat(timespec="minutes"),
+                               "day_hours": f"{day_hours[0]:02d}:00–{day_hours[1]:02d}:00 Tokyo"}
+    if records:
+        age = (local.timestamp() - records[0].timestamp) / 60
+        meta.update(last_materialized_partition=records[0].partition_key,
+                    age_minutes=round(age, 1))
+    else:
+        age = None
+        meta["last_materialized_partition"] = "none this month or the last"
+    passed = not daytime or (age is not None and age <= FRESH_MINUTES)
+    return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.WARN, metadata=meta,
+                            description=None if daytime else "outside the day: not required")
+
+
+@asset_check(
+    asset=features_wide,
+    description=(
+        f"Freshness: between {DAY_HOURS[0]:02d}:00 and {DAY_HOURS[1]:02d}:00 Tokyo, a `live` "
+        f"partition of features_wide was materialized in the last {FRESH_MINUTES} minutes "
+        "(the 15-minute sensor keeps it so). Run every 15 minutes by the prices_watch schedule."
+    ),
+)
+def live_features_fresh(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return live_freshness(context.instance, datetime.now(UTC))

@@ -9,13 +9,19 @@ from kline_assets.prices.assets import (
     price_aligned,
     raw_price_records,
 )
-from kline_assets.prices.checks import aggregate_checks, price_aligned_checks
-from kline_assets.prices.jobs import price_assets_job
+from kline_assets.prices.checks import (
+    aggregate_checks,
+    live_features_fresh,
+    price_aligned_checks,
+)
+from kline_assets.prices.jobs import price_assets_job, prices_watch_job
+from kline_assets.prices.schedules import prices_watch
 from kline_assets.prices.sensors import live_prices_sensor
 
 defs = Definitions(
     assets=[raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts],
-    asset_checks=[*price_aligned_checks, *aggregate_checks],
-    jobs=[price_assets_job],
+    asset_checks=[*price_aligned_checks, *aggregate_checks, live_features_fresh],
+    jobs=[price_assets_job, prices_watch_job],
+    schedules=[prices_watch],
     sensors=[live_prices_sensor],
 )

@@ -67,7 +67,7 @@ STOCK_1MIN_SCHEMA = TableSchema(
 MONTHLY_SCHEMA = TableSchema(
     columns=[
         TableColumn("month", "timestamp", description="first instant of the month, Beijing"),
-        TableColumn("code", "text"),
+        TableColumn("code", "text", description="security code, e.g. 600000.SH"),
         TableColumn("name", "text", description="name at the month's last clean bar"),
         TableColumn("open", "double precision", description="open of the first clean bar"),
         TableColumn("high", "double precision", description="max high of clean bars"),

@@ -10,8 +10,11 @@ carries the number of offending rows, up to 20 of them, and the query it ran.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import psycopg
 from dagster import (
     AssetCheckEvaluation,
@@ -21,15 +24,18 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
+    asset_check,
     multi_asset_check,
 )
 from psycopg import sql
 
 from kline_assets.resources.postgres import PostgresResource, table_ident
+from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
 from . import sessions
@@ -439,3 +445,44 @@ def stock_1min_checks(
                                (BARS_PER_DAY, evaluate_bars_per_day)):
             if name in selected:
                 yield from per_month(window, lambda w, f=evaluate: f(conn, STOCK_TABLE, w))
+
+
+# --------------------------------------------------------------------------- freshness
+
+MONTHLY = AssetKey("stock_monthly_kline")
+LOADED_AT = time(16, 30)
+"""When the stock_current_month schedule loads a trading day (after the 15:00 close)."""
+
+
+def last_month_freshness(instance: DagsterInstance, now: datetime) -> AssetCheckResult:
+    """The month holding the last trading day that should be loaded by `now` was materialized
+    no earlier than the load of the trading day before it: at most one trading day behind."""
+    local = now.astimezone(ZoneInfo(STOCK_TZ)).replace(tzinfo=None)
+    day = pd.Timestamp(local.date())
+    if not (sessions.is_trading_day(day) and local.time() >= LOADED_AT):
+        day = sessions.previous_trading_day(day)
+    due = datetime.combine(sessions.previous_trading_day(day).date(), LOADED_AT)
+    due_utc = due.replace(tzinfo=ZoneInfo(STOCK_TZ)).timestamp()
+    key = f"{month_label(day.to_pydatetime())}-01"
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=MONTHLY, asset_partitions=[key]), limit=1).records
+    last = records[0].timestamp if records else None
+    meta: dict[str, object] = {
+        "partition": key,
+        "last_trading_day": f"{day:%Y-%m-%d}",
+        "loaded_no_earlier_than": f"{due:%Y-%m-%d %H:%M} Beijing",
+        "last_materialized_at": (datetime.fromtimestamp(last, ZoneInfo(STOCK_TZ))
+                                 .strftime("%Y-%m-%d %H:%M") + " Beijing") if last else "never",
+    }
+    return AssetCheckResult(passed=last is not None and last >= due_utc,
+                            severity=AssetCheckSeverity.WARN, metadata=meta)
+
+
+@asset_check(
+    asset=MONTHLY,
+    description="Freshness: the month of the last trading day was loaded at most one trading "
+    "day late (materialized no earlier than 16:30 Beijing of the trading day before it). "
+    "Evaluated after every stock_current_month run and by the stocks_watch schedule.",
+)
+def last_month_loaded(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return last_month_freshness(context.instance, datetime.now(UTC))

@@ -4,13 +4,13 @@ resources (`postgres`, and `postgres_io_manager` that stock_1min writes through)
 from dagster import Definitions
 
 from .assets import stock_1min, stock_monthly_kline
-from .checks import stock_1min_checks, stock_monthly_kline_checks
-from .jobs import monthly_kline_full_refresh, stock_monthly_job
-from .schedules import stock_current_month
+from .checks import last_month_loaded, stock_1min_checks, stock_monthly_kline_checks
+from .jobs import monthly_kline_full_refresh, stock_monthly_job, stocks_watch_job
+from .schedules import stock_current_month, stocks_watch
 
 defs = Definitions(
     assets=[stock_1min, stock_monthly_kline],
-    asset_checks=[stock_1min_checks, stock_monthly_kline_checks],
-    jobs=[stock_monthly_job, monthly_kline_full_refresh],
-    schedules=[stock_current_month],
+    asset_checks=[stock_1min_checks, stock_monthly_kline_checks, last_month_loaded],
+    jobs=[stock_monthly_job, monthly_kline_full_refresh, stocks_watch_job],
+    schedules=[stock_current_month, stocks_watch],
 )

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetKey,
     AssetMaterialization,
     AssetSelection,
     Config,
@@ -27,6 +29,13 @@ from kline_assets.resources.postgres import PostgresResource
 from . import monthly
 from .partitions import FIRST_MONTH, window_for_months
 from .refresh_events import refresh_events
+
+stocks_watch_job = define_asset_job(
+    "stocks_watch",
+    selection=AssetSelection.checks(AssetCheckKey(AssetKey("stock_monthly_kline"),
+                                                  "last_month_loaded")),
+    description="Evaluate the last_month_loaded freshness check of stock_monthly_kline.",
+)
 
 stock_monthly_job = define_asset_job(
     "stock_monthly_job",

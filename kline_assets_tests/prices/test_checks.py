@@ -3,10 +3,20 @@ evaluated by Dagster with the materialization and recorded per partition."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
-from dagster import AssetSelection, Definitions, define_asset_job, materialize
+from dagster import (
+    AssetCheckSeverity,
+    AssetMaterialization,
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    materialize,
+)
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+from kline_assets.months import month_key, month_of
 from kline_assets.prices.assets import (
     cohorts,
     cross_shop_agg,
@@ -14,8 +24,18 @@ from kline_assets.prices.assets import (
     price_aligned,
     raw_price_records,
 )
-from kline_assets.prices.checks import aggregate_checks, price_aligned_checks
+from kline_assets.prices.checks import (
+    aggregate_checks,
+    live_features_fresh,
+    live_freshness,
+    price_aligned_checks,
+)
+from kline_assets.prices.jobs import prices_watch_job
+from kline_assets.prices.partitions import LIVE, price_partition_key
 from kline_assets.resources import ClickHouseResource
+from kline_assets.settings import PRICE_TZ
+from kline_assets_tests.prices.test_assets import HAND
+from kline_assets_tests.support.prices import insert_records
 
 ASSETS = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 CHECKS = [*price_aligned_checks, *aggregate_checks]
@@ -112,3 +132,40 @@ def _columns(clickhouse: ClickHouseResource, table: str) -> list[str]:
         return [r[0] for r in client.query(
             f"SELECT name FROM system.columns WHERE database = '{clickhouse.db}' "
             f"AND table = '{table}' ORDER BY position").result_rows]
+
+
+# --- freshness and the source's observation -------------------------------------------------
+
+def _live_key(now: datetime) -> str:
+    return str(price_partition_key(LIVE, month_key(month_of(now, PRICE_TZ))))
+
+
+def test_live_features_must_be_fresher_than_30_minutes_during_the_day(runs):
+    assert not live_freshness(runs, datetime.now(UTC), day_hours=(0, 24)).passed  # never
+    runs.report_runless_asset_event(AssetMaterialization(
+        features_wide.key, partition=f"{datetime.now(UTC):%Y-%m}-01|backfill_v3"))
+    assert not live_freshness(runs, datetime.now(UTC), day_hours=(0, 24)).passed  # not live
+    runs.report_runless_asset_event(AssetMaterialization(
+        features_wide.key, partition=_live_key(datetime.now(UTC))))
+    done = runs.fetch_materializations(features_wide.key, limit=1).records[0].timestamp
+    at = datetime.fromtimestamp(done, UTC)
+
+    fresh = live_freshness(runs, at + timedelta(minutes=29), day_hours=(0, 24))
+    stale = live_freshness(runs, at + timedelta(minutes=31), day_hours=(0, 24))
+    night = live_freshness(runs, at + timedelta(minutes=31), day_hours=(0, 0))
+
+    assert fresh.passed and not stale.passed and night.passed
+    assert stale.severity == AssetCheckSeverity.WARN
+    assert stale.metadata["age_minutes"].value == pytest.approx(31, abs=0.1)
+
+
+def test_the_watch_job_observes_the_source_and_checks_freshness(price_resources, runs):
+    insert_records(price_resources["postgres"], HAND)
+    defs = Definitions(assets=ASSETS, asset_checks=[*CHECKS, live_features_fresh],
+                       jobs=[prices_watch_job], resources=price_resources)
+    result = defs.resolve_job_def("prices_watch").execute_in_process(instance=runs)
+    assert result.success
+    (observed,) = runs.fetch_observations(raw_price_records.key, limit=1).records
+    assert observed.asset_observation.metadata["row_count"].value == len(HAND)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "live_features_fresh"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import pytest
 from dagster import (
     AssetCheckSeverity,
+    AssetKey,
+    AssetMaterialization,
     AssetSelection,
     DagsterInstance,
     ExecuteInProcessResult,
@@ -18,7 +22,12 @@ from dagster._core.storage.tags import (
 
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks.assets import stock_1min, stock_monthly_kline
-from kline_assets.stocks.checks import stock_1min_checks, stock_monthly_kline_checks
+from kline_assets.stocks.checks import (
+    last_month_freshness,
+    stock_1min_checks,
+    stock_monthly_kline_checks,
+)
+from kline_assets.stocks.partitions import current_month, month_label
 from kline_assets_tests.support.stocks import (
     dirty_bars,
     insert_bars,
@@ -199,3 +208,24 @@ def test_more_than_241_bars_a_day_warns(
     assert not per_day.passed and per_day.severity == AssetCheckSeverity.WARN
     assert [r.data for r in per_day.metadata["sample"].value.records] == [
         {"code": "000001.SZ", "day": "2024-01-02", "bars": 242}]
+
+
+def test_the_last_month_must_be_loaded_within_one_trading_day(
+    persistent_instance: DagsterInstance,
+) -> None:
+    instance = persistent_instance
+    now = datetime.now(UTC)
+    assert not last_month_freshness(instance, now).passed  # never loaded
+    for month in {current_month(now), current_month(now - timedelta(days=10))}:
+        instance.report_runless_asset_event(AssetMaterialization(
+            "stock_monthly_kline", partition=f"{month_label(month)}-01"))
+    loaded = datetime.fromtimestamp(
+        instance.fetch_materializations(AssetKey("stock_monthly_kline"), limit=1)
+        .records[0].timestamp, UTC)
+
+    just_loaded = last_month_freshness(instance, loaded)
+    two_weeks_on = last_month_freshness(instance, loaded + timedelta(days=14))
+
+    assert just_loaded.passed, just_loaded.metadata
+    assert not two_weeks_on.passed and two_weeks_on.severity == AssetCheckSeverity.WARN
+    assert two_weeks_on.metadata["loaded_no_earlier_than"].value.endswith("16:30 Beijing")
