@@ -18,6 +18,7 @@ from dagster import (
 
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS, WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.months import add_months, month_key, month_of
+from kline_assets.partitioned_checks import partitioned_check
 from kline_assets.prices.assets import (
     SCOPE_KIND_EXPR,
     cohorts,
@@ -46,20 +47,19 @@ def partition_filter(partition_key: str, alias: str = "") -> str:
             f"{time_range_where(prefix + 'bucket', *price_month_window(month))}")
 
 
-@asset_check(
+@partitioned_check(
     asset=price_aligned,
     partitions_def=price_partitions,
     blocking=True,
     description="Exactly one row per (shop, iPhone, bucket) in the partition.",
+    resources={"clickhouse"},
 )
-def price_aligned_unique(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
-) -> AssetCheckResult:
+def price_aligned_unique(partition_key: str, clickhouse: ClickHouseResource) -> AssetCheckResult:
     with clickhouse.client() as client:
         rows, distinct = client.query(
             f"SELECT count(), uniqExact(shop_id, iphone_id, bucket) "
             f"FROM {clickhouse.table('price_aligned')} FINAL "
-            f"WHERE {partition_filter(context.partition_key)}"
+            f"WHERE {partition_filter(partition_key)}"
         ).result_rows[0]
     return AssetCheckResult(
         passed=rows == distinct,
@@ -68,18 +68,19 @@ def price_aligned_unique(
     )
 
 
-@asset_check(
+@partitioned_check(
     asset=price_aligned,
     partitions_def=price_partitions,
     description="Every record lies in its bucket: 0 ≤ alignment_diff_sec < 900.",
+    resources={"clickhouse"},
 )
 def price_aligned_in_bucket(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     with clickhouse.client() as client:
         bad = client.query(
             f"SELECT count() FROM {clickhouse.table('price_aligned')} FINAL "
-            f"WHERE {partition_filter(context.partition_key)} AND (alignment_diff_sec < 0 "
+            f"WHERE {partition_filter(partition_key)} AND (alignment_diff_sec < 0 "
             f"OR alignment_diff_sec >= 900 OR toStartOfFifteenMinutes(record_time) != bucket)"
         ).result_rows[0][0]
     return AssetCheckResult(passed=bad == 0, metadata={"rows_outside_bucket": bad})
@@ -100,29 +101,31 @@ def _counts(clickhouse: ClickHouseResource, table: str, partition_key: str, wher
     return {n: int(v) for n, v in zip(names, row, strict=True)}
 
 
-@asset_check(
+@partitioned_check(
     asset=cross_shop_agg,
     partitions_def=price_partitions,
     description="A standard deviation needs two shops: shop_count ≥ 2 wherever std is not NULL.",
+    resources={"clickhouse"},
 )
 def cross_shop_agg_std_needs_two_shops(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
-    n = _counts(clickhouse, "cross_shop_agg", context.partition_key, "1", rows="count()",
+    n = _counts(clickhouse, "cross_shop_agg", partition_key, "1", rows="count()",
                 offending_rows="countIf(isNotNull(std) AND shop_count < 2)")
     return AssetCheckResult(passed=n["offending_rows"] == 0, metadata=n)
 
 
-@asset_check(
+@partitioned_check(
     asset=cross_shop_agg,
     partitions_def=price_partitions,
     description="dispersion = std / mean (relative 1e-9) where both exist, NULL otherwise.",
+    resources={"clickhouse"},
 )
 def cross_shop_agg_dispersion_is_std_over_mean(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     n = _counts(
-        clickhouse, "cross_shop_agg", context.partition_key, "1", rows="count()",
+        clickhouse, "cross_shop_agg", partition_key, "1", rows="count()",
         offending_rows=(
             "countIf(isNotNull(std) AND isNotNull(mean) AND mean != 0 AND (isNull(dispersion) "
             "OR abs(dispersion - std / mean) > 1e-9 * abs(std / mean))) "
@@ -143,7 +146,7 @@ def _off(column: str, level: str) -> str:
     return f"abs({column} - {level}) > 1e-9 * abs({level})"
 
 
-@asset_check(
+@partitioned_check(
     asset=features_wide,
     partitions_def=price_partitions,
     blocking=True,
@@ -152,9 +155,10 @@ def _off(column: str, level: str) -> str:
         "between a scope's first and last row in the month — read without FINAL, so an "
         "unmerged duplicate counts too (each partition is written once, by a staged swap)."
     ),
+    resources={"clickhouse"},
 )
 def features_wide_one_row_per_scope_and_bucket(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     with clickhouse.client() as client:
         scopes, duplicated, gaps = client.query(
@@ -162,7 +166,7 @@ def features_wide_one_row_per_scope_and_bucket(
             "SELECT scope, count() AS n, uniqExact(bucket) AS u, intDiv(toUnixTimestamp("
             "max(bucket)) - toUnixTimestamp(min(bucket)), 900) + 1 AS span "
             f"FROM {clickhouse.table('features_wide')} "
-            f"WHERE {partition_filter(context.partition_key)} AND {IPHONE_ROWS} GROUP BY scope)"
+            f"WHERE {partition_filter(partition_key)} AND {IPHONE_ROWS} GROUP BY scope)"
         ).result_rows[0]
     return AssetCheckResult(
         passed=duplicated == 0 and gaps == 0, severity=AssetCheckSeverity.ERROR,
@@ -170,22 +174,21 @@ def features_wide_one_row_per_scope_and_bucket(
                   "scopes_with_gaps": int(gaps)})
 
 
-@asset_check(
+@partitioned_check(
     asset=features_wide,
     partitions_def=price_partitions,
     description="No NaN in the stats and the 21 feature columns: a missing number is NULL.",
+    resources={"clickhouse"},
 )
-def features_wide_no_nan(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
-) -> AssetCheckResult:
-    n = _counts(clickhouse, "features_wide", context.partition_key, IPHONE_ROWS,
+def features_wide_no_nan(partition_key: str, clickhouse: ClickHouseResource) -> AssetCheckResult:
+    n = _counts(clickhouse, "features_wide", partition_key, IPHONE_ROWS,
                 **{c: f"countIf(isNaN({c}))" for c in NUMBER_COLUMNS})
     bad = {c: v for c, v in n.items() if v}
     return AssetCheckResult(passed=not bad, metadata={
         "offending_rows": sum(bad.values()), "columns_with_nan": ", ".join(bad) or "none"})
 
 
-@asset_check(
+@partitioned_check(
     asset=features_wide,
     partitions_def=price_partitions,
     description=(
@@ -195,26 +198,27 @@ def features_wide_no_nan(
         "the bucket has one); at a scope's first observation, the one-value stretch, every EMA "
         "equals the mean it is seeded with. Relative tolerance 1e-9."
     ),
+    resources={"clickhouse"},
 )
 def features_wide_constant_stretch(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     level = f"boll_mid_{SHORTEST}"
     flat = " OR ".join([*(_off(c, level) for c in EQUAL_TO_CONSTANT),
                         f"(isNotNull(mean) AND {_off('mean', level)})"])
     seeded = " OR ".join(_off(c, "mean") for c in EMAS)
-    run_id, _ = split_price_key(context.partition_key)
+    run_id, _ = split_price_key(partition_key)
     table = clickhouse.table("features_wide")
     firsts = (f"(scope, bucket) IN (SELECT scope, min(bucket) FROM {table} FINAL "
               f"WHERE {values_where('run_id', [run_id])} AND {IPHONE_ROWS} GROUP BY scope)")
-    n = _counts(clickhouse, "features_wide", context.partition_key, IPHONE_ROWS,
+    n = _counts(clickhouse, "features_wide", partition_key, IPHONE_ROWS,
                 constant_rows=f"countIf({CONSTANT})",
                 first_observations=f"countIf({firsts})",
                 offending_rows=f"countIf(({CONSTANT} AND ({flat})) OR ({firsts} AND ({seeded})))")
     return AssetCheckResult(passed=n["offending_rows"] == 0, metadata=n)
 
 
-@asset_check(
+@partitioned_check(
     asset=cohorts,
     partitions_def=price_partitions,
     description=(
@@ -222,10 +226,10 @@ def features_wide_constant_stretch(
         "with a cross-shop mean in the bucket (relative 1e-9), recomputed from cross_shop_agg "
         "and cohort_member."
     ),
+    resources={"clickhouse", "postgres"},
 )
 def cohorts_weights_normalised(
-    context: AssetCheckExecutionContext, clickhouse: ClickHouseResource,
-    postgres: PostgresResource,
+    partition_key: str, clickhouse: ClickHouseResource, postgres: PostgresResource
 ) -> AssetCheckResult:
     members, _ = screen_cohorts(read_cohorts(postgres))
     if members.empty:
@@ -239,13 +243,13 @@ def cohorts_weights_normalised(
             FROM {clickhouse.table('cross_shop_agg')} AS a FINAL
             INNER JOIN (SELECT * FROM values('slug String, iphone_id UInt32, weight Float64',
                                              {values})) AS m ON a.iphone_id = m.iphone_id
-            WHERE {partition_filter(context.partition_key, 'a')}
+            WHERE {partition_filter(partition_key, 'a')}
               AND isNotNull(a.mean)
             GROUP BY scope, bucket)
         SELECT count(), countIf(abs(f.mean - e.mean) > 1e-9 * abs(e.mean))
         FROM {clickhouse.table('features_wide')} AS f FINAL
         INNER JOIN expected AS e ON f.scope = e.scope AND f.bucket = e.bucket
-        WHERE {partition_filter(context.partition_key, 'f')}
+        WHERE {partition_filter(partition_key, 'f')}
           AND isNotNull(f.mean)"""
     with clickhouse.client() as client:
         compared, off = client.query(query).result_rows[0]

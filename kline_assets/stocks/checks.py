@@ -34,6 +34,7 @@ from dagster import (
 )
 from psycopg import sql
 
+from kline_assets.partitioned_checks import as_evaluation
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
@@ -137,11 +138,7 @@ def per_month(
 def as_month_evaluation(result: AssetCheckResult, month: MonthWindow | None
                         ) -> AssetCheckEvaluation:
     """A check result recorded for the partition of `month` (None: no partition)."""
-    return AssetCheckEvaluation(
-        asset_key=AssetKey.from_coercible(result.asset_key), check_name=result.check_name,
-        passed=result.passed, metadata=result.metadata, severity=result.severity,
-        partition=f"{month_label(month.start)}-01" if month else None, blocking=False,
-    )
+    return as_evaluation(result, f"{month_label(month.start)}-01" if month else None)
 
 
 def _window_filter(column: str, window: MonthWindow | None) -> sql.Composable:

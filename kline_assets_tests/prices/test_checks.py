@@ -14,7 +14,11 @@ from dagster import (
     define_asset_job,
     materialize,
 )
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from kline_assets.months import month_key, month_of
 from kline_assets.prices.assets import (
@@ -31,7 +35,7 @@ from kline_assets.prices.checks import (
     price_aligned_checks,
 )
 from kline_assets.prices.jobs import prices_watch_job
-from kline_assets.prices.partitions import LIVE, price_partition_key
+from kline_assets.prices.partitions import LIVE, create_run, price_partition_key
 from kline_assets.resources import ClickHouseResource
 from kline_assets.settings import PRICE_TZ
 from kline_assets_tests.prices.test_assets import HAND
@@ -169,3 +173,20 @@ def test_the_watch_job_observes_the_source_and_checks_freshness(price_resources,
     assert observed.asset_observation.metadata["row_count"].value == len(HAND)
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "live_features_fresh"
+
+
+def test_a_backfill_range_records_each_check_per_month(price_resources, demo_months,
+                                                       persistent_instance):
+    """A single-run backfill is one run over a range: each month still gets its results."""
+    instance = persistent_instance  # a storage of its own: the partition statuses are all ours
+    create_run(instance, LIVE)
+    keys = [f"{m}|live" for m in demo_months]
+    result = materialize([*ASSETS, *CHECKS], resources=price_resources, instance=instance,
+                         tags={ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                               ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    assert result.success
+    check_keys = [c for check in CHECKS for c in check.check_keys]
+    infos = instance.event_log_storage.get_asset_check_partition_info(check_keys)
+    status = {(i.check_key.name, i.partition_key): i.latest_execution_status.value
+              for i in infos}
+    assert status == {(c.name, k): "SUCCEEDED" for c in check_keys for k in keys}

@@ -65,9 +65,11 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
         "monthly_move_under_1000pct", "no_negative_volume_or_amount", "consistent_price_range",
         "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
-        "at_most_241_bars_per_code_and_day",
+        "at_most_241_bars_per_code_and_day", "last_month_loaded",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
+        "Asia/Shanghai")
+    assert definitions.resolve_schedule_def("stocks_watch").execution_timezone == (
         "Asia/Shanghai")
 
 
