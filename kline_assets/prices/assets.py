@@ -19,6 +19,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetSpec,
     BackfillPolicy,
     Config,
     DataVersion,
@@ -26,7 +27,7 @@ from dagster import (
     ObserveResult,
     Output,
     asset,
-    observable_source_asset,
+    multi_observable_source_asset,
 )
 from psycopg import sql
 from pydantic import Field
@@ -67,24 +68,31 @@ BACKFILL = BackfillPolicy.single_run()
 computation (each month needs the one before as warm-up)."""
 
 
-@observable_source_asset(
-    name="raw_price_records",
+RAW_PRICE_RECORDS = AssetSpec(
+    "raw_price_records",
     group_name="prices",
     owners=OWNERS,
+    kinds={"postgres"},
     description=(
         "Second-hand iPhone purchase prices scraped from 20+ shops about every 15 minutes. "
         "PostgreSQL table purchasing_shop_price_record, the source of truth, written by the "
-        "scrapers outside this project. Observed: newest recorded_at and row count."
+        "scrapers outside this project. Observed every 15 minutes by the prices_watch schedule: "
+        "newest recorded_at and row count."
     ),
     metadata={"table": "purchasing_shop_price_record", "database": "postgresql"},
 )
-def raw_price_records(postgres: PostgresResource) -> ObserveResult:
+
+
+# A multi-asset of one spec: @observable_source_asset in Dagster 1.13 takes no owners or kinds.
+@multi_observable_source_asset(specs=[RAW_PRICE_RECORDS], name="raw_price_records")
+def raw_price_records(postgres: PostgresResource) -> Iterator[ObserveResult]:
     postgres.require_tables([PRICE_TABLE])
     with postgres.connect() as conn:
         newest, count = conn.execute(
             sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(table_ident(PRICE_TABLE))
         ).fetchone()
-    return ObserveResult(
+    yield ObserveResult(
+        asset_key=RAW_PRICE_RECORDS.key,
         data_version=DataVersion(f"{newest}|{count}"),
         metadata={
             "row_count": MetadataValue.int(count),
