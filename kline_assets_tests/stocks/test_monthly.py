@@ -300,3 +300,15 @@ def test_materialized_monthly_config_force_is_accepted_on_the_plain_path(
     assert result.success
     meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
     assert meta["chart_code"].value == "600000.SH"
+
+
+def test_a_month_without_bars_is_not_materialized(
+    postgres: PostgresResource, instance: DagsterInstance
+) -> None:
+    insert_bars(postgres, make_bars(["600000.SH"], JAN)[LANDING])
+    result = materialize([stock_monthly_kline], partition_key="2024-02-01", instance=instance,
+                         resources=stock_resources(postgres))
+    assert result.success
+    assert result.asset_materializations_for_node("stock_monthly_kline") == []
+    said = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("2024-02 holds no rows: nothing is materialized" in m for m in said)
