@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/price_month.py
 	$(PY) bench/features.py
 	$(PY) bench/stock_monthly.py
+	$(PY) bench/query.py
 
 clean:
 	rm -rf .kline/clickhouse .kline/clickhouse.lock

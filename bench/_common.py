@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,3 +56,45 @@ def timed(results: dict[str, float], name: str) -> Iterator[None]:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RssSampler:
+    """Samples this process's resident memory every `interval_s` in a thread, so a run's peak
+    can be attributed to its steps (by their start/end times)."""
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []  # (epoch seconds, MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        with open("/proc/self/statm") as statm:
+            while not self._stop.is_set():
+                statm.seek(0)
+                self.samples.append((time.time(), int(statm.read().split()[1]) * page))
+                self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> float:
+        inside = [mib for t, mib in self.samples if start <= t <= end]
+        return max(inside, default=0.0)
+
+
+def step_peaks(instance, run_id: str, sampler: RssSampler) -> dict[str, float]:
+    """Peak RSS (MiB) of each step of an in-process Dagster run, from its step events."""
+    bounds: dict[str, list[float]] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event and entry.step_key and event.event_type_value in ("STEP_START",
+                                                                   "STEP_SUCCESS"):
+            bounds.setdefault(entry.step_key, []).append(entry.timestamp)
+    return {step: sampler.peak_between(min(ts), max(ts)) for step, ts in bounds.items()}

@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_clickhouse, bench_postgres, peak_rss_mib
+from _common import RssSampler, bench_clickhouse, bench_postgres, peak_rss_mib, step_peaks
 from dagster import DagsterInstance, materialize
 
 from kline_assets.demo.catalog import DemoConfig
@@ -65,24 +65,34 @@ def main() -> None:
         start = pd.Timestamp("2025-11-01", tz="Asia/Tokyo").to_pydatetime()
         end = pd.Timestamp("2025-12-01", tz="Asia/Tokyo").to_pydatetime()
         t0 = time.perf_counter()
-        baseline_rows = read_records(pg, start, end).num_rows
+        with RssSampler() as base_sampler:
+            baseline_rows = read_records(pg, start, end).num_rows
         baseline = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
-                             partition_key="2025-11-01|bench", resources=resources,
-                             instance=instance, run_config=QUIET)
+        with RssSampler() as sampler:
+            result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
+                                 partition_key="2025-11-01|bench", resources=resources,
+                                 instance=instance, run_config=QUIET)
         wall = time.perf_counter() - t0
         assert result.success
-    print(f"{'asset':<16}{'rows':>12}{'compute s':>11}{'write s':>9}")
+    peaks = step_peaks(instance, result.run_id, sampler)
+    print(f"{'asset':<16}{'rows':>12}{'compute s':>11}{'write s':>9}{'peak RSS MiB':>14}")
     for node in ("price_aligned", "cross_shop_agg", "features_wide", "cohorts"):
         md = {k: v.value for k, v in
               result.asset_materializations_for_node(node)[0].metadata.items()}
         compute = sum(v for k, v in md.items() if k.endswith("_seconds") and k != "write_seconds")
-        print(f"{node:<16}{md['rows_written']:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}")
-    print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: {baseline:.2f}s")
-    print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; "
-          f"peak RSS {peak_rss_mib():,.0f} MiB")
+        rows = md.get("dagster/row_count", md.get("rows_written", 0))
+        print(f"{node:<16}{rows:>12,}{compute:>11.2f}{md['write_seconds']:>9.2f}"
+              f"{peaks.get(node, 0):>14,.0f}")
+    base_peak = max(mib for _, mib in base_sampler.samples)
+    print(f"baseline: one COPY read of the month's {baseline_rows:,} source rows: "
+          f"{baseline:.2f}s, peak RSS {base_peak:,.0f} MiB")
+    run_peak = max(mib for _, mib in sampler.samples)
+    print(f"end to end (one Dagster run, all price assets): {wall:.2f}s; peak RSS during the "
+          f"run {run_peak:,.0f} MiB (sampled; target ≤ 2,048), of the whole process (the "
+          f"demo load, the warm-up month and the baseline read included) "
+          f"{peak_rss_mib():,.0f} MiB")
     print(f"ratio = {wall / baseline:.2f}x the bare source read (lower is better)")
 
 

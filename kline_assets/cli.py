@@ -1,4 +1,4 @@
-"""The root `kline` command: `init` and `demo`; each domain mounts its own group."""
+"""The root `kline` command: `init`, `demo` and `serve`; each domain mounts its own group."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import sys
 import click
 
 import kline_assets.dagster_notices  # noqa: F401
+from kline_assets.api.cli import serve
 from kline_assets.demo.cli import demo
 from kline_assets.errors import KlineError
 from kline_assets.prices.cli import runs
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
+from kline_assets.stocks.ticks.cli import ticks
 
 
 @click.group()
@@ -41,7 +43,9 @@ def init() -> None:
 cli.add_command(runs)
 cli.add_command(stocks)
 cli.add_command(bars)
+cli.add_command(ticks)
 cli.add_command(demo)
+cli.add_command(serve)
 
 
 def main() -> None:

@@ -8,7 +8,27 @@ class KlineError(Exception):
 
 class ServiceUnavailableError(KlineError):
     """A database or cache could not be reached; the message names which one and its address
-    (never a password)."""
+    (never a password). `store` and `address` carry the same for callers that map it (the
+    HTTP service answers 503 with them)."""
+
+    def __init__(self, message: str, *, store: str | None = None,
+                 address: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
+        self.address = address
+
+
+# The read API's name for it: one class, so every layer catches the same thing.
+StoreUnavailable = ServiceUnavailableError
+
+
+class InvalidQueryError(KlineError, ValueError):
+    """A read request names an unknown column, order or filter value, or a limit beyond the
+    cap: the caller's mistake (HTTP 400), said in words."""
+
+
+class NotFoundError(KlineError, LookupError):
+    """A read request names a run or scope that has no data (HTTP 404)."""
 
 
 class MissingTableError(KlineError):

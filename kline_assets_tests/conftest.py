@@ -88,3 +88,17 @@ def persistent_instance() -> Iterator[DagsterInstance]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def read_store(clickhouse_dsn: str):
+    """The read side's store (support/readapi.py): demo prices of one month materialized for
+    `live` and copied to `backfill_v3`, on a session database of each kind."""
+    from kline_assets_tests.support.readapi import build_read_store, scratch_database
+
+    with scratch_database(ADMIN_DSN) as dsn:
+        store = build_read_store(dsn, clickhouse_dsn)
+        try:
+            yield store
+        finally:
+            store.clickhouse.drop_database()

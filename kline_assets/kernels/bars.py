@@ -791,13 +791,104 @@ def synthesize(
     return {p: out[p] for p in periods}, report
 
 
-class IncrementalBars:
-    """The live path: 1-minute bars updated batch by batch in O(batch).
+@dataclass
+class SymbolState:
+    """What the live path carries per symbol from one batch to the next, aligned with the
+    batch's `names`: the last tick seen (time in µs, tick id; rejected prints included), and
+    the day, cumulative volume/amount and day high/low of the last kept print. A consumer keeps
+    it next to the bars (in Redis), so any process can continue where another stopped."""
 
-    State per symbol: the last tick's (time, tick_id), the last kept print's cumulative volume,
-    amount and day high/low, and the open (last) bar. Ticks at or before a symbol's last tick
-    are dropped as already seen, so applying a batch twice changes nothing; without tick ids
-    that means a batch boundary must not split prints sharing one timestamp.
+    last_us: np.ndarray
+    last_tid: np.ndarray
+    day: np.ndarray
+    cum_volume: np.ndarray
+    cum_amount: np.ndarray
+    day_high: np.ndarray
+    day_low: np.ndarray
+
+    FIELDS = ("last_us", "last_tid", "day", "cum_volume", "cum_amount", "day_high", "day_low")
+    NONE = (np.iinfo(np.int64).min, np.iinfo(np.int64).min, -1, 0.0, 0.0, np.nan, np.nan)
+
+    @classmethod
+    def empty(cls, n: int) -> SymbolState:
+        """No symbol seen yet."""
+        return cls(*(np.full(n, v, dtype=np.int64 if i < 3 else np.float64)
+                     for i, v in enumerate(cls.NONE)))
+
+    def extend(self, extra: int) -> SymbolState:
+        """The state with `extra` new, unseen symbols at the end."""
+        more = SymbolState.empty(extra)
+        return SymbolState(*(np.concatenate([getattr(self, f), getattr(more, f)])
+                             for f in self.FIELDS))
+
+    def carry(self) -> _Carry:
+        return _Carry(self.day, self.cum_volume, self.cum_amount, self.day_high, self.day_low)
+
+
+def _continue(
+    t: Ticks, trading_day: np.ndarray, state: SymbolState, profile: str, cumulative: bool,
+    volume_unit: str,
+) -> tuple[Bars, np.ndarray, SynthReport]:
+    """`continue_bars`, also returning each bar's symbol code."""
+    is_mask = _is_mask(trading_day, t)
+    g, mask, dups = _order_and_dedupe(t, np.asarray(trading_day) if is_mask else None)
+    s, u = g.symbol, g.time.view(np.int64)
+    last_u = state.last_us[s]
+    if g.tick_id is None:
+        fresh = u > last_u
+    else:
+        fresh = (u > last_u) | ((u == last_u) & (g.tick_id > state.last_tid[s]))
+    stale = int(len(fresh) - np.count_nonzero(fresh))
+    if stale:
+        keep = np.flatnonzero(fresh)
+        g = g.take(keep)
+        mask = None if mask is None else mask[keep]
+    carry = state.carry()
+    kept, report = _prepare(g, trading_day if not is_mask else mask, profile, cumulative,
+                            volume_unit, carry, sorted_ticks=(g, mask, dups + stale))
+    report.received = len(t)
+    if len(g):
+        # The last (time, tick_id) of every symbol seen, rejected prints included.
+        so, uo = g.symbol, g.time.view(np.int64)
+        last = np.flatnonzero(np.r_[so[1:] != so[:-1], True])
+        state.last_us[so[last]] = uo[last]
+        if g.tick_id is not None:
+            state.last_tid[so[last]] = g.tick_id[last]
+    if len(kept.sym) == 0:
+        return Bars.empty(1), np.zeros(0, dtype=np.int64), report
+    carry.remember_last(kept)
+    bars, codes = _aggregate(kept, t.names)
+    return bars, codes, report
+
+
+def continue_bars(
+    ticks: Ticks,
+    trading_day: np.ndarray,
+    state: SymbolState,
+    *,
+    profile: str = "end",
+    cumulative: bool = False,
+    volume_unit: str = "shares",
+) -> tuple[Bars, SynthReport]:
+    """1-minute bars of one batch of ticks continuing `state` (updated in place; aligned with
+    `ticks.names`), in O(batch).
+
+    Ticks at or before a symbol's last tick in `state` are dropped as already seen (counted as
+    duplicates), so applying a batch twice adds nothing. Each symbol's first bar may continue
+    the last bar of the previous batch: the caller folds it in (open kept, high max, low min,
+    close replaced, volume and amount added).
+    """
+    _check_options(profile, volume_unit)
+    bars, _, report = _continue(ticks, trading_day, state, profile, cumulative, volume_unit)
+    return bars, report
+
+
+class IncrementalBars:
+    """The live path in memory: 1-minute bars updated batch by batch in O(batch).
+
+    State per symbol: a `SymbolState` and the open (last) bar. Ticks at or before a symbol's
+    last tick are dropped as already seen, so applying a batch twice changes nothing; without
+    tick ids that means a batch boundary must not split prints sharing one timestamp.
     """
 
     def __init__(self, *, profile: str = "end", cumulative: bool = False,
@@ -807,11 +898,7 @@ class IncrementalBars:
         self.report = SynthReport()
         self._index: dict[str, int] = {}
         self._names: list[str] = []
-        n = 0
-        self._last_us = np.zeros(n, dtype=np.int64)
-        self._last_tid = np.zeros(n, dtype=np.int64)
-        self._carry = _Carry(np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n),
-                             np.zeros(n), np.zeros(n))
+        self._state = SymbolState.empty(0)
         self._open = Bars.empty(1)  # one row per symbol index; frame NaT = none
         self._closed: list[Bars] = []
 
@@ -821,18 +908,14 @@ class IncrementalBars:
             if name not in self._index:
                 self._index[name] = len(self._names)
                 self._names.append(name)
-        size, old = len(self._names), len(self._last_us)
+        size, old = len(self._names), len(self._state.last_us)
         if size > old:
             extra = size - old
 
             def ext(a: np.ndarray, value: object) -> np.ndarray:
                 return np.concatenate([a, np.full(extra, value, dtype=a.dtype)])
 
-            self._last_us = ext(self._last_us, np.iinfo(np.int64).min)
-            self._last_tid = ext(self._last_tid, np.iinfo(np.int64).min)
-            c = self._carry
-            self._carry = _Carry(ext(c.day, -1), ext(c.cum_volume, 0.0), ext(c.cum_amount, 0.0),
-                                 ext(c.day_high, np.nan), ext(c.day_low, np.nan))
+            self._state = self._state.extend(extra)
             o = self._open
             self._open = Bars(1, np.array(self._names, dtype=object),
                               ext(o.frame, np.datetime64("NaT")),
@@ -844,35 +927,11 @@ class IncrementalBars:
         gidx = self._grow([str(n) for n in ticks.names])
         t = Ticks(gidx[ticks.symbol], np.array(self._names, dtype=object), ticks.time,
                   ticks.price, ticks.volume, ticks.amount, ticks.tick_id, ticks.high, ticks.low)
-        is_mask = _is_mask(trading_day, t)
-        g, mask, dups = _order_and_dedupe(t, np.asarray(trading_day) if is_mask else None)
-        s, u = g.symbol, g.time.view(np.int64)
-        last_u = self._last_us[s]
-        if g.tick_id is None:
-            fresh = u > last_u
-        else:
-            fresh = (u > last_u) | ((u == last_u) & (g.tick_id > self._last_tid[s]))
-        stale = int((~fresh).sum())
-        if stale:
-            keep = np.flatnonzero(fresh)
-            g = g.take(keep)
-            mask = None if mask is None else mask[keep]
-        kept, report = _prepare(g, trading_day if not is_mask else mask, self.profile,
-                                self.cumulative, self.volume_unit, self._carry,
-                                sorted_ticks=(g, mask, dups + stale))
-        report.received = len(ticks)
+        bars, codes, report = _continue(t, trading_day, self._state, self.profile,
+                                        self.cumulative, self.volume_unit)
         self.report.add(report)
-        if len(g):
-            # The last (time, tick_id) of every symbol seen, rejected prints included.
-            so, uo = g.symbol, g.time.view(np.int64)
-            last = np.flatnonzero(np.r_[so[1:] != so[:-1], True])
-            self._last_us[so[last]] = uo[last]
-            if g.tick_id is not None:
-                self._last_tid[so[last]] = g.tick_id[last]
-        if len(kept.sym) == 0:
-            return Bars.empty(1)
-        self._carry.remember_last(kept)
-        bars, codes = _aggregate(kept, t.names)
+        if len(bars) == 0:
+            return bars
         return self._merge(bars, codes)
 
     def _merge(self, bars: Bars, codes: np.ndarray) -> Bars:

@@ -33,8 +33,8 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.plots import features_markdown
-from kline_assets.prices.aligned import align_month
-from kline_assets.prices.emit import emit_unless_empty
+from kline_assets.prices.aligned import CHUNK_DAYS, AlignedStream
+from kline_assets.prices.emit import emit_unless_empty, say_nothing_materialized
 from kline_assets.prices.partitions import (
     PARTITION_EXPR,
     context_window,
@@ -47,15 +47,17 @@ from kline_assets.prices.schemas import (
     FEATURES_WIDE_SCHEMA,
     PRICE_ALIGNED_SCHEMA,
 )
-from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
+from kline_assets.prices.source import PRICE_TABLE, has_records, read_cohorts, screen_cohorts
 from kline_assets.prices.warmup import (
     check_warmup,
     cohort_seeds,
     last_bucket_with_source,
     last_means_before,
+    stored_rows,
     with_warm_up,
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
+from kline_assets.resources.clickhouse import FrameStream
 from kline_assets.resources.device import describe_device
 from kline_assets.resources.postgres import table_ident
 
@@ -106,6 +108,8 @@ class PriceSubsetConfig(Config):
 
     iphone_ids: list[int] = Field(default=[], description="only these iPhone ids")
     shop_ids: list[int] = Field(default=[], description="only these shop ids")
+    chunk_days: int = Field(default=CHUNK_DAYS, ge=1, le=31, description=(
+        "days of records read and aligned at once (memory; 31 = the month in one chunk)"))
 
 
 @asset(
@@ -130,19 +134,34 @@ def price_aligned(
     config: PriceSubsetConfig,
     postgres: PostgresResource,
     clickhouse: ClickHouseResource,
-) -> Iterator[Output[pd.DataFrame]]:
+) -> Iterator[Output[FrameStream]]:
     run_id, month, start, end = context_window(context)
-    aligned = align_month(postgres, run_id, start, end, config.iphone_ids, config.shop_ids)
-    # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
-    metadata = {"run_id": run_id, "month": month, **aligned.metadata, "device": "cpu (numpy)"}
-    screened = aligned.screened
-    if screened.rejected:
-        metadata["rejections"] = MetadataValue.json(screened.rejected)
-        metadata["rejected_sample"] = MetadataValue.md(screened.sample.to_markdown(index=False))
-        context.log.warning(f"{screened.rejected_total} source rows rejected: {screened.rejected}")
-    context.add_output_metadata(metadata)
-    yield from emit_unless_empty(context, clickhouse, aligned.frame, table="price_aligned",
-                                 run_id=run_id, start=start, end=end)
+    if not has_records(postgres, start, end):
+        stale = stored_rows(clickhouse, "price_aligned", run_id, start, end)
+        if not stale:
+            say_nothing_materialized(context, run_id, start, end)
+            return
+        context.log.warning(f"no source records for {run_id} {month}: clearing the {stale} "
+                            "rows stored by an earlier materialization")
+        context.add_output_metadata({"cleared_rows": stale})
+    # Streamed: the IO manager writes each chunk of days as it is aligned (bounded memory).
+    aligned = AlignedStream(postgres, run_id, start, end, config.iphone_ids, config.shop_ids,
+                            config.chunk_days)
+
+    def summary() -> dict:
+        # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
+        metadata = {"run_id": run_id, "month": month, **aligned.metadata,
+                    "device": "cpu (numpy)"}
+        screened = aligned.screened
+        if screened.rejected:
+            metadata["rejections"] = MetadataValue.json(screened.rejected)
+            metadata["rejected_sample"] = MetadataValue.md(
+                screened.sample.to_markdown(index=False))
+            context.log.warning(
+                f"{screened.rejected_total} source rows rejected: {screened.rejected}")
+        return metadata
+
+    yield Output(FrameStream(aligned.frames(), summary))
 
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
@@ -201,7 +220,11 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
     partitions_def=price_partitions,
     backfill_policy=BACKFILL,
     output_required=False,
-    ins={"price_aligned": AssetIn(partition_mapping=same_month)},
+    # Only the columns the statistics read: two months of price_aligned are the asset's
+    # largest input, and the rest (run_id strings, grades, times) would double its memory.
+    ins={"price_aligned": AssetIn(partition_mapping=same_month,
+                                  metadata={"columns": ["bucket", "shop_id", "iphone_id",
+                                                        "price_new"]})},
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,

@@ -21,6 +21,7 @@ import torch
 from kline_assets.kernels.aggregate import aggregate_cross_shop
 from kline_assets.kernels.align import BUCKET_SECONDS
 from kline_assets.kernels.cohorts import aggregate_cohorts
+from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.kernels.features import compute_features, forward_fill
 from kline_assets.kernels.grid import build_price_tensor
 from kline_assets.settings import PRICE_TZ
@@ -90,42 +91,65 @@ class _Stopwatch:
         return now
 
 
+CROSS_SHOP_CHUNK_CELLS = 1 << 22
+"""Cells of the (iPhone, shop, bucket) grid built at once: iPhones are independent, so the
+grid is built and reduced a group of iPhones at a time (~32 MiB a grid, a few times that in
+temporaries) instead of for all of them — memory stays flat as the catalogue grows."""
+
+
 def cross_shop(
     aligned: pd.DataFrame, run_id: str, warm_start: datetime, start: datetime, end: datetime,
     device: torch.device, *, lookback_buckets: int = 1, outlier_filter: bool = True,
     band: float = 0.2, min_quorum: int = 16, quorum_policy: str = "use_anyway",
+    chunk_cells: int = CROSS_SHOP_CHUNK_CELLS,
 ) -> Computed:
     clock = _Stopwatch(device)
     if aligned.empty:
         return Computed(pd.DataFrame(), {}, {"buckets": 0, "series": 0})
     t0 = time.perf_counter()
     buckets = bucket_index(warm_start, end)
-    iphones, i_pos = factorize(aligned["iphone_id"])
-    _, s_pos = factorize(aligned["shop_id"])
-    prices = build_price_tensor(
-        bucket_positions(aligned["bucket"], warm_start), i_pos, s_pos,
-        aligned["price_new"].to_numpy(dtype=np.float64), len(iphones),
-        int(s_pos.max()) + 1, len(buckets), lookback_buckets=lookback_buckets, device=device)
-    t0 = clock.lap("grid", t0)
-    stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
-                                 min_quorum=min_quorum, quorum_policy=quorum_policy)
-    t0 = clock.lap("aggregate", t0)
     first = int(np.searchsorted(buckets, pd.Timestamp(start)))
-    arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
-    shop_count = to_numpy(stats.shop_count)[:, first:]
-    quorum = to_numpy(stats.quorum_met)[:, first:]
-    keep = shop_count > 0
-    rows = long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
-                       "quorum_met": quorum.astype(np.uint8)}, keep, buckets[first:],
-                      [str(i) for i in iphones], run_id)
+    iphone_col = aligned["iphone_id"].to_numpy()
+    iphones = np.unique(iphone_col)
+    shops = np.unique(aligned["shop_id"].to_numpy())  # positions shared by every group
+    n_shops, n_buckets = len(shops), len(buckets)
+    per_group = max(1, chunk_cells // (n_shops * n_buckets))
+    frames, n_prices, kept, quorum_kept, keep_cells = [], 0, 0, 0, 0
+    for i0 in range(0, len(iphones), per_group):
+        group = iphones[i0:i0 + per_group]
+        # Positions are computed per group (sorted ids → a range), so no array as long as
+        # the whole input lives beside the input itself.
+        rows = aligned[(iphone_col >= group[0]) & (iphone_col <= group[-1])]
+        prices = build_price_tensor(
+            bucket_positions(rows["bucket"], warm_start),
+            np.searchsorted(group, rows["iphone_id"].to_numpy()),
+            np.searchsorted(shops, rows["shop_id"].to_numpy()),
+            rows["price_new"].to_numpy(dtype=np.float64), len(group), n_shops, n_buckets,
+            lookback_buckets=lookback_buckets, device=device)
+        del rows
+        stats = aggregate_cross_shop(prices, outlier_filter=outlier_filter, band=band,
+                                     min_quorum=min_quorum, quorum_policy=quorum_policy)
+        arrays = {name: to_numpy(getattr(stats, name))[:, first:] for name in STAT_COLUMNS}
+        shop_count = to_numpy(stats.shop_count)[:, first:]
+        quorum = to_numpy(stats.quorum_met)[:, first:]
+        keep = shop_count > 0
+        frames.append(long_frame({**arrays, "shop_count": shop_count.astype(np.uint16),
+                                  "quorum_met": quorum.astype(np.uint8)}, keep,
+                                 buckets[first:], [str(i) for i in group], run_id))
+        n_prices += int(torch.isfinite(prices[:, :, first:]).sum())
+        kept += int(shop_count.sum())
+        quorum_kept += int(quorum[keep].sum())
+        keep_cells += int(keep.sum())
+        del prices, stats
+    t0 = clock.lap("aggregate", t0)  # grids and statistics, group by group
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     rows = rows.rename(columns={"scope": "iphone_id"}).astype({"iphone_id": np.uint32})
     clock.lap("frame", t0)
-    n_prices = int(np.isfinite(to_numpy(prices)[:, :, first:]).sum()) if len(iphones) else 0
-    kept = int(shop_count.sum())
     return Computed(rows, clock.seconds, {
         "buckets": len(buckets) - first, "series": len(iphones),
         "shop_prices": n_prices, "outliers_dropped": n_prices - kept,
-        "quorum_met_share": round(float(quorum[keep].mean()), 4) if keep.any() else 0.0,
+        "quorum_met_share": round(quorum_kept / keep_cells, 4) if keep_cells else 0.0,
+        "iphone_groups": len(frames),
     })
 
 
@@ -162,11 +186,30 @@ def series_from_rows(
                             torch.as_tensor(seed, device=device))
 
 
+def continue_ema(x: torch.Tensor, state: np.ndarray, minutes: int) -> torch.Tensor:
+    """EMA over `w` of (S, T) forward-filled inputs, continuing from `state` (S,): the EMA of
+    the bucket just before x (NaN: the scope had no observation yet, so it starts fresh).
+
+    The same kernel as a whole month: the stored EMA is placed before x as the first value,
+    and an EMA seeded with its first value then continues e = α·x + (1−α)·state exactly.
+    """
+    w = WINDOWS_MINUTES_TO_BUCKETS[minutes]
+    seeded = torch.cat([torch.tensor(np.asarray(state, dtype=np.float64), device=x.device)[:, None],
+                        x], dim=1)
+    return compute_features(seeded, {minutes: w})[f"ema_{minutes}"][:, 1:]
+
+
 def features_frame(
     series: SeriesInput, run_id: str, warm_start: datetime, start: datetime, end: datetime,
     last_source_bucket: pd.Timestamp | None, device: torch.device,
+    ema_state: dict[int, np.ndarray] | None = None,
 ) -> Computed:
-    """Rows of features_wide for [start, end) from per-scope series on the warm-up grid."""
+    """Rows of features_wide for [start, end) from per-scope series on the warm-up grid.
+
+    `ema_state` (minutes → (S,) EMA of the bucket before `start`) is the live refresh's: its
+    grid starts only w−1 buckets before `start`, enough for every rolling window but not for
+    an EMA, which is therefore continued from the stored value.
+    """
     clock = _Stopwatch(device)
     buckets = bucket_index(warm_start, end)
     if last_source_bucket is None or not series.scopes:
@@ -176,8 +219,10 @@ def features_frame(
     x = forward_fill(seeded)[:, 1:].contiguous()
     t0 = clock.lap("forward_fill", t0)
     features = compute_features(x)
-    t0 = clock.lap("features", t0)
     first = int(np.searchsorted(buckets, pd.Timestamp(start)))
+    for minutes, state in (ema_state or {}).items():
+        features[f"ema_{minutes}"][:, first:] = continue_ema(x[:, first:], state, minutes)
+    t0 = clock.lap("features", t0)
     last = int(np.searchsorted(buckets, last_source_bucket))  # inclusive
     x_np = to_numpy(x)
     keep = np.zeros(x_np.shape, dtype=bool)
@@ -219,6 +264,7 @@ def cohort_series(
     return SeriesInput(
         [f"cohort:{s}" for s in slugs], stats.mean,
         {"median": median, "std": std, "dispersion": std / mean,
-         "shop_count": to_numpy(stats.shop_count)},
+         "shop_count": to_numpy(stats.shop_count),
+         "n_models": to_numpy(stats.member_count).astype(np.uint16)},
         seed,
     )

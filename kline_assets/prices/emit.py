@@ -29,14 +29,22 @@ def emit_unless_empty(
     if not frame.empty:
         yield Output(frame)
         return
-    window = MonthWindow(start.replace(tzinfo=None), end.replace(tzinfo=None)).label
     stale = stored_rows(clickhouse, table, run_id, start, end, where)
     if stale:
         context.log.warning(
-            f"{context.asset_key.to_user_string()} of run {run_id}, {window}: no rows computed; "
+            f"{context.asset_key.to_user_string()} of run {run_id}, "
+            f"{MonthWindow(start.replace(tzinfo=None), end.replace(tzinfo=None)).label}: "
+            "no rows computed; "
             f"clearing the {stale} rows stored by an earlier materialization")
         yield Output(frame, metadata={"cleared_rows": stale})
         return
+    say_nothing_materialized(context, run_id, start, end)
+
+
+def say_nothing_materialized(context: AssetExecutionContext, run_id: str, start: datetime,
+                             end: datetime) -> None:
+    """Log why the run emits nothing for the asset (the partition bars stay as they were)."""
+    window = MonthWindow(start.replace(tzinfo=None), end.replace(tzinfo=None)).label
     context.log.info(
         f"{context.asset_key.to_user_string()} of run {run_id}, {window}: no data, so nothing "
         "is materialized (the partition stays missing; downstream assets are skipped)")

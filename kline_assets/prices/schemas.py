@@ -45,6 +45,8 @@ _STATS = [
     TableColumn("std", "Nullable(Float64)"),
     TableColumn("shop_count", "UInt16"),
     TableColumn("dispersion", "Nullable(Float64)"),
+    TableColumn("n_models", "Nullable(UInt16)",
+                description="cohort scopes: member iPhones with data in the bucket"),
 ]
 _FEATURES = [
     TableColumn(name, "Nullable(Float64)", description=describe_feature(name))

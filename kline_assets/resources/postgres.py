@@ -60,7 +60,8 @@ class PostgresResource(ConfigurableResource):
             text = redact(str(exc).strip())
             reason = text.splitlines()[-1] if text else type(exc).__name__
             raise ServiceUnavailableError(
-                f"PostgreSQL unreachable at {self.address} (KLINE_PG_DSN): {reason}"
+                f"PostgreSQL unreachable at {self.address} (KLINE_PG_DSN): {reason}",
+                store="PostgreSQL", address=self.address,
             ) from exc
         try:
             with conn:

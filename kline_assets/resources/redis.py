@@ -21,6 +21,7 @@ class RedisResource(ConfigurableResource):
             client.ping()
         except redis.RedisError as exc:
             raise ServiceUnavailableError(
-                f"Redis unreachable at {redact(self.url)} (KLINE_REDIS_URL): {redact(str(exc))}"
+                f"Redis unreachable at {redact(self.url)} (KLINE_REDIS_URL): {redact(str(exc))}",
+                store="Redis", address=redact(self.url),
             ) from exc
         return client

@@ -3,7 +3,8 @@
 Other tools script these commands, so their inputs, outputs and exit codes are a contract:
 a malformed tick file stops with exit 1 naming the file and line, and nothing is written.
 Both commands run the one kernel (`kline_assets.kernels.bars`), so synthesised bars and
-history bars follow the same vendor conventions.
+history bars follow the same vendor conventions; `query` is the merged query of
+`kline_assets.stocks.merged` (vendor history, synthesised archive, today's bars in Redis).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from psycopg import sql
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
-from kline_assets.resources.build import store_resources
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
@@ -227,47 +226,34 @@ def synth_file(
 
 # ---------------------------------------------------------------- history
 
+def minute_bars(postgres: PostgresResource, table: str, first: date, last: date,
+                symbol: str | None = None) -> Bars:
+    """1-minute bars of days first…last from a bar table (time, code, OHLCV), of one symbol or
+    all, sorted by (symbol, frame). A table that does not exist holds no bars."""
+    where = sql.SQL("time >= {} AND time < {}").format(
+        sql.Literal(datetime.combine(first, datetime.min.time())),
+        sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
+    if symbol is not None:
+        where = sql.SQL("code = {} AND ").format(sql.Literal(symbol)) + where
+    query = sql.SQL(
+        "SELECT code, (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, "
+        "close, volume, amount FROM {} WHERE {} ORDER BY code, time"
+    ).format(table_ident(table), where)
+    types = {"code": pa.string(), "us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}
+    with postgres.connect() as conn:
+        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+            return Bars.empty(1)
+        data = postgres.copy_out(query, column_types=types, conn=conn)
+    frame = (data.column("us").to_numpy() // 1_000_000).astype("datetime64[s]")
+    cols = [data.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+            for c in Bars.COLUMNS]
+    codes = np.asarray(data.column("code").to_pylist(), dtype=object)
+    return Bars(1, codes, frame, *cols)
+
+
 def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, last: date) -> Bars:
     """The vendors' 1-minute bars of `symbol` on days first…last from stock_1min_qfq."""
-    query = sql.SQL(
-        "SELECT (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, close, "
-        "volume, amount FROM {} WHERE code = {} AND time >= {} AND time < {} ORDER BY time"
-    ).format(table_ident(STOCK_TABLE), sql.Literal(symbol),
-             sql.Literal(datetime.combine(first, datetime.min.time())),
-             sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
-    types = {"us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}
-    table = postgres.copy_out(query, column_types=types)
-    n = table.num_rows
-    frame = (table.column("us").to_numpy() // 1_000_000).astype("datetime64[s]")
-    cols = [table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-            for c in Bars.COLUMNS]
-    return Bars(1, np.full(n, symbol, dtype=object), frame, *cols)
-
-
-# Where 1-minute bars of a symbol come from, by source name; each returns sorted 1-minute bars.
-MinuteSource = Callable[[PostgresResource, str, date, date], Bars]
-SOURCES: dict[str, MinuteSource] = {"vendor": vendor_minute_bars}
-
-
-def query_bars(
-    postgres: PostgresResource, symbol: str, period: int, start: datetime, end: datetime,
-    sources: tuple[str, ...] = ("vendor",),
-) -> list[dict]:
-    """N-minute bars of `symbol` with frames in [start, end] (Beijing wall clock), per source.
-
-    Whole days are read, so the blocks at the edges of the range are complete bars, not
-    fragments of the minutes inside it.
-    """
-    from kline_assets.kernels.bars import resample_bars
-
-    lo, hi = np.datetime64(start, "s"), np.datetime64(end, "s")
-    out = []
-    for name in sources:
-        one = SOURCES[name](postgres, symbol, start.date(), end.date())
-        bars = resample_bars(one, period)
-        inside = (bars.frame >= lo) & (bars.frame <= hi)
-        out += [{**r, "source": name} for r in bars.take(np.flatnonzero(inside)).records()]
-    return out
+    return minute_bars(postgres, STOCK_TABLE, first, last, symbol)
 
 
 # ---------------------------------------------------------------- commands
@@ -338,13 +324,15 @@ def _clock(value: str, option: str) -> datetime:
               help="Last frame, Asia/Shanghai.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bars.")
 def query_command(symbol: str, period: str, start: str, end: str, as_json: bool) -> None:
-    """N-minute bars of SYMBOL from the vendor history (stock_1min_qfq)."""
+    """N-minute bars of SYMBOL: the vendor history (stock_1min_qfq), then the synthesised
+    archive (stock_1min_synth), then today's bars in Redis, each bar once with its source."""
+    from .merged import bars as merged_bars
+
     lo, hi = _clock(start, "--from"), _clock(end, "--to")
     if hi < lo:
         raise click.BadParameter("--to is before --from", param_hint="--to")
-    postgres = store_resources()["postgres"]
     try:
-        rows = query_bars(postgres, symbol, int(period), lo, hi)
+        rows = merged_bars(symbol, int(period), lo, hi)
     except KlineError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -46,7 +46,7 @@ def refresh_command(
     try:
         window = window_for_months(from_month, to_month)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="'--from' / '--to'") from exc
     postgres = store_resources()["postgres"]
     if recreate and window.label.split("..")[0] != FIRST_MONTH:
         click.echo(f"note: --recreate empties every month; only {window.label} is refreshed now")

@@ -18,7 +18,9 @@ import pytest
 from kline_assets.kernels.bars import (
     Bars,
     IncrementalBars,
+    SymbolState,
     Ticks,
+    continue_bars,
     fill_bars,
     resample_bars,
     synthesize,
@@ -542,3 +544,34 @@ def test_bad_options_raise() -> None:
         ticks_to_bars(ticks, mask, profile="start")
     with pytest.raises(ValueError, match="period"):
         synthesize(ticks, mask, periods=(1, 7))
+
+
+def test_continue_bars_with_state_kept_outside_equals_batch(day_rows: list[Tick]) -> None:
+    """The consumer's way: each batch brings its own symbols; their state comes from a store
+    (here a dict, in production Redis), the batch's bars are folded into the stored ones."""
+    rows = day_rows + [r for r in cumulative_day() if r.symbol == "000002.SZ"]
+    store: dict[str, tuple] = {}
+    folded: dict[tuple[str, np.datetime64], list[float]] = {}
+    batches = batches_of(rows, ["09:30:30", "09:31:00.5", "10:00:01", "13:00:30", "14:59:59"])
+    for batch in [*batches, batches[2]]:  # the third batch delivered again adds nothing
+        ticks, mask = to_ticks(batch)
+        state = SymbolState.empty(len(ticks.names))
+        for i, name in enumerate(ticks.names):
+            if name in store:
+                for f, value in zip(SymbolState.FIELDS, store[name], strict=True):
+                    getattr(state, f)[i] = value
+        bars, _ = continue_bars(ticks, mask, state, cumulative=True)
+        for i, name in enumerate(ticks.names):
+            store[name] = tuple(getattr(state, f)[i] for f in SymbolState.FIELDS)
+        for b in range(len(bars)):
+            key = (str(bars.symbol[b]), bars.frame[b])
+            new = [getattr(bars, c)[b] for c in Bars.COLUMNS]
+            old = folded.get(key)
+            folded[key] = new if old is None else [
+                old[0], max(old[1], new[1]), min(old[2], new[2]), new[3], old[4] + new[4],
+                old[5] + new[5]]
+    want, _ = ticks_to_bars(*to_ticks(rows), cumulative=True)
+    assert len(folded) == len(want)
+    for b in range(len(want)):
+        got = folded[(str(want.symbol[b]), want.frame[b])]
+        assert got == pytest.approx([getattr(want, c)[b] for c in Bars.COLUMNS], rel=1e-12)

@@ -38,18 +38,23 @@ def runs(instance: DagsterInstance) -> DagsterInstance:
 
 
 @pytest.fixture
-def demo_months(price_resources) -> list[str]:
-    """Two months of realistic demo prices (5 shops, 4 iPhones, 2 cohorts): their keys."""
+def demo_prices(price_resources) -> PostgresResource:
+    """A small demo (October and November 2025: 5 shops, 4 iPhones, 3 cohorts) as the source."""
     from kline_assets.demo.catalog import DemoConfig
     from kline_assets.demo.load import load_demo
 
-    cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=2, stock_codes=1,
-                     stock_months=1)
     postgres = price_resources["postgres"]
-    with postgres.connect() as conn:
+    with postgres.connect() as conn:  # the demo loads into a database of its own
         conn.execute("TRUNCATE shop, iphone")
-    load_demo(postgres, cfg)
-    with postgres.connect() as conn:
+    load_demo(postgres, DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3,
+                                   stock_codes=0, stock_months=0))
+    return postgres
+
+
+@pytest.fixture
+def demo_months(demo_prices: PostgresResource) -> list[str]:
+    """The demo's two price months as partition month keys."""
+    with demo_prices.connect() as conn:
         first, last = conn.execute(
             "SELECT date_trunc('month', min(recorded_at AT TIME ZONE 'Asia/Tokyo')), "
             "date_trunc('month', max(recorded_at AT TIME ZONE 'Asia/Tokyo')) "

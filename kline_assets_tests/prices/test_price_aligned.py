@@ -86,6 +86,21 @@ def test_month_matches_pandas_reference(price_resources, runs):
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
+def test_a_month_aligned_by_chunks_of_a_day_equals_the_month_in_one_chunk(
+        price_resources, runs, demo_prices):
+    for run_id, days in (("live", 31), ("backfill_v3", 1)):
+        result = materialize([raw_price_records, price_aligned], selection=[price_aligned],
+                             partition_key=f"2025-11-01|{run_id}", resources=price_resources,
+                             instance=runs, run_config={"ops": {"price_aligned": {
+                                 "config": {"chunk_days": days}}}})
+        meta = result.asset_materializations_for_node("price_aligned")[0].metadata
+        assert meta["chunk_days"].value == days
+    whole = stored(price_resources["clickhouse"], "live", "2025-11-01", "2025-12-01")
+    chunked = stored(price_resources["clickhouse"], "backfill_v3", "2025-11-01", "2025-12-01")
+    assert len(whole) > 40_000
+    pd.testing.assert_frame_equal(whole, chunked)
+
+
 def test_late_record_goes_to_next_month(price_resources, runs):
     records = insert_records(price_resources["postgres"], RECORDS)
     assert run(price_resources, runs, NOV).success

@@ -2,14 +2,19 @@
 from a table slice (no database), and the staging tables a killed writer leaves (real chdb)."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
 
+from kline_assets.resources.clickhouse.resource import embedded_path, is_embedded
 from kline_assets.resources.clickhouse.sql import (
     STAGING_MARK,
     months_in_window,
@@ -19,7 +24,9 @@ from kline_assets.resources.clickhouse.sql import (
     target_partitions,
     where_clause,
 )
+from kline_assets_tests.support.clickhouse_writer import write
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
@@ -73,3 +80,45 @@ def test_a_dead_writers_staging_table_is_swept_and_a_live_ones_is_not(clickhouse
         assert _staging_tables(client, clickhouse.db) == [live_staging.split(".", 1)[1]]
     with clickhouse.client() as client:
         assert _staging_tables(client, clickhouse.db) == []
+
+
+def _wait_for_staging_file(data_path: Path, database: str, proc: subprocess.Popen,
+                           timeout_s: float = 120.0) -> Path:
+    """The staging table's metadata file appears when the writer has created it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = list((data_path / "metadata" / database).glob(f"*{STAGING_MARK}*.sql"))
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"writer exited ({proc.returncode}) before staging")
+        time.sleep(0.005)
+    raise AssertionError("the writer never created its staging table")
+
+
+@pytest.mark.skipif(not is_embedded(os.environ.get("KLINE_TEST_CLICKHOUSE_DSN", "chdb://")),
+                    reason="watches the embedded engine's files to time the kill")
+def test_a_writer_killed_mid_write_leaves_the_old_rows_and_its_staging_is_swept(clickhouse):
+    """kill -9 during a partition write: the month keeps its previous rows, and the next
+    write to that table removes the dead writer's staging table and converges."""
+    write(clickhouse.dsn, clickhouse.db, 1_000, price=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kline_assets_tests.support.clickhouse_writer",
+         clickhouse.dsn, clickhouse.db, "3000000", "2"], cwd=ROOT)
+    try:
+        _wait_for_staging_file(embedded_path(clickhouse.dsn), clickhouse.db, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    table = clickhouse.table("price_aligned")
+    with clickhouse.client() as client:
+        stale = _staging_tables(client, clickhouse.db)
+        assert len(stale) == 1 and f"_p{proc.pid}_" in stale[0]
+        kept = client.query(f"SELECT count(), max(price_new) FROM {table} FINAL").result_rows
+        assert kept == [(1_000, 1)]
+    write(clickhouse.dsn, clickhouse.db, 2_000, price=3)
+    with clickhouse.client() as client:
+        assert _staging_tables(client, clickhouse.db) == []
+        rows = client.query(f"SELECT count(), max(price_new) FROM {table} FINAL").result_rows
+        assert rows == [(2_000, 3)]

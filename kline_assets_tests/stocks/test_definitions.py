@@ -15,6 +15,7 @@ from dagster import (
 
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import PostgresIOManager
+from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.definitions import defs
 from kline_assets.stocks.schedules import current_month_keys, stock_current_month
@@ -24,10 +25,11 @@ ONE_MIN, MONTHLY = AssetKey("stock_1min"), AssetKey("stock_monthly_kline")
 
 
 def loaded() -> Definitions:
-    """The domain merged with the resource the top-level definitions provide."""
+    """The domain merged with the resources the top-level definitions provide."""
     postgres = PostgresResource()
     return Definitions.merge(defs, Definitions(resources={
-        "postgres": postgres, "postgres_io_manager": PostgresIOManager(postgres=postgres)}))
+        "postgres": postgres, "postgres_io_manager": PostgresIOManager(postgres=postgres),
+        "redis": RedisResource()}))
 
 
 def test_assets_are_grouped_owned_described_and_carry_column_schemas() -> None:
@@ -66,6 +68,7 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
         "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
         "at_most_241_bars_per_code_and_day", "last_month_loaded",
+        "accuracy_vs_vendor", "no_missing_minutes",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
         "Asia/Shanghai")

@@ -36,7 +36,8 @@ ORDER BY (run_id, iphone_id, bucket);
 -- features_wide: scopes `iphone:<id>` (asset features_wide) and `cohort:<slug>` (asset cohorts).
 -- The scope kind is part of the partition key, so each asset replaces only its own rows.
 -- mean/median are Nullable: buckets without data carry NULL stats (shop_count 0) and the
--- features of the forward-filled mean.
+-- features of the forward-filled mean. n_models (an extra column): for a cohort scope, the member
+-- iPhones with data in the bucket; NULL for an iPhone scope.
 CREATE TABLE IF NOT EXISTS features_wide (
     run_id              String,
     bucket              DateTime('Asia/Tokyo'),
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS features_wide (
     std                 Nullable(Float64),
     shop_count          UInt16,
     dispersion          Nullable(Float64),
+    n_models            Nullable(UInt16),
     ema_120             Nullable(Float64),
     ema_900             Nullable(Float64),
     ema_1800            Nullable(Float64),
@@ -71,3 +73,6 @@ CREATE TABLE IF NOT EXISTS features_wide (
 ) ENGINE = ReplacingMergeTree(inserted_at)
 PARTITION BY (run_id, toYYYYMM(bucket), splitByChar(':', scope)[1])
 ORDER BY (run_id, scope, bucket);
+
+-- Tables created before n_models existed get it in place (metadata only, no rewrite).
+ALTER TABLE features_wide ADD COLUMN IF NOT EXISTS n_models Nullable(UInt16) AFTER dispersion;

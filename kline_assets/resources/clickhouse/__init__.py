@@ -2,5 +2,6 @@
 
 from kline_assets.resources.clickhouse.io_manager import ClickHouseIOManager
 from kline_assets.resources.clickhouse.resource import ClickHouseResource
+from kline_assets.resources.clickhouse.type_handler import FrameStream
 
-__all__ = ["ClickHouseIOManager", "ClickHouseResource"]
+__all__ = ["ClickHouseIOManager", "ClickHouseResource", "FrameStream"]

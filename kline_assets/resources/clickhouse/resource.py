@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 INIT_SQL = SQL_DIR / "clickhouse" / "init.sql"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_CREATE = re.compile(r"^(\s*CREATE\s+(?:TABLE|VIEW)\s+IF\s+NOT\s+EXISTS\s+)(\w+)", re.I | re.M)
+# The table named by a statement of init.sql, to qualify with the configured database.
+_CREATE = re.compile(
+    r"^(\s*(?:CREATE\s+(?:TABLE|VIEW)\s+IF\s+NOT\s+EXISTS|ALTER\s+TABLE)\s+)(\w+)", re.I | re.M)
 
 
 class _EmbeddedEngine:
@@ -95,7 +97,7 @@ def _acquire(path: Path, timeout_s: float) -> FileLock:
         except Timeout as exc:
             raise ServiceUnavailableError(
                 f"embedded ClickHouse at {path} stayed locked by {lock_owner(path)} for "
-                f"{timeout_s:.0f}s"
+                f"{timeout_s:.0f}s", store="ClickHouse", address=f"embedded chdb at {path}",
             ) from exc
     with suppress(OSError):
         _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
@@ -141,14 +143,15 @@ class ClickHouseResource(ConfigurableResource):
             urlparse(self.dsn).port  # noqa: B018  (a malformed port raises here, clearly)
         except ValueError as exc:
             raise ServiceUnavailableError(
-                f"malformed ClickHouse DSN {redact(self.dsn)} (KLINE_CLICKHOUSE_DSN): {exc}"
+                f"malformed ClickHouse DSN {redact(self.dsn)} (KLINE_CLICKHOUSE_DSN): {exc}",
+                store="ClickHouse", address=redact(self.dsn),
             ) from exc
         try:
             client = clickhouse_connect.get_client(dsn=self.dsn, database="default")
         except Exception as exc:  # the driver raises several types for one failure
             raise ServiceUnavailableError(
                 f"ClickHouse unreachable at {self.address} (KLINE_CLICKHOUSE_DSN): "
-                f"{redact(str(exc))}"
+                f"{redact(str(exc))}", store="ClickHouse", address=self.address,
             ) from exc
         try:
             yield client
@@ -157,6 +160,15 @@ class ClickHouseResource(ConfigurableResource):
 
     @contextmanager
     def _embedded_client(self) -> Iterator[Client]:
+        with _ENGINE.guard:  # one operation at a time in this process
+            client = self._open_embedded()
+            try:
+                yield client
+            finally:
+                self._close_embedded()
+
+    def _open_embedded(self) -> Client:
+        """Under the guard: open the engine (taking the file lock) unless open; count a user."""
         path = embedded_path(self.dsn)
         with _ENGINE.guard:
             if _ENGINE.depth == 0:
@@ -167,28 +179,50 @@ class ClickHouseResource(ConfigurableResource):
                 except Exception as exc:
                     lock.release()
                     raise ServiceUnavailableError(
-                        f"cannot open embedded ClickHouse at {path}: {exc}"
+                        f"cannot open embedded ClickHouse at {path}: {exc}",
+                        store="ClickHouse", address=self.address,
                     ) from exc
                 _ENGINE.lock, _ENGINE.path = lock, str(path)
             elif _ENGINE.path != str(path):
                 raise ServiceUnavailableError(
                     f"this process already holds embedded ClickHouse at {_ENGINE.path}; "
-                    f"chdb cannot open a second path ({path}) in the same process"
+                    f"chdb cannot open a second path ({path}) in the same process",
+                    store="ClickHouse", address=self.address,
                 )
             _ENGINE.depth += 1
+            assert _ENGINE.client is not None
+            return _ENGINE.client
+
+    def _close_embedded(self) -> None:
+        """Under the guard: one user fewer; the last one closes the engine and frees the lock."""
+        with _ENGINE.guard:
+            _ENGINE.depth -= 1
+            if _ENGINE.depth > 0:
+                return
             try:
-                assert _ENGINE.client is not None
-                yield _ENGINE.client
+                if _ENGINE.client is not None:
+                    _ENGINE.client.close()
             finally:
-                _ENGINE.depth -= 1
-                if _ENGINE.depth == 0:
-                    try:
-                        _ENGINE.client.close()
-                    finally:
-                        _ENGINE.client = None
-                        if _ENGINE.lock is not None:
-                            _ENGINE.lock.release()
-                        _ENGINE.lock = None
+                _ENGINE.client = None
+                if _ENGINE.lock is not None:
+                    _ENGINE.lock.release()
+                _ENGINE.lock = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the embedded engine open until the block ends, for a long-lived reader such as
+        the HTTP service: its operations still take turns in this process but skip the reopen
+        (~40 ms each). Other processes (Dagster runs) wait for the file lock while it is held,
+        so a holder lets go when idle. Without effect for a server DSN. May be left from
+        another thread than the one that entered it."""
+        if not is_embedded(self.dsn):
+            yield
+            return
+        self._open_embedded()
+        try:
+            yield
+        finally:
+            self._close_embedded()
 
     def ensure_schema(self, client: Client | None = None) -> None:
         """Create the database and every table of sql/clickhouse/init.sql (idempotent)."""

@@ -16,7 +16,7 @@ import re
 import socket
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -208,20 +208,38 @@ def swap_in(client: Client, table: str, staging: str, partitions: Sequence[Parti
 
 
 def replace_partitions(
-    client: Client, table: str, frame: pd.DataFrame, partitions: Sequence[Partition],
-) -> None:
-    """Swap `partitions` of `table` for the rows of `frame`, atomically per partition.
+    client: Client, table: str, frames: pd.DataFrame | Iterable[pd.DataFrame],
+    partitions: Sequence[Partition], each: Callable[[pd.DataFrame], None] | None = None,
+) -> int:
+    """Swap `partitions` of `table` for the rows of `frames`, atomically per partition; returns
+    the rows written.
 
-    If the insert fails the target is untouched. A partition absent from `frame` becomes
-    empty (that is what re-materializing it means).
+    `frames` is one frame or an iterable of them (a stream: each chunk goes to the staging
+    table as it comes, so memory holds one chunk); `each` checks every chunk before it is
+    written. If anything fails the target is untouched. A partition absent from the rows
+    becomes empty (that is what re-materializing it means).
     """
     database = table.split(".")[0] if "." in table else None
     if database:
         sweep_stale_staging(client, database, table.split(".", 1)[1])
+    chunks = [frames] if isinstance(frames, pd.DataFrame) else frames
+    rows = 0
     with staging_table(client, table) as staging:
-        if len(frame):
-            client.insert_arrow(staging, pa.Table.from_pandas(frame, preserve_index=False))
+        for frame in chunks:
+            if each is not None:
+                each(frame)
+            if len(frame):
+                client.insert_arrow(staging, pa.Table.from_pandas(frame, preserve_index=False))
+                rows += len(frame)
         swap_in(client, table, staging, partitions)
+    return rows
+
+
+def insert_frame(client: Client, table: str, frame: pd.DataFrame) -> None:
+    """Append rows (no swap): for ReplacingMergeTree tables, whose newest version of a sorting
+    key wins at merge time and under FINAL, so this rewrites just the rows it carries."""
+    if len(frame):
+        client.insert_arrow(table, pa.Table.from_pandas(frame, preserve_index=False))
 
 
 def check_rows_in_slice(frame: pd.DataFrame, table_slice: TableSlice) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 from dagster import InputContext, OutputContext
@@ -20,20 +20,39 @@ from kline_assets.resources.clickhouse.sql import (
 )
 
 
+class FrameStream:
+    """An asset's rows as a stream of frames, consumed once by the IO manager: each chunk goes
+    to the staging table as it comes, so memory holds one chunk, and the partitions are
+    swapped in at the end exactly as for one frame. `summary`, called once every chunk is
+    written, adds what the producer learned on the way (counts, rejections) to the output's
+    metadata."""
+
+    def __init__(self, frames: Iterable[pd.DataFrame],
+                 summary: Callable[[], dict] | None = None) -> None:
+        self.frames = frames
+        self.summary = summary
+
+
 class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     def handle_output(self, context: OutputContext, table_slice: TableSlice,
-                      obj: pd.DataFrame, connection: ClickHouseConnection) -> dict:
+                      obj: pd.DataFrame | FrameStream, connection: ClickHouseConnection) -> dict:
         started = time.perf_counter()
         table = connection.table(table_slice)
-        check_rows_in_slice(obj, table_slice)
         known = {name for name, _ in describe_columns(connection.client, table)}
-        unknown = sorted(set(obj.columns) - known)
-        if unknown:
-            raise ValueError(f"columns {unknown} are not in ClickHouse table {table}")
+
+        def check(frame: pd.DataFrame) -> None:
+            check_rows_in_slice(frame, table_slice)
+            unknown = sorted(set(frame.columns) - known)
+            if unknown:
+                raise ValueError(f"columns {unknown} are not in ClickHouse table {table}")
+
         partitions = target_partitions(table_slice)
-        replace_partitions(connection.client, table, obj, partitions)
+        frames = obj.frames if isinstance(obj, FrameStream) else obj
+        rows = replace_partitions(connection.client, table, frames, partitions, each=check)
+        summary = obj.summary() if isinstance(obj, FrameStream) and obj.summary else {}
         return {
-            "dagster/row_count": len(obj),
+            **summary,
+            "dagster/row_count": rows,
             "clickhouse_table": table,
             "partitions_replaced": ", ".join("/".join(str(v) for v in p) for p in partitions),
             "write_seconds": round(time.perf_counter() - started, 3),
@@ -46,4 +65,4 @@ class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     @property
     def supported_types(self) -> Sequence[type]:
-        return [pd.DataFrame]
+        return [pd.DataFrame, FrameStream]

@@ -1,0 +1,324 @@
+"""Benchmark: the read API (kline_assets.query, `kline serve`) on a features_wide of ≥ 10M rows.
+
+    python bench/query.py [--scopes 300] [--months 12] [--iterations 200] [--naive-iterations 10]
+                          [--requests 1500] [--reopen-requests 150] [--concurrency 8]
+
+Data, generated inside ClickHouse with `numbers()` (seconds, no Python rows): `--scopes` iPhone
+scopes × every 15-minute bucket of `--months` months (300 × 12 months = 10.5M rows) of run
+`live`, plus a second version (newer inserted_at) of 1 % of the rows, so FINAL has work to do;
+a price_aligned of 20 shops × 50 iPhones × one month (2.9M rows); shop/iPhone names in a
+throwaway PostgreSQL database.
+
+Latency, p50/p95 over `--iterations` requests with a random scope and month each, in this
+process (ClickHouse held open, as the service holds it); a first pass (`page_cold`, the page
+and its count in one query, as the HTTP service asks) touches each scope × month for the first
+time, the others then run on the same picks:
+* `page`: query_features, 100 rows of one scope and a month range (the issue's target:
+  p95 ≤ 100 ms), and `count` of the same filter;
+* `long`: the unpivoted long format, 5 names × one day; `aligned`: a price_aligned page.
+Baseline, in the same run, the naive way through pandas (`--naive-iterations`):
+* `naive_sql`: `SELECT * … WHERE run_id AND scope AND bucket range ORDER BY bucket DESC
+  LIMIT 100` without FINAL into a DataFrame — fast-ish but wrong when a row has two versions
+  (the count of such pages is printed);
+* `naive_pandas`: the run's rows of the month range into a DataFrame, then scope filter,
+  newest version per key, sort and head(100) in pandas.
+
+Throughput: `kline serve`'s app on uvicorn in a subprocess (one worker, loopback), a bounded
+load generator here (`--concurrency` threads with keep-alive httpx clients, `--requests`
+requests in all) on /api/overall-bars/ (one iPhone, one month, limit 100), with the embedded
+engine held between requests (the default) and reopened per request (`--hold-s 0`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import bench_clickhouse, bench_postgres
+from kline_assets import query
+from kline_assets.kernels.feature_names import FEATURE_COLUMNS
+
+START = "2025-01-01 00:00:00"  # Asia/Tokyo
+SHOPS, IPHONES = 20, 50
+
+
+def generate(ch, scopes: int, months: int) -> dict[str, int]:
+    """features_wide and price_aligned filled by ClickHouse itself."""
+    fw, pa = ch.table("features_wide"), ch.table("price_aligned")
+    with ch.client() as client:
+        start = int(client.query(f"SELECT toUnixTimestamp(toDateTime('{START}', 'Asia/Tokyo'))"
+                                 ).result_rows[0][0])
+        end = int(client.query(f"SELECT toUnixTimestamp(addMonths(toDateTime('{START}', "
+                               f"'Asia/Tokyo'), {months}))").result_rows[0][0])
+        buckets = (end - start) // 900
+        n = scopes * buckets
+        feats = ", ".join(f"m * (1 + {0.001 * (k % 7):.3f}) + {k}" for k in
+                          range(len(FEATURE_COLUMNS)))
+        body = (
+            "SELECT 'live', toDateTime({start} + (number % {b}) * 900, 'Asia/Tokyo') AS bucket, "
+            "concat('iphone:', toString(intDiv(number, {b}) + 1)) AS scope, m, m, "
+            "10 + (number % 13), toUInt16(number % 20 + 1), 0.01, NULL, " + feats + ", {ins} "
+            "FROM (SELECT number, 100000 + 5000 * sin(number / 500) + intDiv(number, {b}) * 10 "
+            "AS m FROM numbers({n})) {where}")
+        cols = ("run_id, bucket, scope, mean, median, std, shop_count, dispersion, n_models, "
+                + ", ".join(FEATURE_COLUMNS) + ", inserted_at")
+        t0 = time.perf_counter()
+        client.command(f"INSERT INTO {fw} ({cols}) " + body.format(
+            start=start, b=buckets, n=n, where="", ins="toDateTime('2025-12-01 00:00:00')"),
+            settings={"max_insert_threads": 2})
+        client.command(f"INSERT INTO {fw} ({cols}) " + body.format(
+            start=start, b=buckets, n=n, where="WHERE number % 100 = 7",
+            ins="toDateTime('2025-12-02 00:00:00')"))
+        gen_s = time.perf_counter() - t0
+        month_buckets = 31 * 96
+        client.command(
+            f"INSERT INTO {pa} (run_id, bucket, shop_id, iphone_id, price_new, price_a, price_b, "
+            "alignment_diff_sec, record_time) SELECT 'live', "
+            f"toDateTime({start} + (number % {month_buckets}) * 900, 'Asia/Tokyo'), "
+            f"intDiv(number, {month_buckets}) % {SHOPS} + 1, "
+            f"intDiv(number, {month_buckets * SHOPS}) + 1, 100000 + number % 9973, NULL, "
+            f"90000, number % 900, toDateTime({start} + (number % {month_buckets}) * 900 "
+            f"+ number % 900, 'Asia/Tokyo') FROM numbers({month_buckets * SHOPS * IPHONES})")
+        rows = int(client.query(f"SELECT count() FROM {fw}").result_rows[0][0])
+        final_rows = int(client.query(f"SELECT count() FROM {fw} FINAL").result_rows[0][0])
+    return {"stored_rows": rows, "final_rows": final_rows, "buckets": buckets,
+            "generate_s": round(gen_s, 1), "start": start}
+
+
+def month_range(months: int, rng: random.Random) -> tuple[str, str]:
+    m = rng.randrange(months)
+    y, mo = 2025 + m // 12, m % 12 + 1
+    ny, nmo = (y, mo + 1) if mo < 12 else (y + 1, 1)
+    return f"{y}-{mo:02d}-01T00:00", f"{ny}-{nmo:02d}-01T00:00"
+
+
+def pct(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def timeit(fn, iterations: int) -> tuple[float, float]:
+    samples = []
+    for i in range(iterations):
+        t0 = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - t0)
+    return pct(samples)
+
+
+def latencies(ch, scopes: int, months: int, iterations: int, naive_iterations: int) -> dict:
+    rng = random.Random(7)
+    out: dict[str, tuple[float, float]] = {}
+    picks = [(f"iphone:{rng.randrange(scopes) + 1}", *month_range(months, rng))
+             for _ in range(max(iterations, naive_iterations))]
+    fw = ch.table("features_wide")
+    wrong = 0
+    with ch.held():
+        query.count_features(ch, scope="iphone:1")  # warm the engine once
+        # First touch of each scope × month: marks and granules come from disk.
+        out["page_cold"] = timeit(lambda i: query.features_page(
+            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2], limit=100),
+            iterations)
+        out["page"] = timeit(lambda i: query.query_features(
+            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2], limit=100),
+            iterations)
+        out["count"] = timeit(lambda i: query.count_features(
+            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2]), iterations)
+        out["long"] = timeit(lambda i: query.query_feature_values(
+            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][1][:10] + "T23:59",
+            names=["mean", "ema_120", "boll_low_120", "boll_mid_120", "boll_up_120"],
+            limit=500), iterations)
+        out["aligned"] = timeit(lambda i: query.query_price_aligned(
+            ch, iphone_ids=[i % IPHONES + 1], shop_ids=[i % SHOPS + 1], limit=100), iterations)
+
+        def naive_sql(i: int) -> None:
+            nonlocal wrong
+            scope, gte, lte = picks[i]
+            with ch.client() as client:
+                df = client.query_df(
+                    f"SELECT * FROM {fw} WHERE run_id = 'live' AND scope = '{scope}' AND "
+                    f"bucket >= toDateTime('{gte.replace('T', ' ')}:00', 'Asia/Tokyo') AND "
+                    f"bucket <= toDateTime('{lte.replace('T', ' ')}:00', 'Asia/Tokyo') "
+                    "ORDER BY bucket DESC LIMIT 100")
+            wrong += int(df["bucket"].duplicated().any())
+
+        def naive_pandas(i: int) -> None:
+            scope, gte, lte = picks[i]
+            with ch.client() as client:
+                df = client.query_df(
+                    f"SELECT * FROM {fw} WHERE run_id = 'live' AND "
+                    f"bucket >= toDateTime('{gte.replace('T', ' ')}:00', 'Asia/Tokyo') AND "
+                    f"bucket <= toDateTime('{lte.replace('T', ' ')}:00', 'Asia/Tokyo')")
+            df = df[df["scope"] == scope].sort_values("inserted_at")
+            df = df.drop_duplicates(["scope", "bucket"], keep="last")
+            df.sort_values("bucket", ascending=False).head(100)
+
+        out["naive_sql"] = timeit(naive_sql, naive_iterations)
+        out["naive_pandas"] = timeit(naive_pandas, naive_iterations)
+    out["naive_sql_pages_with_duplicates"] = (wrong, naive_iterations)  # type: ignore[assignment]
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(env: dict[str, str], hold_s: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    code = ("import uvicorn; from kline_assets.api.app import create_app; "
+            f"uvicorn.run(create_app(hold_s={hold_s}), host='127.0.0.1', port={port}, "
+            "log_level='warning', access_log=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("the service did not come up")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used so far, all its threads."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, scopes: int, months: int, requests: int, concurrency: int) -> dict:
+    """`requests` GETs of /api/overall-bars/ from `concurrency` threads (bounded, loopback)."""
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    samples: list[float] = []
+    errors: list[int] = []
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        return
+                gte, lte = month_range(months, rng)
+                params = {"iphone": rng.randrange(scopes) + 1, "bucket__gte": gte,
+                          "bucket__lte": lte, "limit": 100}
+                t0 = time.perf_counter()
+                res = client.get("/api/overall-bars/", params=params)
+                dt = time.perf_counter() - t0
+                with lock:
+                    samples.append(dt)
+                    if res.status_code != 200 or len(res.json()["results"]) != 100:
+                        errors.append(res.status_code)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    p50, p95 = pct(samples)
+    return {"rps": len(samples) / wall, "p50": p50, "p95": p95, "errors": len(errors)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scopes", type=int, default=300)
+    ap.add_argument("--months", type=int, default=12)
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--naive-iterations", type=int, default=10)
+    ap.add_argument("--requests", type=int, default=1500)
+    ap.add_argument("--reopen-requests", type=int, default=150,
+                    help="requests with the engine reopened per request (~5/s)")
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+
+    with bench_postgres("kline_bench_query") as pg, bench_clickhouse("bench_query") as ch:
+        with pg.connect() as conn:
+            conn.execute("INSERT INTO shop SELECT g, 'shop ' || g FROM generate_series(1, %s) g",
+                         (SHOPS,))
+            conn.execute("INSERT INTO iphone SELECT g, 'iPhone ' || g "
+                         "FROM generate_series(1, %s) g", (max(IPHONES, args.scopes),))
+        info = generate(ch, args.scopes, args.months)
+        print(f"features_wide: {info['stored_rows']:,} stored rows ({info['final_rows']:,} after "
+              f"FINAL), {args.scopes} scopes × {info['buckets']:,} buckets, generated in "
+              f"{info['generate_s']} s; price_aligned {SHOPS * IPHONES * 31 * 96:,} rows")
+        res = latencies(ch, args.scopes, args.months, args.iterations, args.naive_iterations)
+        print(f"\nlatency in process (ms), {args.iterations} requests each "
+              f"({args.naive_iterations} for the naive ways):")
+        print(f"  {'request':<44} {'p50':>8} {'p95':>8}")
+        labels = {
+            "page_cold": "page + count, first touch of scope × month",
+            "page": "features page (1 scope, 1 month, 100 rows)",
+            "count": "count of the same filter",
+            "long": "long format (5 names × 1 day)",
+            "aligned": "price_aligned page (1 shop × 1 iPhone)",
+            "naive_sql": "naive: SELECT … LIMIT 100 (no FINAL), pandas",
+            "naive_pandas": "naive: month into pandas, dedupe, sort",
+        }
+        for key, label in labels.items():
+            p50, p95 = res[key]
+            print(f"  {label:<44} {p50:>8.1f} {p95:>8.1f}")
+        wrong, tried = res["naive_sql_pages_with_duplicates"]
+        print(f"  naive SQL pages showing a row twice (no FINAL): {wrong}/{tried}")
+        page95 = res["page"][1]
+        print(f"\n  ratio naive_sql p95 / page p95:    {res['naive_sql'][1] / page95:6.2f}×")
+        print(f"  ratio naive_pandas p95 / page p95: {res['naive_pandas'][1] / page95:6.2f}×")
+        print(f"  target p95 ≤ 100 ms for a 100-row page: "
+              f"{'met' if page95 <= 100 else 'NOT met'} ({page95:.1f} ms)")
+
+        env = {**os.environ, "KLINE_CLICKHOUSE_DSN": ch.dsn, "KLINE_CLICKHOUSE_DATABASE": ch.db,
+               "KLINE_PG_DSN": pg.dsn, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        rates = {}
+        for hold_s, n in ((2.0, args.requests), (0.0, args.reopen_requests)):
+            proc, url = serve(env, hold_s)
+            try:
+                load(url, args.scopes, args.months, 50, 2)  # warm-up
+                server0, client0 = cpu_seconds(proc.pid), cpu_seconds()
+                rates[hold_s] = load(url, args.scopes, args.months, n, args.concurrency)
+                rates[hold_s]["server_cpu_ms"] = (cpu_seconds(proc.pid) - server0) / n * 1000
+                rates[hold_s]["client_cpu_ms"] = (cpu_seconds() - client0) / n * 1000
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        print(f"\n/api/overall-bars/ over HTTP (uvicorn, 1 worker, loopback, {args.requests} "
+              f"requests ({args.reopen_requests} reopened), {args.concurrency} client threads, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}):")
+        for hold_s, r in rates.items():
+            mode = "engine held (default)" if hold_s else "engine reopened per request"
+            print(f"  {mode:<30} {r['rps']:8.1f} req/s   p50 {r['p50']:7.1f} ms   "
+                  f"p95 {r['p95']:7.1f} ms   errors {r['errors']}   CPU per request: server "
+                  f"{r['server_cpu_ms']:.1f} ms, load generator {r['client_cpu_ms']:.1f} ms")
+        held = rates[2.0]
+        print(f"  the machine is shared (load average above): CPU-bound ceiling on "
+              f"{os.cpu_count()} cores of our own, server + generator: "
+              f"{os.cpu_count() * 1000 / (held['server_cpu_ms'] + held['client_cpu_ms']):.0f} "
+              f"req/s; server alone: "
+              f"{os.cpu_count() * 1000 / held['server_cpu_ms']:.0f} req/s")
+        print(f"  ratio held / reopened: {rates[2.0]['rps'] / rates[0.0]['rps']:.2f}×; "
+              f"target ≥ 200 req/s: {'met' if rates[2.0]['rps'] >= 200 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`create_app()`: the FastAPI application of `kline serve` — routers per resource family,
+errors mapped to HTTP in one place, and the page with its static scripts.
+
+FastAPI (on Starlette) gives the OpenAPI spec the property-based tests run against, and its
+sync handlers run in a thread pool, which suits the blocking ClickHouse and PostgreSQL
+clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from kline_assets.api import DEFAULT_HOLD_S, bars, errors, health, prices, runs
+from kline_assets.api.stores import EngineKeeper, Stores
+from kline_assets.query import CatalogNames
+from kline_assets.resources.clickhouse import ClickHouseResource
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets.resources.redis import RedisResource
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(clickhouse: ClickHouseResource | None = None,
+               postgres: PostgresResource | None = None, *,
+               hold_s: float = DEFAULT_HOLD_S, names_ttl_s: float = 60.0,
+               redis: RedisResource | None = None) -> FastAPI:
+    """The service on the given stores (default: the environment's, as everywhere else).
+
+    `hold_s`: how long the embedded ClickHouse engine stays open after the last request
+    (0 = open per request); see `EngineKeeper`.
+    """
+    if clickhouse is None or postgres is None or redis is None:
+        from kline_assets.resources.build import store_resources
+
+        resources = store_resources()
+        clickhouse = clickhouse or resources["clickhouse"]
+        postgres = postgres or resources["postgres"]
+        redis = redis or resources["redis"]
+    stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s),
+                    EngineKeeper(clickhouse, hold_s), redis)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            stores.keeper.close()
+
+    app = FastAPI(
+        title="kline_assets read API",
+        version="1",
+        description="Runs, aligned prices and features from ClickHouse, in the JSON shapes "
+                    "of the pricing frontend (DRF-style pages); stock bars merged from the "
+                    "vendor history, the synthesised archive and today's bars in Redis.",
+        lifespan=lifespan,
+    )
+    app.state.stores = stores
+    errors.install(app)
+    for module in (prices, runs, bars, health):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

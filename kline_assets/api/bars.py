@@ -1,0 +1,101 @@
+"""Stock bar endpoints and the bars page: `GET /api/bars/` (the merged query — vendor history,
+synthesised archive, today's bars in Redis — one row per frame with its source), `GET
+/api/bars/status` (the stream consumer and the last hand-over, for the page's status view) and
+`GET /bars` (candlesticks, volume, the rows, the status)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from kline_assets import query
+from kline_assets.api.pagination import Limit, Offset, Page, page
+from kline_assets.api.stores import Stores
+from kline_assets.errors import InvalidQueryError
+from kline_assets.kernels.bars import PERIODS
+from kline_assets.stocks.merged import parse_clock
+from kline_assets.stocks.ticks.keys import LiveKeys
+from kline_assets.stocks.ticks.live import day_symbols, status
+
+router = APIRouter(tags=["bars"])
+STATIC = Path(__file__).parent / "static"
+MAX_SPAN = timedelta(days=31)
+DEFAULT_SPAN = timedelta(hours=24)
+
+Clock = Annotated[str, Query(max_length=40, description="ISO-8601 date and time; without an "
+                                                        "offset, Asia/Shanghai")]
+
+
+def bar_stores(request: Request) -> Stores:
+    """The app's stores; bars read PostgreSQL and Redis only, so the embedded ClickHouse engine
+    is not held for them (unlike `get_stores`)."""
+    return request.app.state.stores
+
+
+class Bar(BaseModel):
+    symbol: str
+    period: int
+    frame: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    amount: float
+    source: str
+
+
+class BarsStatus(BaseModel):
+    consumers: list[dict[str, str]]
+    handover: dict[str, str]
+    live_days: list[str]
+    symbols: list[str]
+
+
+@router.get("/api/bars/", response_model=Page[Bar])
+def list_bars(
+    request: Request,
+    symbol: Annotated[str, Query(min_length=1, max_length=64, description="e.g. 600000.SH")],
+    start: Clock,
+    end: Annotated[str | None, Query(max_length=40, description="default: start + 24 hours")
+                   ] = None,
+    period: Annotated[int, Query(description=f"minutes: {', '.join(map(str, PERIODS))}")] = 1,
+    limit: Limit = 1000,
+    offset: Offset = 0,
+    stores: Stores = Depends(bar_stores),
+) -> dict:
+    """`period`-minute bars of `symbol` with frames in [start, end], oldest first; each says
+    its source: `vendor` (stock_1min_qfq), `synth` (the nightly archive of our bars) or
+    `live` (today's bars in Redis, not handed over yet)."""
+    lo = parse_clock(start, "start")
+    try:
+        hi = parse_clock(end, "end") if end else lo + DEFAULT_SPAN
+    except OverflowError as exc:
+        raise InvalidQueryError("start + 24 hours is beyond the last representable time") \
+            from exc
+    if hi - lo > MAX_SPAN:
+        raise InvalidQueryError(f"at most {MAX_SPAN.days} days per request")
+    rows = query.bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
+    return page(request, len(rows), rows[offset:offset + limit], limit, offset)
+
+
+@router.get("/api/bars/status", response_model=BarsStatus)
+def bars_status(stores: Stores = Depends(bar_stores)) -> dict:
+    """The stream consumers' last reports (ticks/s, lag, pending, malformed), the last
+    hand-over and its accuracy, the days still in Redis and the latest day's symbols."""
+    client = stores.redis.client()
+    keys = LiveKeys(stores.redis.key_prefix)
+    out = status(client, keys)
+    latest = out["live_days"][-1] if out["live_days"] else None
+    out["symbols"] = day_symbols(client, keys, latest)[:200] if latest else []
+    return out
+
+
+@router.get("/bars", include_in_schema=False)
+def bars_page() -> FileResponse:
+    return FileResponse(STATIC / "bars.html")

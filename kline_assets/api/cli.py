@@ -1,0 +1,23 @@
+"""`kline serve`: the read API and its page on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from kline_assets.api import DEFAULT_HOLD_S
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--hold-s", default=DEFAULT_HOLD_S, show_default=True, type=click.FloatRange(0),
+              help="embedded ClickHouse: keep the engine open this long after a request "
+                   "(0 = open per request; Dagster runs wait while it is held)")
+def serve(host: str, port: int, hold_s: float) -> None:
+    """Serve the read API (/api/…, /healthz, OpenAPI at /docs) and the features page (/)."""
+    import uvicorn
+
+    from kline_assets.api.app import create_app
+
+    click.echo(f"kline read API on http://{host}:{port}/ (OpenAPI: /docs)")
+    uvicorn.run(create_app(hold_s=hold_s), host=host, port=port, log_level="info")

@@ -1,0 +1,84 @@
+"""DRF-style pages, shared by every list endpoint: `{count, next, previous, results}` with
+`limit`/`offset` links built from the request's own URL, `?ordering=` translated from the
+names the frontend uses to the table's columns, and multi-valued filters (`?iphone=1,2` or
+`?iphone=1&iphone=2`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+
+from kline_assets.errors import InvalidQueryError
+from kline_assets.query import MAX_LIMIT
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="rows to skip")]
+RunId = Annotated[str, Query(description="run id; `live` is production",
+                             pattern=r"^[a-z0-9_]{1,64}$", max_length=64)]
+TimeBound = Annotated[str | None, Query(
+    max_length=40, description="ISO-8601 date or time; without an offset, Asia/Tokyo")]
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+
+def page(request: Request, count: int, results: list[Any], limit: int, offset: int
+         ) -> dict[str, Any]:
+    """The page with DRF's LimitOffsetPagination links: no `next` past the end, and a
+    `previous` without `offset` when it leads back to the first page."""
+    url = request.url
+    nxt = None
+    if offset + limit < count:
+        nxt = str(url.include_query_params(limit=limit, offset=offset + limit))
+    prev = None
+    if offset > 0:
+        if offset - limit <= 0:
+            prev = str(url.include_query_params(limit=limit).remove_query_params("offset"))
+        else:
+            prev = str(url.include_query_params(limit=limit, offset=offset - limit))
+    return {"count": count, "next": nxt, "previous": prev, "results": results}
+
+
+def ordering(value: str | None, names: Mapping[str, str], default: str) -> list[str]:
+    """`-bucket,iphone` in the API's names → the query's order terms; unknown names → 400."""
+    terms = []
+    for item in (value or default).split(","):
+        item = item.strip()
+        name = item.removeprefix("-")
+        if name not in names:
+            raise InvalidQueryError(
+                f"cannot order by {item!r}; choose from {', '.join(names)} "
+                "(prefix '-' for descending, comma-separated)")
+        terms.append(("-" if item.startswith("-") else "") + names[name])
+    return terms
+
+
+def multi(values: list[str] | None) -> list[str] | None:
+    """Repeated and comma-separated values of one filter, flattened; None when absent."""
+    if not values:
+        return None
+    out = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return out or None
+
+
+def ints(values: list[str] | None, what: str) -> list[int] | None:
+    items = multi(values)
+    if items is None:
+        return None
+    try:
+        return [int(v) for v in items]
+    except ValueError as exc:
+        raise InvalidQueryError(f"{what}: expected integer ids, got {', '.join(items)}") from exc
+
+
+__all__ = ["Limit", "Offset", "Page", "RunId", "TimeBound", "ints", "multi",
+           "ordering", "page"]

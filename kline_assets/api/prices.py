@@ -1,0 +1,206 @@
+"""Price endpoints in the JSON shapes the frontend read from the old DRF ViewSets:
+overall bars (per iPhone), cohort bars, the long feature format and aligned prices with shop
+and iPhone names (cached from PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from kline_assets import query
+from kline_assets.api.pagination import (
+    Limit,
+    Offset,
+    Page,
+    RunId,
+    TimeBound,
+    ints,
+    multi,
+    ordering,
+    page,
+)
+from kline_assets.api.stores import Stores, get_stores
+from kline_assets.settings import PRICE_TZ
+
+router = APIRouter(prefix="/api", tags=["prices"])
+Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]
+Ordering = Annotated[str | None, Query(max_length=200, description="fields, '-' for descending")]
+
+
+class OverallBar(BaseModel):
+    bucket: str
+    iphone: int
+    iphone_name: str | None
+    mean: float | None
+    median: float | None
+    std: float | None
+    shop_count: int
+    dispersion: float | None
+    is_final: bool
+    updated_at: str
+
+
+class CohortBar(BaseModel):
+    bucket: str
+    cohort: int | None
+    cohort_name: str | None
+    mean: float | None
+    median: float | None
+    std: float | None
+    n_models: int | None
+    shop_count_agg: int
+    dispersion: float | None
+
+
+class FeatureValue(BaseModel):
+    bucket: str
+    scope: str
+    name: str
+    value: float
+    version: str
+    is_final: bool
+
+
+class Named(BaseModel):
+    id: int
+    name: str | None
+
+
+class PurchasingTimeAnalysis(BaseModel):
+    shop: Named
+    iphone: Named
+    price_new: int
+    price_a: int | None
+    price_b: int | None
+    bucket: str
+    record_time: str
+    alignment_diff_sec: int
+
+
+OVERALL_ORDER = {"bucket": "bucket", "iphone": "scope_number", "mean": "mean", "median": "median",
+                 "std": "std", "shop_count": "shop_count", "dispersion": "dispersion",
+                 "updated_at": "inserted_at"}
+COHORT_ORDER = {"bucket": "bucket", "cohort": "scope", "mean": "mean", "median": "median",
+                "std": "std", "n_models": "n_models", "shop_count_agg": "shop_count",
+                "dispersion": "dispersion"}
+FEATURE_ORDER = {"bucket": "bucket", "scope": "scope", "name": "name", "value": "value"}
+ALIGNED_ORDER = {"bucket": "bucket", "shop": "shop_id", "iphone": "iphone_id",
+                 "price_new": "price_new", "price_a": "price_a", "price_b": "price_b",
+                 "record_time": "record_time", "alignment_diff_sec": "alignment_diff_sec"}
+
+
+def _now() -> datetime:
+    return datetime.now(ZoneInfo(PRICE_TZ))
+
+
+@router.get("/overall-bars/", response_model=Page[OverallBar])
+def overall_bars(
+    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
+    iphone: Many = None, bucket__gte: TimeBound = None, bucket__lte: TimeBound = None,
+    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
+    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
+) -> dict:
+    """Cross-shop statistics per iPhone and bucket (scopes `iphone:*`)."""
+    ids = ints(iphone, "iphone")
+    scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
+    flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
+    order = ordering(ordering_, OVERALL_ORDER, "-bucket")
+    found = query.features_page(
+        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+        columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
+                 "inserted_at"])
+    names, now = stores.names.get().iphone, _now()
+    results = []
+    for r in found.rows:
+        iphone_id = int(r["scope"].split(":", 1)[1])
+        results.append({
+            "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
+            "mean": r["mean"], "median": r["median"], "std": r["std"],
+            "shop_count": r["shop_count"], "dispersion": r["dispersion"],
+            "is_final": query.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
+    return page(request, found.count, results, limit, offset)
+
+
+@router.get("/cohort-bars/", response_model=Page[CohortBar])
+def cohort_bars(
+    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
+    cohort__slug: Many = None, bucket__gte: TimeBound = None, bucket__lte: TimeBound = None,
+    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
+    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
+) -> dict:
+    """Cohort statistics per bucket (scopes `cohort:*`); `cohort` is the cohort's id in
+    PostgreSQL, `n_models` the member iPhones with data in the bucket."""
+    slugs = multi(cohort__slug)
+    scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
+    flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
+    order = ordering(ordering_, COHORT_ORDER, "-bucket")
+    found = query.features_page(
+        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+        columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
+                 "dispersion"])
+    cohorts = stores.names.get().cohort
+    results = []
+    for r in found.rows:
+        slug = r["scope"].split(":", 1)[1]
+        known = cohorts.get(slug)
+        results.append({
+            "bucket": r["bucket"], "cohort": known[0] if known else None,
+            "cohort_name": known[1] if known else None, "mean": r["mean"],
+            "median": r["median"], "std": r["std"], "n_models": r["n_models"],
+            "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
+    return page(request, found.count, results, limit, offset)
+
+
+@router.get("/features/", response_model=Page[FeatureValue])
+def features(
+    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
+    scope: Many = None, name: Many = None, bucket__gte: TimeBound = None,
+    bucket__lte: TimeBound = None,
+    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
+    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
+) -> dict:
+    """The long format of the old FeatureSnapshot endpoint: one row per scope × bucket ×
+    feature with a value, unpivoted in ClickHouse. `scope`: `iphone:<id>`, `cohort:<slug>`,
+    `iphone:*` or `cohort:*`; `name`: any of the numeric columns of features_wide."""
+    scopes = multi(scope)
+    scope_arg = scopes[0] if scopes and len(scopes) == 1 else scopes
+    names = multi(name)
+    flt = dict(scope=scope_arg, names=names, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
+    order = ordering(ordering_, FEATURE_ORDER, "-bucket")
+    found = query.feature_values_page(stores.clickhouse, run_id, **flt, order=order,
+                                      limit=limit, offset=offset)
+    now = _now()
+    for r in found.rows:
+        r["is_final"] = query.is_final(r["bucket"], now)
+    return page(request, found.count, found.rows, limit, offset)
+
+
+@router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
+def purchasing_time_analyses(
+    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
+    shop: Many = None, iphone: Many = None, bucket__gte: TimeBound = None,
+    bucket__lte: TimeBound = None,
+    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
+    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
+) -> dict:
+    """Aligned prices (the latest record per shop × iPhone × bucket) with shop and iPhone
+    names from PostgreSQL."""
+    flt = dict(shop_ids=ints(shop, "shop"), iphone_ids=ints(iphone, "iphone"),
+               bucket_gte=bucket__gte, bucket_lte=bucket__lte)
+    order = ordering(ordering_, ALIGNED_ORDER, "-bucket")
+    names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
+    found = query.price_aligned_page(
+        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+        columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
+                 "record_time", "alignment_diff_sec"])
+    results = [{
+        "shop": {"id": r["shop_id"], "name": names.shop.get(r["shop_id"])},
+        "iphone": {"id": r["iphone_id"], "name": names.iphone.get(r["iphone_id"])},
+        "price_new": r["price_new"], "price_a": r["price_a"], "price_b": r["price_b"],
+        "bucket": r["bucket"], "record_time": r["record_time"],
+        "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
+    return page(request, found.count, results, limit, offset)

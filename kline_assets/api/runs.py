@@ -1,0 +1,51 @@
+"""Runs and their scopes: what the page offers to pick, and what a frontend lists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel
+
+from kline_assets import query
+from kline_assets.api.pagination import Limit, Offset, Page, page
+from kline_assets.api.stores import Stores, get_stores
+
+router = APIRouter(prefix="/api", tags=["runs"])
+
+
+class Run(BaseModel):
+    run_id: str
+    months: list[str]
+    rows: dict[str, int]
+
+
+class Scope(BaseModel):
+    scope: str
+    name: str | None
+    first_bucket: str
+    last_bucket: str
+
+
+@router.get("/runs/", response_model=Page[Run])
+def runs(request: Request, stores: Annotated[Stores, Depends(get_stores)],
+         limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
+    """Every run with data in the price tables: its months and stored rows per table."""
+    all_runs = query.list_runs(stores.clickhouse)
+    return page(request, len(all_runs), all_runs[offset:offset + limit], limit, offset)
+
+
+@router.get("/runs/{run_id}/scopes/", response_model=Page[Scope])
+def scopes(request: Request, stores: Annotated[Stores, Depends(get_stores)],
+           run_id: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+           limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
+    """The scopes of a run (iPhones first, then cohorts) with their names and bucket span."""
+    found = query.list_scopes(stores.clickhouse, run_id)
+    names = stores.names.get()
+    for s in found:
+        kind, key = s["scope"].split(":", 1)
+        if kind == "iphone":
+            s["name"] = names.iphone.get(int(key))
+        else:
+            s["name"] = (names.cohort.get(key) or (None, None))[1]
+    return page(request, len(found), found[offset:offset + limit], limit, offset)

@@ -1,0 +1,188 @@
+"""Ticks on the stream: one entry per tick, one field `t` holding a CSV line
+
+    symbol,time_us,price,volume,amount,tick_id,high,low
+
+time_us is the Beijing wall clock as microseconds since 1970-01-01 (naive, like the kernel's
+datetime64[us]); tick_id, high and low may be empty. One packed field keeps both sides cheap:
+a batch of entries is joined and parsed by Arrow's CSV reader in one call instead of
+converting fields one by one. Other tools may instead send the fields by name (symbol, time as
+ISO-8601 or µs, price, volume, amount, optional tick_id, high, low); those go through the slow
+per-entry path. An entry that parses neither way is malformed: it is dead-lettered, never
+retried, never blocking the stream.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from kline_assets.kernels.bars import Ticks
+from kline_assets.settings import STOCK_TZ
+
+FIELD = b"t"
+COLUMNS = ("symbol", "time_us", "price", "volume", "amount", "tick_id", "high", "low")
+_TYPES = {"symbol": pa.string(), "time_us": pa.int64(), "price": pa.float64(),
+          "volume": pa.float64(), "amount": pa.float64(), "tick_id": pa.int64(),
+          "high": pa.float64(), "low": pa.float64()}
+_READ = pacsv.ReadOptions(column_names=list(COLUMNS))
+_PARSE = pacsv.ParseOptions(quote_char=False, newlines_in_values=False)  # a quote is data
+_CONVERT = pacsv.ConvertOptions(column_types=_TYPES, strings_can_be_null=False,
+                                null_values=[""], quoted_strings_can_be_null=False)
+
+
+def encode(ticks: Ticks) -> list[bytes]:
+    """One packed line per tick, in the ticks' order."""
+    def opt(a: np.ndarray | None, typ: pa.DataType) -> pa.Array:
+        return pa.nulls(len(ticks), typ) if a is None else pa.array(a, typ)
+
+    table = pa.table({
+        "symbol": pa.array(ticks.names[ticks.symbol].astype(str)),
+        "time_us": pa.array(ticks.time.astype("datetime64[us]").view(np.int64)),
+        "price": pa.array(ticks.price), "volume": pa.array(ticks.volume),
+        "amount": pa.array(ticks.amount),
+        "tick_id": opt(ticks.tick_id, pa.int64()), "high": opt(ticks.high, pa.float64()),
+        "low": opt(ticks.low, pa.float64()),
+    })
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False,
+                                                   quoting_style="none"))
+    return buf.getvalue().splitlines()
+
+
+@dataclass
+class Decoded:
+    """A batch of entries as ticks; `entry[i]` is the batch position of tick i, and `bad`
+    maps batch positions of malformed entries to the reason."""
+
+    ticks: Ticks
+    entry: np.ndarray
+    bad: dict[int, str]
+
+
+def _named_line(fields: dict[bytes, bytes]) -> bytes:
+    """A packed line from an entry with named fields; ValueError when it is not a tick."""
+    get = {k.decode(errors="replace").strip().lower(): v.decode(errors="replace").strip()
+           for k, v in fields.items()}
+    missing = [c for c in ("symbol", "time", "price", "volume", "amount") if c not in get]
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(missing)}")
+    text = get["time"]
+    if text.lstrip("-").isdigit():
+        us = int(text)
+    else:
+        ts = pd.Timestamp(text)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(STOCK_TZ).tz_localize(None)
+        us = ts.value // 1000
+    values = [get["symbol"], str(us)] + [
+        repr(float(get[c])) for c in ("price", "volume", "amount")]
+    values.append(str(int(get["tick_id"])) if get.get("tick_id") else "")
+    values += [repr(float(get[c])) if get.get(c) else "" for c in ("high", "low")]
+    if any("," in v or "\n" in v for v in values) or not values[0]:
+        raise ValueError("symbol must be non-empty, without commas")
+    return ",".join(values).encode()
+
+
+def _parse(lines: list[bytes]) -> pa.Table:
+    return pacsv.read_csv(io.BytesIO(b"\n".join(lines)), read_options=_READ,
+                          parse_options=_PARSE, convert_options=_CONVERT)
+
+
+def _check_line(line: bytes) -> str | None:
+    """Why one line is not a tick (None when it is one)."""
+    if not line:
+        return "empty entry"
+    try:
+        table = _parse([line])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return str(exc).splitlines()[0][:200]
+    if table.num_rows != 1:
+        return "not one line"
+    if table.column("symbol").null_count or table.column("time_us").null_count:
+        return "symbol or time missing"
+    if not table.column("symbol")[0].as_py():
+        return "symbol is empty"
+    return None
+
+
+def as_dict(fields: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An entry's fields as a dict, from redis-py's dict or Redis' flat [field, value, …]."""
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2], strict=False))
+
+
+def decode(entries: list) -> Decoded:
+    """Ticks of a batch of stream entries, (id, fields) with fields a dict or Redis' flat
+    [field, value, …] list; the fast path parses the whole batch at once and
+    falls back to entry-by-entry checks only when something in it is malformed."""
+    bad: dict[int, str] = {}
+    lines: list[bytes] = []
+    for i, (_, fields) in enumerate(entries):
+        if type(fields) is list and len(fields) == 2 and fields[0] == FIELD:
+            lines.append(fields[1])  # the packed form, as Redis sends it
+            continue
+        fields = as_dict(fields)
+        line = fields.get(FIELD)
+        if line is None:
+            try:
+                line = _named_line(fields)
+            except (ValueError, TypeError, OverflowError) as exc:
+                bad[i] = f"not a tick: {exc}"
+                continue
+        lines.append(line)
+    good = [i for i in range(len(entries)) if i not in bad]
+    table = None
+    if lines:
+        try:
+            table = _parse(lines)
+            if (table.num_rows != len(lines) or table.column("symbol").null_count
+                    or table.column("time_us").null_count):
+                table = None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            table = None
+        if table is None:
+            ok_lines, ok_pos = [], []
+            for pos, line in zip(good, lines, strict=True):
+                reason = _check_line(line)
+                if reason is None:
+                    ok_lines.append(line)
+                    ok_pos.append(pos)
+                else:
+                    bad[pos] = reason
+            good, lines = ok_pos, ok_lines
+            table = _parse(lines) if lines else None
+    if table is None or table.num_rows == 0:
+        return Decoded(Ticks(np.zeros(0, np.int64), np.zeros(0, object),
+                             np.zeros(0, "datetime64[us]"), np.zeros(0), np.zeros(0),
+                             np.zeros(0)), np.zeros(0, np.int64), bad)
+    encoded = table.column("symbol").combine_chunks().dictionary_encode()
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    unusable = [i for i, n in enumerate(names) if not n.strip() or "\t" in n]
+    if unusable:  # symbols become Redis keys and tab-separated lines
+        drop = np.isin(codes, unusable)
+        for pos in np.asarray(good)[drop]:
+            bad[int(pos)] = "symbol is empty or holds a tab"
+        keep = np.flatnonzero(~drop)
+        table, codes, good = table.take(keep), codes[keep], list(np.asarray(good)[keep])
+
+    def col(name: str) -> np.ndarray | None:
+        c = table.column(name)
+        if name in ("tick_id", "high", "low") and c.null_count == len(c):
+            return None
+        if name == "tick_id":
+            if c.null_count:
+                return None
+            return c.to_numpy().astype(np.int64)
+        return c.to_numpy(zero_copy_only=False).astype(np.float64)
+
+    ticks = Ticks(codes, names, table.column("time_us").to_numpy().view("datetime64[us]"),
+                  col("price"), col("volume"), col("amount"), col("tick_id"), col("high"),
+                  col("low"))  # type: ignore[arg-type]
+    return Decoded(ticks, np.asarray(good, dtype=np.int64), bad)

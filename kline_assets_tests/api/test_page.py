@@ -1,0 +1,131 @@
+"""The features page in a real browser (Debian's chromium, driven by Playwright) against the
+service on a loopback port: it loads, draws the chart for the demo run, and a new range
+redraws it with the rows of that range."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from kline_assets.api.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def served(read_store) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(read_store.clickhouse, read_store.postgres),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def page(served):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield pg
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def ink(page) -> int:
+    """Pixels of the chart canvas that are not blank."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('chart');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n;
+    }""")
+
+
+def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
+    page.goto(served + "/")
+    page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+    assert page.locator("#run").input_value() == "live"
+    assert page.locator("#scope").input_value() == "iphone:1"
+    # The default range: the scope's last week, ending at its last bucket.
+    assert page.locator("#to-date").input_value() == "2025-10-31"
+    assert page.locator("#to-time").input_value() == "23:45"
+    week = int(page.evaluate("document.body.dataset.rows"))
+    assert week == 7 * 96 + 1
+    assert int(page.locator("#chart").get_attribute("data-points")) == week
+    assert ink(page) > 5_000
+    assert page.locator("#rows tbody tr").count() == week
+    assert "buckets of" in page.locator("#status").inner_text()
+    page.screenshot(path=str(tmp_path / "week.png"))
+
+    # One day, 09:00–17:45 in 24-hour time: 36 buckets.
+    draws = int(page.locator("#chart").get_attribute("data-draws"))
+    page.fill("#from-date", "2025-10-20")
+    page.fill("#from-time", "09:00")
+    page.fill("#to-date", "2025-10-20")
+    page.fill("#to-time", "17:45")
+    page.click("#show")
+    page.wait_for_function("document.body.dataset.rows == 36", timeout=20_000)
+    assert int(page.locator("#chart").get_attribute("data-draws")) > draws
+    assert int(page.locator("#chart").get_attribute("data-points")) == 36
+    first_cell = page.locator("#rows tbody tr").first.locator("td").first.inner_text()
+    assert first_cell == "2025-10-20 17:45"
+
+    # Zoom with the wheel narrows the visible span; hovering shows the values.
+    box = page.locator("#chart").bounding_box()
+    span = lambda: (float(page.locator("#chart").get_attribute("data-x1"))  # noqa: E731
+                    - float(page.locator("#chart").get_attribute("data-x0")))
+    before = span()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -300)
+    page.wait_for_timeout(100)
+    assert span() < before
+    page.mouse.move(box["x"] + box["width"] / 2 + 5, box["y"] + box["height"] / 2)
+    tip = page.locator(".kline-chart-tip")
+    assert tip.is_visible() and "mean" in tip.inner_text() and "EMA 120" in tip.inner_text()
+    page.screenshot(path=str(tmp_path / "day.png"))
+
+    # A cohort works the same way.
+    page.select_option("#scope", "cohort:pro-latest")
+    page.wait_for_function("document.body.dataset.rows == 7 * 96 + 1", timeout=20_000)
+    assert ink(page) > 5_000
+    assert not tip.is_visible()  # the iPhone's values are gone with its data
+    page.screenshot(path=str(tmp_path / "cohort.png"))
+    assert (tmp_path / "week.png").stat().st_size > 10_000
+
+
+def test_a_bad_time_is_refused_by_the_form(page, served):
+    page.goto(served + "/")
+    page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+    rows = page.evaluate("document.body.dataset.rows")
+    page.fill("#from-time", "9pm")
+    page.click("#show")
+    assert page.evaluate("document.getElementById('from-time').validity.valid") is False
+    assert page.evaluate("document.body.dataset.rows") == rows

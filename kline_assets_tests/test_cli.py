@@ -1,0 +1,90 @@
+"""What a user sees from the `kline` command for bad input and busy stores: one line saying
+what is wrong and where, exit 2, never a traceback or a password."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kline_assets.resources import ClickHouseResource
+
+KLINE = str(Path(sys.executable).parent / "kline")
+
+
+def kline(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KLINE, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+def test_a_month_with_trailing_characters_is_refused():
+    result = kline("stocks", "refresh", "--from", "2025-10abc",
+                   KLINE_PG_DSN="postgresql://postgres@127.0.0.1:1/unused")
+    assert_one_line_error(result, "2025-10abc")
+
+
+def test_a_reversed_month_range_says_which_bound_is_wrong():
+    result = kline("stocks", "refresh", "--from", "2025-11", "--to", "2025-10",
+                   KLINE_PG_DSN="postgresql://postgres@127.0.0.1:1/unused")
+    assert_one_line_error(result, "--from")
+
+
+def test_a_malformed_clickhouse_port_is_one_line(pg_dsn):
+    result = kline("init", KLINE_PG_DSN=pg_dsn,
+                   KLINE_CLICKHOUSE_DSN="http://default:secretpw@127.0.0.1:81x23/kline")
+    assert_one_line_error(result, "malformed ClickHouse DSN", "KLINE_CLICKHOUSE_DSN")
+    assert "secretpw" not in result.stderr
+
+
+def test_an_unreachable_postgres_names_its_address_without_the_password():
+    result = kline("init", KLINE_PG_DSN="postgresql://kline:secretpw@127.0.0.1:1/prices")
+    assert_one_line_error(result, "127.0.0.1:1")
+    assert "secretpw" not in result.stderr
+
+
+def test_a_command_waiting_for_the_embedded_engine_says_who_holds_it(pg_dsn, tmp_path):
+    dsn = f"chdb://{tmp_path / 'store'}"
+    holder = ClickHouseResource(dsn=dsn, database=f"t_{uuid.uuid4().hex[:8]}")
+    release, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.client():
+            held.set()
+            release.wait(120)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(60)
+        proc = subprocess.Popen([KLINE, "init"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "KLINE_PG_DSN": pg_dsn,
+                                                "KLINE_CLICKHOUSE_DSN": dsn})
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline()  # blocks until the command announces its wait
+        release.set()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        thread.join(60)
+    assert "waiting for embedded ClickHouse" in waiting
+    assert f"held by pid {os.getpid()}" in waiting
+    assert proc.returncode == 0, err
+    assert "tables ready" in out
+
+
+@pytest.mark.parametrize("args", [["runs", "create", "Bad-Name"], ["runs", "create", "abc\n"]])
+def test_a_malformed_run_id_is_refused_before_anything_is_written(args, tmp_path):
+    result = kline(*args, DAGSTER_HOME=str(tmp_path))
+    assert_one_line_error(result, "run id")
