@@ -136,6 +136,7 @@ def price_aligned(
     clickhouse: ClickHouseResource,
 ) -> Iterator[Output[FrameStream]]:
     run_id, month, start, end = context_window(context)
+    postgres.require_tables([PRICE_TABLE])
     if not has_records(postgres, start, end):
         stale = stored_rows(clickhouse, "price_aligned", run_id, start, end)
         if not stale:

@@ -303,8 +303,9 @@ def test_materialized_monthly_config_force_is_accepted_on_the_plain_path(
 
 
 def test_a_month_without_bars_is_not_materialized(
-    postgres: PostgresResource, instance: DagsterInstance
+    postgres: PostgresResource, persistent_instance: DagsterInstance
 ) -> None:
+    instance = persistent_instance  # no earlier materialization of the month with rows
     insert_bars(postgres, make_bars(["600000.SH"], JAN)[LANDING])
     result = materialize([stock_monthly_kline], partition_key="2024-02-01", instance=instance,
                          resources=stock_resources(postgres))
