@@ -114,6 +114,11 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
         raise DemoError(f"{STEPS[outcome.failed.step]} failed for {outcome.failed.month[:7]}: "
                         f"{outcome.failed.error}")
     step += len(price_keys)
+    # The source as the prices_watch schedule sees it: its page shows the newest record.
+    observed = defs.resolve_job_def("prices_watch").execute_in_process(
+        instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+    if not observed.success:
+        raise DemoError("observing raw_price_records failed; see the run in the Dagster UI")
     landed = write_stock_landing(cfg, bars=generate_stock_bars(cfg)) if stock_keys else []
     for month in landed:
         step += 1

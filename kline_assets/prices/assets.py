@@ -3,37 +3,44 @@ features_wide (scope `iphone:<id>`) and cohorts (scope `cohort:<slug>`), all in 
 
 Assets stay thin: reading and screening live in `source`, alignment in `aligned`, the
 table ↔ tensor translation in `compute`, the warm-up rules in `warmup`. Every aggregation
-asset reads the previous month as warm-up (partition mapping with offset −1), so a month
-materialized alone equals the same month of one long run. The compute module (and with it
-torch, seconds to import) is imported inside the asset bodies: every Dagster step process
-loads this module, most of them never compute.
+asset reads the previous month as warm-up (from the store, in `warmup.with_warm_up`; the
+Dagster input is the same month, so a one-month backfill stays one month), so a month
+materialized alone equals the same month of one long run. A month without data emits no
+materialization (`emit`), so the partition bars show which months hold data.
+The compute module (and with it torch, seconds to import) is imported inside the asset
+bodies: every Dagster step process loads this module, most of them never compute.
 """
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    AssetSpec,
+    BackfillPolicy,
     Config,
     DataVersion,
     MetadataValue,
     ObserveResult,
+    Output,
     asset,
-    observable_source_asset,
+    multi_observable_source_asset,
 )
 from psycopg import sql
 from pydantic import Field
 
 from kline_assets.plots import features_markdown
 from kline_assets.prices.aligned import CHUNK_DAYS, AlignedStream
+from kline_assets.prices.emit import emit_unless_empty, say_nothing_materialized
 from kline_assets.prices.partitions import (
     PARTITION_EXPR,
     context_window,
     previous_month_start,
     price_partitions,
-    with_previous_month,
+    same_month,
 )
 from kline_assets.prices.run_config import PRICE_RUN_DEFAULTS, PriceRun
 from kline_assets.prices.schemas import (
@@ -41,12 +48,14 @@ from kline_assets.prices.schemas import (
     FEATURES_WIDE_SCHEMA,
     PRICE_ALIGNED_SCHEMA,
 )
-from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
+from kline_assets.prices.source import PRICE_TABLE, has_records, read_cohorts, screen_cohorts
 from kline_assets.prices.warmup import (
     check_warmup,
     cohort_seeds,
     last_bucket_with_source,
     last_means_before,
+    stored_rows,
+    with_warm_up,
 )
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
 from kline_assets.resources.clickhouse import FrameStream
@@ -57,26 +66,36 @@ if TYPE_CHECKING:
     from kline_assets.prices.compute import Computed
 
 OWNERS = ["team:pricing"]
+BACKFILL = BackfillPolicy.single_run()
+"""A backfill of a month range runs once per run id and walks its months in order, as one long
+computation (each month needs the one before as warm-up)."""
 
 
-@observable_source_asset(
-    name="raw_price_records",
+RAW_PRICE_RECORDS = AssetSpec(
+    "raw_price_records",
     group_name="prices",
     owners=OWNERS,
+    kinds={"postgres"},
     description=(
         "Second-hand iPhone purchase prices scraped from 20+ shops about every 15 minutes. "
         "PostgreSQL table purchasing_shop_price_record, the source of truth, written by the "
-        "scrapers outside this project. Observed: newest recorded_at and row count."
+        "scrapers outside this project. Observed every 15 minutes by the prices_watch schedule: "
+        "newest recorded_at and row count."
     ),
     metadata={"table": "purchasing_shop_price_record", "database": "postgresql"},
 )
-def raw_price_records(postgres: PostgresResource) -> ObserveResult:
+
+
+# A multi-asset of one spec: @observable_source_asset in Dagster 1.13 takes no owners or kinds.
+@multi_observable_source_asset(specs=[RAW_PRICE_RECORDS], name="raw_price_records")
+def raw_price_records(postgres: PostgresResource) -> Iterator[ObserveResult]:
     postgres.require_tables([PRICE_TABLE])
     with postgres.connect() as conn:
         newest, count = conn.execute(
             sql.SQL("SELECT max(recorded_at), count(*) FROM {}").format(table_ident(PRICE_TABLE))
         ).fetchone()
-    return ObserveResult(
+    yield ObserveResult(
+        asset_key=RAW_PRICE_RECORDS.key,
         data_version=DataVersion(f"{newest}|{count}"),
         metadata={
             "row_count": MetadataValue.int(count),
@@ -94,6 +113,8 @@ class AlignConfig(Config):
 
 @asset(
     partitions_def=price_partitions,
+    backfill_policy=BACKFILL,
+    output_required=False,
     deps=[raw_price_records],
     resource_defs=PRICE_RUN_DEFAULTS,
     io_manager_key="clickhouse_io_manager",
@@ -113,8 +134,18 @@ def price_aligned(
     config: AlignConfig,
     price_run: PriceRun,
     postgres: PostgresResource,
-) -> FrameStream:
+    clickhouse: ClickHouseResource,
+) -> Iterator[Output[FrameStream]]:
     run_id, month, start, end = context_window(context)
+    postgres.require_tables([PRICE_TABLE])
+    if not has_records(postgres, start, end):
+        stale = stored_rows(clickhouse, "price_aligned", run_id, start, end)
+        if not stale:
+            say_nothing_materialized(context, run_id, start, end)
+            return
+        context.log.warning(f"no source records for {run_id} {month}: clearing the {stale} "
+                            "rows stored by an earlier materialization")
+        context.add_output_metadata({"cleared_rows": stale})
     # Streamed: the IO manager writes each chunk of days as it is aligned (bounded memory).
     aligned = AlignedStream(postgres, run_id, start, end, price_run.iphone_ids,
                             price_run.shop_ids, config.chunk_days)
@@ -130,12 +161,9 @@ def price_aligned(
                 screened.sample.to_markdown(index=False))
             context.log.warning(
                 f"{screened.rejected_total} source rows rejected: {screened.rejected}")
-        if aligned.metadata["rows_read"] == 0:
-            context.log.warning(
-                f"no source records for {run_id} {month}: the partition is now empty")
         return metadata
 
-    return FrameStream(aligned.frames(), summary)
+    yield Output(FrameStream(aligned.frames(), summary))
 
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"
@@ -186,9 +214,11 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
 
 @asset(
     partitions_def=price_partitions,
+    backfill_policy=BACKFILL,
+    output_required=False,
     # Only the columns the statistics read: two months of price_aligned are the asset's
     # largest input, and the rest (run_id strings, grades, times) would double its memory.
-    ins={"price_aligned": AssetIn(partition_mapping=with_previous_month,
+    ins={"price_aligned": AssetIn(partition_mapping=same_month,
                                   metadata={"columns": ["bucket", "shop_id", "iphone_id",
                                                         "price_new"]})},
     resource_defs=PRICE_RUN_DEFAULTS,
@@ -208,7 +238,7 @@ def cross_shop_agg(
     context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
     price_run: PriceRun, torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cross_shop
 
     run_id, warm_start, start, end, device = _begin(
@@ -216,7 +246,7 @@ def cross_shop_agg(
     if config.lookback_minutes % 15:
         raise ValueError(
             f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
-    aligned = price_aligned
+    aligned = with_warm_up(clickhouse, "price_aligned", price_aligned, run_id, warm_start, start)
     if price_run.iphone_ids:
         aligned = aligned[aligned["iphone_id"].isin(price_run.iphone_ids)]
     if price_run.shop_ids:
@@ -227,12 +257,10 @@ def cross_shop_agg(
         outlier_filter=price_run.outlier_filter, band=price_run.outlier_band,
         min_quorum=price_run.min_quorum, quorum_policy=price_run.quorum_policy,
     )
-    if computed.frame.empty:
-        context.log.warning(f"no price_aligned rows for {run_id} in [{start}, {end}): "
-                            "nothing written")
     _report(context, computed, device, {"quorum_policy": price_run.quorum_policy,
                                         "min_quorum": price_run.min_quorum})
-    return computed.frame
+    yield from emit_unless_empty(context, clickhouse, computed.frame, table="cross_shop_agg",
+                                 run_id=run_id, start=start, end=end)
 
 
 def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, warm_start, start, end):
@@ -259,13 +287,23 @@ def _plot(frame: pd.DataFrame) -> dict:
 
 FEATURE_ASSET_KW = dict(
     partitions_def=price_partitions,
-    ins={"cross_shop_agg": AssetIn(partition_mapping=with_previous_month)},
+    backfill_policy=BACKFILL,
+    output_required=False,
+    ins={"cross_shop_agg": AssetIn(partition_mapping=same_month)},
     resource_defs=PRICE_RUN_DEFAULTS,
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
     kinds={"pytorch", "clickhouse"},
 )
+
+
+def _emit_features(context: AssetExecutionContext, clickhouse: ClickHouseResource,
+                   frame: pd.DataFrame, scope_kind: str, run_id: str, start, end):
+    """features_wide and cohorts share a table: each clears only its own scope kind."""
+    yield from emit_unless_empty(context, clickhouse, frame, table="features_wide", run_id=run_id,
+                                 start=start, end=end,
+                                 where=f"{SCOPE_KIND_EXPR} = '{scope_kind}'")
 
 
 def features_wide_metadata(scope_kind: str) -> dict:
@@ -278,7 +316,8 @@ def features_wide_metadata(scope_kind: str) -> dict:
 @asset(
     **FEATURE_ASSET_KW,
     description=(
-        "Per-iPhone features in features_wide (scope `iphone:<id>`): the cross-shop stats and, on "
+        "Per-iPhone features in features_wide (scope iphone:ID, e.g. `iphone:12`): the "
+        "cross-shop stats and, on "
         "the forward-filled mean, EMA/SMA/WMA and Bollinger mid/up/low/width over 120, 900 and "
         "1800 minutes. A row for every bucket from the first observation to the last bucket "
         "holding source records; empty buckets carry NULL stats and shop_count 0."
@@ -289,26 +328,26 @@ def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     price_run: PriceRun, clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
     postgres: PostgresResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
         context, config, price_run, torch_device, clickhouse, postgres, "cross_shop_agg")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
-    agg, last = _subset(price_run, cross_shop_agg, last)
+    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
+    agg, last = _subset(price_run, agg, last)
     _, series = series_from_rows(agg, last.set_index("iphone_id")["mean"], warm_start, end,
                                  device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
-    if computed.frame.empty:
-        context.log.warning(f"no source data for {run_id} in [{start}, {end}): nothing written")
     _report(context, computed, device, _plot(computed.frame))
-    return computed.frame
+    yield from _emit_features(context, clickhouse, computed.frame, "iphone", run_id, start, end)
 
 
 @asset(
     **FEATURE_ASSET_KW,
     description=(
-        "Cohort features in features_wide (scope `cohort:<slug>`), cohorts and weights read from "
+        "Cohort features in features_wide (scope cohort:SLUG, e.g. `cohort:pro-latest`), "
+        "cohorts and weights read from "
         "PostgreSQL (cohort, cohort_member): weighted mean over members with data in the bucket "
         "(weights renormalised), median and std across member means, summed shop counts, and "
         "the same features on the cohort mean. Never touches iphone rows."
@@ -319,7 +358,7 @@ def cohorts(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
     price_run: PriceRun, clickhouse: ClickHouseResource, postgres: PostgresResource,
     torch_device: TorchDeviceResource,
-) -> pd.DataFrame:
+) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
@@ -333,16 +372,15 @@ def cohorts(
         context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
                             f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
+    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
     # A subset run's cohorts are over the subset's members only.
-    agg, last = _subset(price_run, cross_shop_agg, last)
+    agg, last = _subset(price_run, agg, last)
     ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"],
                                    warm_start, end, device)
     series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
     computed.seconds["total_seconds"] = round(time.perf_counter() - t0, 4)
-    if computed.frame.empty:
-        context.log.warning(f"no cohort rows for {run_id} in [{start}, {end}): nothing written")
     _report(context, computed, device, {**extra, **_plot(computed.frame)})
-    return computed.frame
+    yield from _emit_features(context, clickhouse, computed.frame, "cohort", run_id, start, end)
 
 

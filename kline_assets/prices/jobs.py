@@ -1,9 +1,21 @@
-"""Jobs of the price domain (their own module so sensors and definitions share them)."""
+"""Jobs of the price domain (their own module so sensors, schedules and definitions share
+them)."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
+
+LIVE_FRESHNESS = AssetCheckKey(AssetKey("features_wide"), "live_features_fresh")
 
 price_assets_job = define_asset_job(
     "price_assets",
-    selection=AssetSelection.groups("prices") - AssetSelection.keys("raw_price_records"),
+    selection=AssetSelection.groups("prices") - AssetSelection.keys("raw_price_records")
+    - AssetSelection.checks(LIVE_FRESHNESS),
     description="Every price asset for one run_id × month partition.",
+)
+
+prices_watch_job = define_asset_job(
+    "prices_watch",
+    selection=AssetSelection.keys("raw_price_records")
+    | AssetSelection.checks(LIVE_FRESHNESS),
+    description="Observe raw_price_records (newest record, row count) and evaluate the "
+    "live_features_fresh check.",
 )

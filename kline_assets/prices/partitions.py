@@ -19,7 +19,6 @@ from dagster import (
     MultiPartitionKey,
     MultiPartitionMapping,
     MultiPartitionsDefinition,
-    TimeWindowPartitionMapping,
 )
 
 from kline_assets.errors import InvalidRunIdError
@@ -47,13 +46,15 @@ price_partitions = MultiPartitionsDefinition(
 # The partition expression of every price table: which column holds each dimension.
 PARTITION_EXPR = {RUN_ID_DIMENSION: "run_id", MONTH_DIMENSION: "bucket"}
 
-# Same run, this month and the one before: the previous month is the warm-up of features.
-with_previous_month = MultiPartitionMapping(
+# Same run, same month. The warm-up month (the month before) is read by the asset body from
+# the store, not through this mapping: a `month − 1` mapping would make every month a parent of
+# the next one, so an asset backfill of one month would also target the months after it
+# (Dagster follows mappings downstream) and mark them materialized. The warm-up guard
+# (warmup.check_warmup) refuses a month whose warm-up is missing instead.
+same_month = MultiPartitionMapping(
     {
         RUN_ID_DIMENSION: DimensionPartitionMapping(RUN_ID_DIMENSION, IdentityPartitionMapping()),
-        MONTH_DIMENSION: DimensionPartitionMapping(
-            MONTH_DIMENSION, TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
-        ),
+        MONTH_DIMENSION: DimensionPartitionMapping(MONTH_DIMENSION, IdentityPartitionMapping()),
     }
 )
 
@@ -136,7 +137,9 @@ def context_window(context) -> tuple[str, str, datetime, datetime]:
     run_b, month_b = split_price_key(key_range.end)
     if run_a != run_b:
         raise InvalidRunIdError(
-            f"a partition range must stay within one run id, got {run_a!r} … {run_b!r}"
+            f"a partition range must stay within one run id, got {run_a!r} … {run_b!r}: "
+            "Dagster puts several run ids into one backfill run when they share the same "
+            "months; launch one backfill per run id"
         )
     require_registered(context.instance, run_a)
     return run_a, month_a, price_month_window(month_a)[0], price_month_window(month_b)[1]

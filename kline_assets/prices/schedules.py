@@ -1,7 +1,12 @@
-"""The daily safety net of `live`: the current month recomputed in full, whatever the
-incremental refreshes did (a failed refresh, a source row edited in place, a cohort changed).
+"""Schedules of the price domain.
 
-On by default where KLINE_LIVE_REFRESH=on, like the live sensor.
+* `live_month_daily` — the daily safety net of `live`: the current month recomputed in full,
+  whatever the incremental refreshes did (a failed refresh, a source row edited in place, a
+  cohort changed). On by default where KLINE_LIVE_REFRESH=on, like the live sensor.
+* `prices_watch` — every 15 minutes: observe the source table and check that `live` features
+  keep up. raw_price_records is written by scrapers outside this project; observing it keeps
+  its page current (newest recorded_at, row count, data version), and the same run evaluates
+  the live_features_fresh check, which warns when `live` falls behind during the day.
 """
 
 from __future__ import annotations
@@ -9,12 +14,13 @@ from __future__ import annotations
 from dagster import (
     DefaultScheduleStatus,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     schedule,
 )
 
 from kline_assets.months import current_month, month_key
-from kline_assets.prices.jobs import price_assets_job
+from kline_assets.prices.jobs import price_assets_job, prices_watch_job
 from kline_assets.prices.partitions import LIVE, price_partition_key
 from kline_assets.prices.sensors import LIVE_REFRESH_ENV, LIVE_WRITER_TAG, live_refresh_enabled
 from kline_assets.settings import PRICE_TZ
@@ -38,3 +44,13 @@ def live_month_daily(context: ScheduleEvaluationContext) -> RunRequest:
         partition_key=price_partition_key(LIVE, month),
         run_key=f"{LIVE}:daily:{month}:{context.scheduled_execution_time:%Y-%m-%d}",
         tags={"kline/trigger": "live_month_daily", LIVE_WRITER_TAG: LIVE})
+
+
+prices_watch = ScheduleDefinition(
+    name="prices_watch",
+    job=prices_watch_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone=PRICE_TZ,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Observe raw_price_records and check live features' freshness, every 15 min.",
+)

@@ -38,7 +38,8 @@ CROSS_SHOP_AGG_SCHEMA = TableSchema(
 _STATS = [
     TableColumn("run_id", "String"),
     TableColumn("bucket", "DateTime('Asia/Tokyo')"),
-    TableColumn("scope", "String", description="`iphone:<id>` or `cohort:<slug>`"),
+    TableColumn("scope", "String",
+                description="iphone:ID or cohort:SLUG, e.g. iphone:12, cohort:pro-latest"),
     TableColumn("mean", "Nullable(Float64)"),
     TableColumn("median", "Nullable(Float64)"),
     TableColumn("std", "Nullable(Float64)"),

@@ -18,7 +18,7 @@ from kline_assets.months import month_key
 from kline_assets.prices.partitions import FIRST_MONTH_START
 from kline_assets.prices.source import has_records
 from kline_assets.resources import ClickHouseResource, PostgresResource
-from kline_assets.resources.clickhouse.sql import time_range_where
+from kline_assets.resources.clickhouse.sql import read_frame, time_range_where, values_where
 from kline_assets.settings import PRICE_TZ
 
 
@@ -57,15 +57,42 @@ def cohort_seeds(last: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
 
 
 def _window_stats(clickhouse: ClickHouseResource, table: str, run_id: str,
-                  start: datetime, end: datetime) -> tuple[int, int | None]:
+                  start: datetime, end: datetime, where: str = "1") -> tuple[int, int | None]:
     """(rows, epoch of the last bucket) of the run's rows of `table` in [start, end)."""
     with clickhouse.client() as client:
         count, ts = client.query(
             f"SELECT count(), toUnixTimestamp(max(bucket)) FROM {clickhouse.table(table)} "
-            f"WHERE run_id = {{run:String}} AND {time_range_where('bucket', start, end)}",
+            f"WHERE run_id = {{run:String}} AND {time_range_where('bucket', start, end)} "
+            f"AND ({where})",
             parameters={"run": run_id},
         ).result_rows[0]
     return int(count), (int(ts) if count else None)
+
+
+def stored_rows(clickhouse: ClickHouseResource, table: str, run_id: str,
+                start: datetime, end: datetime, where: str = "1") -> int:
+    """Rows the run holds in `table` over [start, end) (optionally narrowed by `where`)."""
+    return _window_stats(clickhouse, table, run_id, start, end, where)[0]
+
+
+def with_warm_up(clickhouse: ClickHouseResource, table: str, frame: pd.DataFrame,
+                 run_id: str, warm_start: datetime, start: datetime) -> pd.DataFrame:
+    """The run's rows of `table` in the warm-up month [warm_start, start), then `frame`.
+
+    The asset's input covers its own months only (same-month partition mapping, so a one-month
+    backfill stays one month); the warm-up month is read here, from the same table and with
+    the same column types as the input.
+    """
+    with clickhouse.client() as client:
+        warm = read_frame(client, clickhouse.table(table),
+                          f"{values_where('run_id', [run_id])} AND "
+                          f"{time_range_where('bucket', warm_start, start)}",
+                          columns=list(frame.columns))
+    if warm.empty:
+        return frame
+    if frame.empty:
+        return warm.reset_index(drop=True)
+    return pd.concat([warm, frame], ignore_index=True)
 
 
 def last_bucket_with_source(

@@ -4,12 +4,14 @@ Assets only orchestrate and report: parsing lives in landing/, writing in the Po
 manager (resources/postgres_io.py), SQL in monthly.py / sql/.
 """
 
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
 from dagster import (
     AssetDep,
     AssetExecutionContext,
+    AssetRecordsFilter,
     BackfillPolicy,
     Config,
     Failure,
@@ -30,15 +32,17 @@ from kline_assets.settings import load_settings
 from kline_assets.stocks import STOCK_TABLE
 
 from . import checks, landing, monthly
-from .partitions import STOCK_MONTHS, MonthWindow, month_label
-from .plots import candlestick_markdown
+from .partitions import STOCK_MONTHS, MonthWindow
+from .refresh_events import chart_metadata
 
 GROUP = "stocks"
 TABLE = "stock_1min_qfq"
 IO_MANAGER = "postgres_io_manager"
 CONFLICTS_BY_MONTH = checks.CONFLICTS_BY_MONTH
 OWNERS = ["team:quant"]
-KINDS = {"postgres", "timescaledb"}
+KINDS = {"postgres"}
+"""Kinds are static, the storage path is the database's: plain PostgreSQL or TimescaleDB
+(hypertable, continuous aggregate). Each materialization says which in its `path` entry."""
 BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=12)
 """A backfill runs a year per run: stock_1min reads it month by month and writes it in one
 transaction, stock_monthly_kline refreshes it in one go. Both assets share it, so one job
@@ -63,7 +67,7 @@ STOCK_1MIN_SCHEMA = TableSchema(
 MONTHLY_SCHEMA = TableSchema(
     columns=[
         TableColumn("month", "timestamp", description="first instant of the month, Beijing"),
-        TableColumn("code", "text"),
+        TableColumn("code", "text", description="security code, e.g. 600000.SH"),
         TableColumn("name", "text", description="name at the month's last clean bar"),
         TableColumn("open", "double precision", description="open of the first clean bar"),
         TableColumn("high", "double precision", description="max high of clean bars"),
@@ -200,7 +204,7 @@ def stock_1min(
         errors = [e for f in failures for e in f.errors]
         raise Failure(
             description="\n".join(str(f) for f in failures) + "\nnothing was written",
-            metadata={"failed files": _failed_table(errors), "landing dir": str(root)},
+            metadata={"failed_files": _failed_table(errors), "landing_dir": str(root)},
         )
     written = [m for m in months if m.replaces]
     stream = ArrowStream(
@@ -264,35 +268,36 @@ def _load_metadata(
     loaded = sum(m.rows for m in months if m.replaces)
     meta: dict[str, object] = {
         "dagster/row_count": loaded,
-        "rows loaded": loaded,
-        "months replaced": ", ".join(m.month for m in months if m.replaces) or "none",
+        "rows_loaded": loaded,
+        "months_replaced": ", ".join(m.month for m in months if m.replaces) or "none",
         "codes": max((m.codes for m in months), default=0),
         "files": len(files),
-        "files skipped": len(failed),
-        "rejected on non-trading days": sum(m.non_trading_day for m in months),
-        "rejected outside sessions": sum(m.outside_session for m in months),
-        "rows outside the month": sum(m.outside_month for m in months),
-        "duplicates dropped": sum(m.duplicates for m in months),
-        "duplicate conflicts": sum(m.conflicts for m in months),
+        "files_skipped": len(failed),
+        "rejected_non_trading_day": sum(m.non_trading_day for m in months),
+        "rejected_outside_session": sum(m.outside_session for m in months),
+        "rows_outside_month": sum(m.outside_month for m in months),
+        "duplicates_dropped": sum(m.duplicates for m in months),
+        "duplicate_conflicts": sum(m.conflicts for m in months),
         CONFLICTS_BY_MONTH: MetadataValue.json({m.month: m.conflicts for m in months}),
         "path": path.value,
-        "seconds reading": round(sum(m.seconds for m in months), 3),
-        "landing dir": MetadataValue.path(str(root)),
-        "per file": _table(files, list(landing.FileStats.__dataclass_fields__)),
+        "seconds_reading": round(sum(m.seconds for m in months), 3),
+        "landing_dir": MetadataValue.path(str(root)),
+        "per_file": _table(files, list(landing.FileStats.__dataclass_fields__)),
     }
     if failed:
-        meta["skipped files"] = _failed_table(failed)
+        meta["skipped_files"] = _failed_table(failed)
     if rejected:
-        meta["rejected bars (first 20)"] = _table(
+        meta["rejected_bars_sample"] = _table(
             rejected, ["file", "where", "code", "time", "reason"])
     if conflict_rows:
-        meta["conflicting duplicates"] = MetadataValue.md(conflicts_markdown(conflict_rows))
+        meta["conflicting_duplicates"] = MetadataValue.md(conflicts_markdown(conflict_rows))
     return meta
 
 
 @asset(
     key="stock_monthly_kline",
     partitions_def=STOCK_MONTHS,
+    output_required=False,
     deps=[AssetDep("stock_1min", partition_mapping=IdentityPartitionMapping())],
     backfill_policy=BACKFILL,
     group_name=GROUP,
@@ -316,27 +321,39 @@ volume ≥ 0, amount ≥ 0, high ≥ GREATEST(open, close), low ≤ LEAST(open, 
 )
 def stock_monthly_kline(
     context: AssetExecutionContext, config: MonthlyRefreshConfig, postgres: PostgresResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult]:
     window = partition_window(context)
     report = monthly.refresh(postgres, window, force=config.force, announce=context.log.info)
     context.log.info(
         f"{monthly.VIEW} {window.label} on {report.path.label}: {report.rows} rows, "
         f"{report.codes} codes in {report.seconds:.2f}s"
     )
-    meta: dict[str, object] = {
+    if report.rows == 0 and window.months == 1 and not _held_rows(context):
+        context.log.info(f"{monthly.VIEW} {window.label} holds no rows: nothing is materialized "
+                         "(the partition stays missing until stock_1min has bars for it)")
+        return
+    with postgres.connect() as conn:
+        state = monthly.refresh_state(conn, report.path, window)
+    yield MaterializeResult(metadata={
         "dagster/row_count": report.rows,
-        "rows refreshed": report.rows,
+        "rows_refreshed": report.rows,
         "codes": report.codes,
         "months": report.months,
         "window": window.label,
         "path": report.path.value,
         "seconds": round(report.seconds, 3),
-    }
-    with postgres.connect() as conn:
-        code = config.chart_code or monthly.top_code(conn, window)
-        if code is not None:
-            bars = monthly.recent_months(conn, code, window.end, config.chart_months)
-            title = f"{code} monthly K-line to {month_label(window.month_starts()[-1])}"
-            meta["chart code"] = code
-            meta["chart"] = MetadataValue.md(candlestick_markdown(bars, title))
-    return MaterializeResult(metadata=meta)
+        **state,
+        **chart_metadata(postgres, window, config.chart_code, config.chart_months),
+    })
+
+
+def _held_rows(context: AssetExecutionContext) -> bool:
+    """Whether the partition's last materialization recorded rows (an empty refresh then is a
+    real change and is recorded)."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]),
+        limit=1).records
+    if not records:
+        return False
+    rows = records[0].asset_materialization.metadata.get("dagster/row_count")
+    return bool(rows is not None and rows.value)

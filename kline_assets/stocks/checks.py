@@ -1,38 +1,47 @@
 """Asset checks of the stock domain: validation queries on stock_monthly_kline and the
 integrity of stock_1min (conflicting duplicates, bars off the XSHG calendar, non-finite values).
 
-One op per asset runs its checks on one connection. In a partitioned run they look at the
-run's months (one partition or a backfill range), like the assets; run on their own (Dagster
-cannot launch unpartitioned checks for a partition), at the whole table. Each result carries
-the number of offending rows, up to 20 of them, and the query it ran.
+One op per asset runs its checks on one connection. The checks are partitioned like their
+assets, so the UI shows a result per month: a run of one partition yields Dagster's usual check
+results; a backfill run over a range of months evaluates each month and records one evaluation
+per month partition. Run without a partition, they look at the whole table. Each result
+carries the number of offending rows, up to 20 of them, and the query it ran.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import psycopg
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetRecordsFilter,
+    DagsterInstance,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
+    asset_check,
     multi_asset_check,
 )
 from psycopg import sql
 
+from kline_assets.partitioned_checks import as_evaluation
 from kline_assets.resources.postgres import PostgresResource, table_ident
+from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
 from . import sessions
 from .monthly import CLEAN_PREDICATE, VIEW, tune_for_batch
-from .partitions import MonthWindow, month_label, window_for_keys
+from .partitions import STOCK_MONTHS, MonthWindow, month_label, window_for_keys
 
 SAMPLE = 20
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "amount"]
@@ -85,13 +94,15 @@ ROW_RULES = (
 ROW_COUNT = "row_count_matches_source"
 
 SPECS = [
-    AssetCheckSpec(rule.name, asset="stock_monthly_kline", description=rule.description)
+    AssetCheckSpec(rule.name, asset="stock_monthly_kline", description=rule.description,
+                   partitions_def=STOCK_MONTHS)
     for rule in ROW_RULES
 ] + [
     AssetCheckSpec(
         ROW_COUNT,
         asset="stock_monthly_kline",
         description="one row per distinct (code, month) of the clean 1-minute bars",
+        partitions_def=STOCK_MONTHS,
     )
 ]
 
@@ -105,6 +116,29 @@ def check_window(context: AssetCheckExecutionContext) -> MonthWindow | None:
     if op.has_partition_key:
         return window_for_keys(op.partition_key, op.partition_key)
     return None
+
+
+def per_month(
+    window: MonthWindow | None, evaluate: Callable[[MonthWindow | None], AssetCheckResult]
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
+    """`evaluate` over the run's partition, or over each month of a backfill range.
+
+    A check result of a ranged run would be recorded without a partition (Dagster knows no
+    partition for it), so each month of a range is recorded as its own evaluation.
+    """
+    if window is None:  # the whole table, recorded without a partition
+        yield as_month_evaluation(evaluate(None), None)
+    elif window.months == 1:
+        yield evaluate(window)
+    else:
+        for month in window.split():
+            yield as_month_evaluation(evaluate(month), month)
+
+
+def as_month_evaluation(result: AssetCheckResult, month: MonthWindow | None
+                        ) -> AssetCheckEvaluation:
+    """A check result recorded for the partition of `month` (None: no partition)."""
+    return as_evaluation(result, f"{month_label(month.start)}-01" if month else None)
 
 
 def _window_filter(column: str, window: MonthWindow | None) -> sql.Composable:
@@ -150,8 +184,8 @@ def evaluate_rule(
         passed=count == 0,
         severity=rule.severity,
         metadata={
-            "offending rows": count,
-            "sample (first 20)": _records([r[:-1] for r in rows], ROW_COLUMNS),
+            "offending_rows": count,
+            "sample": _records([r[:-1] for r in rows], ROW_COLUMNS),
             "window": window.label if window else "all months",
             "query": _sql_text(conn, sql.SQL("SELECT * FROM {} WHERE {}").format(
                 sql.Identifier(VIEW), sql.SQL(rule.condition))),
@@ -197,9 +231,9 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
         passed=mismatches == 0 and actual == expected,
         metadata={
             "rows": actual,
-            "expected rows": int(expected),
-            "offending rows": int(mismatches),
-            "sample (first 20)": _records(
+            "expected_rows": int(expected),
+            "offending_rows": int(mismatches),
+            "sample": _records(
                 [(d["month"], d["code"], d["problem"]) for d in sample],
                 ["month", "code", "problem"],
             ),
@@ -221,11 +255,27 @@ def stock_monthly_kline_checks(
     selected = {key.name for key in context.selected_asset_check_keys}
     with postgres.connect() as conn:
         tune_for_batch(conn)
-        for rule in ROW_RULES:
-            if rule.name in selected:
-                yield evaluate_rule(conn, rule, window)
-        if ROW_COUNT in selected:
-            yield evaluate_row_count(conn, STOCK_TABLE, window)
+        yield from monthly_kline_results(conn, window, selected)
+
+
+def monthly_kline_evaluations(
+    conn: psycopg.Connection, months: list[MonthWindow]
+) -> list[AssetCheckEvaluation]:
+    """Every check of stock_monthly_kline on each of `months`, recorded for its partition (a
+    refresh outside an asset run re-runs the checks of the months it reports)."""
+    return [as_month_evaluation(result, month) for month in months
+            for result in monthly_kline_results(conn, month)]
+
+
+def monthly_kline_results(
+    conn: psycopg.Connection, window: MonthWindow | None, selected: set[str] | None = None
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
+    """The selected checks of stock_monthly_kline (default all) over `window`, per month."""
+    for rule in ROW_RULES:
+        if selected is None or rule.name in selected:
+            yield from per_month(window, lambda w, rule=rule: evaluate_rule(conn, rule, w))
+    if selected is None or ROW_COUNT in selected:
+        yield from per_month(window, lambda w: evaluate_row_count(conn, STOCK_TABLE, w))
 
 
 # --------------------------------------------------------------------------- stock_1min
@@ -234,15 +284,25 @@ ONE_MIN = AssetKey("stock_1min")
 CONFLICTS = "no_conflicting_duplicates"
 ON_CALENDAR = "bars_on_trading_days_in_sessions"
 FINITE_BARS = "finite_bar_values"
-CONFLICTS_BY_MONTH = "duplicate conflicts by month"  # stock_1min's materialization metadata
+CONFLICTS_BY_MONTH = "duplicate_conflicts_by_month"  # stock_1min's materialization metadata
+
+BARS_PER_DAY = "at_most_241_bars_per_code_and_day"
+MAX_BARS_PER_DAY = 241
+"""A full session day has 240 one-minute bars (labels 09:31…15:00), 241 where the vendor keeps
+the opening auction as a 09:30 bar of its own (Tushare, EastMoney)."""
 
 ONE_MIN_SPECS = [
-    AssetCheckSpec(CONFLICTS, asset=ONE_MIN, description="the last load of each month found "
-                   "no (code, time) bar with differing copies (the file sorting last won)"),
-    AssetCheckSpec(ON_CALENDAR, asset=ONE_MIN, description="every bar lies on an XSHG trading "
-                   "day, within 09:30–11:30 or 13:00–15:00"),
-    AssetCheckSpec(FINITE_BARS, asset=ONE_MIN, description="no NaN or ±Infinity in open, high, "
-                   "low, close, volume or amount"),
+    AssetCheckSpec(CONFLICTS, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="the last load of each month found no (code, time) bar with "
+                   "differing copies (the file sorting last won)"),
+    AssetCheckSpec(ON_CALENDAR, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="every bar lies on an XSHG trading day, within 09:30–11:30 or "
+                   "13:00–15:00"),
+    AssetCheckSpec(FINITE_BARS, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="no NaN or ±Infinity in open, high, low, close, volume or amount"),
+    AssetCheckSpec(BARS_PER_DAY, asset=ONE_MIN, partitions_def=STOCK_MONTHS,
+                   description="no code has more than 241 one-minute bars on a day (240 a full "
+                   "session, 241 with a separate 09:30 auction bar)"),
 ]
 
 
@@ -272,8 +332,8 @@ def evaluate_conflicts(
                 found[label] = _conflicts_of(records[0].event_log_entry, label)
     total = sum(found.values())
     return _warn(CONFLICTS, total == 0, {
-        "conflicting keys": total,
-        "by month": MetadataValue.json(found),
+        "conflicting_keys": total,
+        "by_month": MetadataValue.json(found),
         "window": window.label if window else "all months",
     })
 
@@ -283,9 +343,10 @@ def _conflicts_of(entry: object, label: str | None) -> int:
     if materialization is None:
         return 0
     meta = materialization.metadata
-    if label is not None and CONFLICTS_BY_MONTH in meta:
-        return int(meta[CONFLICTS_BY_MONTH].value.get(label, 0))
-    value = meta.get("duplicate conflicts")
+    by_month = meta.get(CONFLICTS_BY_MONTH) or meta.get("duplicate conflicts by month")
+    if label is not None and by_month is not None:  # (the second key: before snake_case)
+        return int(by_month.value.get(label, 0))
+    value = meta.get("duplicate_conflicts") or meta.get("duplicate conflicts")
     return int(value.value) if value is not None else 0
 
 
@@ -318,9 +379,9 @@ def evaluate_calendar(
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0
     return _warn(ON_CALENDAR, count == 0, {
-        "offending rows": count,
-        "non-trading days with bars": ", ".join(str(d) for d in holidays) or "none",
-        "sample (first 20)": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
+        "offending_rows": count,
+        "non_trading_days_with_bars": ", ".join(str(d) for d in holidays) or "none",
+        "sample": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
         "window": window.label if window else "all months",
     })
 
@@ -337,8 +398,25 @@ def evaluate_finite_bars(
     rows = conn.execute(query).fetchall()
     count = int(rows[0][-1]) if rows else 0
     return _warn(FINITE_BARS, count == 0, {
-        "offending rows": count,
-        "sample (first 20)": _records([r[:-1] for r in rows], BAR_COLUMNS),
+        "offending_rows": count,
+        "sample": _records([r[:-1] for r in rows], BAR_COLUMNS),
+        "window": window.label if window else "all months",
+    })
+
+
+def evaluate_bars_per_day(
+    conn: psycopg.Connection, source: str, window: MonthWindow | None
+) -> AssetCheckResult:
+    query = sql.SQL(
+        "SELECT code, time::date AS day, count(*) AS bars, count(*) OVER () FROM {table} "
+        "WHERE ({where}) GROUP BY 1, 2 HAVING count(*) > {most} ORDER BY 2, 1 LIMIT {limit}"
+    ).format(table=table_ident(source), where=_window_filter("time", window),
+             most=sql.Literal(MAX_BARS_PER_DAY), limit=sql.Literal(SAMPLE))
+    rows = conn.execute(query).fetchall()
+    count = int(rows[0][-1]) if rows else 0
+    return _warn(BARS_PER_DAY, count == 0, {
+        "offending_code_days": count,
+        "sample": _records([r[:-1] for r in rows], ["code", "day", "bars"]),
         "window": window.label if window else "all months",
     })
 
@@ -347,7 +425,8 @@ def evaluate_finite_bars(
     specs=ONE_MIN_SPECS,
     can_subset=True,
     name="stock_1min_checks",
-    description="Integrity of stock_1min: conflicting duplicates, calendar, finite values",
+    description="Integrity of stock_1min: conflicting duplicates, calendar, finite values, "
+    "bars per day",
 )
 def stock_1min_checks(
     context: AssetCheckExecutionContext, postgres: PostgresResource
@@ -355,10 +434,52 @@ def stock_1min_checks(
     window = check_window(context)
     selected = {key.name for key in context.selected_asset_check_keys}
     if CONFLICTS in selected:
-        yield evaluate_conflicts(context, window)
+        yield from per_month(window, lambda w: evaluate_conflicts(context, w))
     with postgres.connect() as conn:
         tune_for_batch(conn)
-        if ON_CALENDAR in selected:
-            yield evaluate_calendar(conn, STOCK_TABLE, window)
-        if FINITE_BARS in selected:
-            yield evaluate_finite_bars(conn, STOCK_TABLE, window)
+        for name, evaluate in ((ON_CALENDAR, evaluate_calendar),
+                               (FINITE_BARS, evaluate_finite_bars),
+                               (BARS_PER_DAY, evaluate_bars_per_day)):
+            if name in selected:
+                yield from per_month(window, lambda w, f=evaluate: f(conn, STOCK_TABLE, w))
+
+
+# --------------------------------------------------------------------------- freshness
+
+MONTHLY = AssetKey("stock_monthly_kline")
+LOADED_AT = time(16, 30)
+"""When the stock_current_month schedule loads a trading day (after the 15:00 close)."""
+
+
+def last_month_freshness(instance: DagsterInstance, now: datetime) -> AssetCheckResult:
+    """The month holding the last trading day that should be loaded by `now` was materialized
+    no earlier than the load of the trading day before it: at most one trading day behind."""
+    local = now.astimezone(ZoneInfo(STOCK_TZ)).replace(tzinfo=None)
+    day = pd.Timestamp(local.date())
+    if not (sessions.is_trading_day(day) and local.time() >= LOADED_AT):
+        day = sessions.previous_trading_day(day)
+    due = datetime.combine(sessions.previous_trading_day(day).date(), LOADED_AT)
+    due_utc = due.replace(tzinfo=ZoneInfo(STOCK_TZ)).timestamp()
+    key = f"{month_label(day.to_pydatetime())}-01"
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=MONTHLY, asset_partitions=[key]), limit=1).records
+    last = records[0].timestamp if records else None
+    meta: dict[str, object] = {
+        "partition": key,
+        "last_trading_day": f"{day:%Y-%m-%d}",
+        "loaded_no_earlier_than": f"{due:%Y-%m-%d %H:%M} Beijing",
+        "last_materialized_at": (datetime.fromtimestamp(last, ZoneInfo(STOCK_TZ))
+                                 .strftime("%Y-%m-%d %H:%M") + " Beijing") if last else "never",
+    }
+    return AssetCheckResult(passed=last is not None and last >= due_utc,
+                            severity=AssetCheckSeverity.WARN, metadata=meta)
+
+
+@asset_check(
+    asset=MONTHLY,
+    description="Freshness: the month of the last trading day was loaded at most one trading "
+    "day late (materialized no earlier than 16:30 Beijing of the trading day before it). "
+    "Evaluated after every stock_current_month run and by the stocks_watch schedule.",
+)
+def last_month_loaded(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return last_month_freshness(context.instance, datetime.now(UTC))

@@ -4,12 +4,16 @@
   what the current-month schedule launches and what a backfill runs.
 * `monthly_kline_full_refresh`: one refresh of stock_monthly_kline over a window of months
   (default 2000-01 through the current month) in a single run, like `kline stocks refresh`;
-  it records a materialization for every month partition it covered.
+  it records a materialization for each month of the window that holds rows (not for empty
+  months) and evaluates the asset's checks for those months again.
 """
 
 from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetKey,
     AssetMaterialization,
     AssetSelection,
     Config,
@@ -18,13 +22,20 @@ from dagster import (
     job,
     op,
 )
-from psycopg import sql
 from pydantic import Field
 
 from kline_assets.resources.postgres import PostgresResource
 
 from . import monthly
-from .partitions import FIRST_MONTH, MonthWindow, month_label, window_for_months
+from .partitions import FIRST_MONTH, window_for_months
+from .refresh_events import refresh_events
+
+stocks_watch_job = define_asset_job(
+    "stocks_watch",
+    selection=AssetSelection.checks(AssetCheckKey(AssetKey("stock_monthly_kline"),
+                                                  "last_month_loaded")),
+    description="Evaluate the last_month_loaded freshness check of stock_monthly_kline.",
+)
 
 stock_monthly_job = define_asset_job(
     "stock_monthly_job",
@@ -42,21 +53,10 @@ class FullRefreshConfig(Config):
                            "create it again first; the run log lists what was dropped")
 
 
-def month_counts(postgres: PostgresResource, window: MonthWindow) -> dict[str, int]:
-    with postgres.connect() as conn:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT month, count(*) FROM {} WHERE month >= %s AND month < %s GROUP BY 1"
-            ).format(sql.Identifier(monthly.VIEW)),
-            (window.start, window.end),
-        ).fetchall()
-    return {month_label(m): int(n) for m, n in rows}
-
-
 @op(description="Refresh stock_monthly_kline over a window of months in one go", out={})
 def refresh_monthly_kline(
     context: OpExecutionContext, config: FullRefreshConfig, postgres: PostgresResource
-) -> Iterator[AssetMaterialization]:
+) -> Iterator[AssetMaterialization | AssetCheckEvaluation]:
     window = window_for_months(config.from_month, config.to_month)
     report = monthly.refresh(
         postgres, window, force=config.force, recreate=config.recreate,
@@ -66,15 +66,11 @@ def refresh_monthly_kline(
         f"{monthly.VIEW} {window.label} on {report.path.label}: {report.rows} rows, "
         f"{report.codes} codes, {report.months} months in {report.seconds:.1f}s"
     )
-    counts = month_counts(postgres, window)
-    for start in window.month_starts():
-        label = month_label(start)
-        yield AssetMaterialization(
-            asset_key="stock_monthly_kline",
-            partition=f"{label}-01",
-            metadata={"rows": counts.get(label, 0), "path": report.path.value,
-                      "refreshed by": "monthly_kline_full_refresh"},
-        )
+    events = refresh_events(postgres, report, refreshed_by="monthly_kline_full_refresh")
+    held = sum(isinstance(e, AssetMaterialization) for e in events)
+    context.log.info(f"{held} of {window.months} months hold rows: materializations and checks "
+                     "are reported for those")
+    yield from events
 
 
 @job(

@@ -23,7 +23,7 @@ import re
 import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -295,6 +295,38 @@ def refresh(
         report.rows, report.codes, report.months = window_stats(conn, window)
     report.seconds = clock.perf_counter() - started
     return report
+
+
+def refresh_state(conn: psycopg.Connection, path: StoragePath, window: MonthWindow
+                  ) -> dict[str, object]:
+    """Metadata of the aggregate's refresh state after refreshing `window`.
+
+    Plain path: this refresh is the state (its window and time; nothing refreshes the table in
+    between). TimescaleDB: also the refresh policy job's stats from
+    timescaledb_information.job_stats, since the policy refreshes between materializations.
+    """
+    state: dict[str, object] = {
+        "last_refresh_window": window.label,
+        "last_refresh_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if path is not StoragePath.TIMESCALEDB:
+        return state
+    row = conn.execute(
+        "SELECT s.job_id, s.last_run_status, s.last_run_started_at, s.last_successful_finish, "
+        "s.next_start, s.total_runs, s.total_failures "
+        "FROM timescaledb_information.job_stats s "
+        "JOIN timescaledb_information.jobs j ON j.job_id = s.job_id "
+        "WHERE j.hypertable_name = %s AND j.hypertable_schema = current_schema() "
+        "AND j.proc_name = 'policy_refresh_continuous_aggregate'",
+        (VIEW,),
+    ).fetchone()
+    if row is None:
+        return {**state, "policy_job": "none (no refresh policy found)"}
+    names = ["policy_job", "policy_last_run_status", "policy_last_run_started_at",
+             "policy_last_successful_finish", "policy_next_start", "policy_total_runs",
+             "policy_total_failures"]
+    return {**state, **{n: v if isinstance(v, int | str) or v is None else str(v)
+                        for n, v in zip(names, row, strict=True)}}
 
 
 # --------------------------------------------------------------------------- reading

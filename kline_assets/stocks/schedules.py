@@ -14,12 +14,19 @@ from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
 
 from kline_assets.months import month_key
 from kline_assets.settings import STOCK_TZ
 
-from .jobs import stock_monthly_job
+from .jobs import stock_monthly_job, stocks_watch_job
 from .partitions import add_months, current_month
 from .sessions import is_trading_day, previous_trading_day
 
@@ -54,3 +61,14 @@ def stock_current_month(
         return
     for key in current_month_keys(now):
         yield RunRequest(run_key=f"{key}@{now:%Y-%m-%d}", partition_key=key)
+
+
+stocks_watch = ScheduleDefinition(
+    name="stocks_watch",
+    job=stocks_watch_job,
+    cron_schedule="0 9,17 * * 1-5",
+    execution_timezone=STOCK_TZ,
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Check that the last stock month was loaded at most one trading day late: "
+    "before the open and after the evening load, on weekdays.",
+)

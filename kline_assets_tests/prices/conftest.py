@@ -49,3 +49,14 @@ def demo_prices(price_resources) -> PostgresResource:
     load_demo(postgres, DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3,
                                    stock_codes=0, stock_months=0))
     return postgres
+
+
+@pytest.fixture
+def demo_months(demo_prices: PostgresResource) -> list[str]:
+    """The demo's two price months as partition month keys."""
+    with demo_prices.connect() as conn:
+        first, last = conn.execute(
+            "SELECT date_trunc('month', min(recorded_at AT TIME ZONE 'Asia/Tokyo')), "
+            "date_trunc('month', max(recorded_at AT TIME ZONE 'Asia/Tokyo')) "
+            "FROM purchasing_shop_price_record").fetchone()
+    return [f"{first:%Y-%m-01}", f"{last:%Y-%m-01}"]

@@ -3,6 +3,8 @@ embedded ClickHouse, against independent pandas references."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -169,12 +171,30 @@ def test_scope_appearing_mid_month_starts_at_its_first_observation(price_resourc
     assert got.bucket.max() == pd.Timestamp("2025-10-01 03:00", tz="Asia/Tokyo")
 
 
-def test_empty_month_writes_nothing_and_says_so(price_resources, runs):
+def test_empty_month_emits_no_materialization_and_skips_downstream(price_resources, runs):
     insert_records(price_resources["postgres"], HAND)
     result = run(price_resources, runs, "2025-12-01|live")
-    assert meta(result, "cross_shop_agg")["rows"] == 0
-    assert meta(result, "features_wide")["rows"] == 0
+    assert result.get_asset_materialization_events() == []
+    skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+    assert skipped == {"cross_shop_agg", "features_wide", "cohorts"}
+    assert runs.get_latest_materialization_event(price_aligned.key) is None
     assert table(price_resources["clickhouse"], "features_wide").empty
+    said = [e.user_message for e in runs.all_logs(result.run_id)]
+    assert any("price_aligned of run live, 2025-12: no data, so nothing is materialized" in m
+               for m in said)
+
+
+def test_a_month_whose_source_vanished_is_cleared_and_says_so(price_resources, runs):
+    insert_records(price_resources["postgres"], HAND)
+    run(price_resources, runs, "2025-10-01|live")
+    with price_resources["postgres"].connect() as conn:
+        conn.execute("DELETE FROM purchasing_shop_price_record")
+    result = run(price_resources, runs, "2025-10-01|live")
+    cleared = {node: meta(result, node)["cleared_rows"] for node in
+               ("price_aligned", "cross_shop_agg", "features_wide")}
+    assert all(n > 0 for n in cleared.values()), cleared
+    for name in ("price_aligned", "cross_shop_agg", "features_wide"):
+        assert table(price_resources["clickhouse"], name).empty
 
 
 # --- month alone vs one long run, carry across the warm-up edge -----------------------------
@@ -349,3 +369,21 @@ def test_a_month_without_its_warm_up_fails_naming_the_partition_to_run_first(
     run(price_resources, runs, "2025-10-01|backfill_v3")
     result = run(price_resources, runs, "2025-11-01|backfill_v3")
     assert meta(result, "features_wide")["warm_up"].startswith("2025-10 of run backfill_v3")
+
+
+# --- what the asset pages show ---------------------------------------------------------------
+
+def test_materialization_metadata_is_readable_and_snake_case(price_resources, runs):
+    insert_records(price_resources["postgres"], HAND)
+    result = run(price_resources, runs, "2025-10-01|live")
+    replaced = {"price_aligned": "live/202510", "cross_shop_agg": "live/202510",
+                "features_wide": "live/202510/iphone"}
+    for node, partitions in replaced.items():
+        m = meta(result, node)
+        stored = len(table(price_resources["clickhouse"], "features_wide" if node ==
+                           "features_wide" else node))
+        assert m["dagster/row_count"] == stored > 0, node
+        assert m["partitions_replaced"] == partitions
+        assert m["query"].startswith("```sql\nSELECT * FROM ")
+        odd = [k for k in m if not re.fullmatch(r"(dagster/)?[a-z0-9_]+", k)]
+        assert odd == [], (node, odd)

@@ -38,7 +38,7 @@ def test_assets_are_grouped_owned_described_and_carry_column_schemas() -> None:
         node = graph.get(key)
         assert node.group_name == "stocks"
         assert node.owners == ["team:quant"]
-        assert {"postgres", "timescaledb"} <= set(node.kinds)
+        assert set(node.kinds) == {"postgres"}  # the path (plain or timescaledb) is metadata
         assert node.description
         schema = node.metadata["dagster/column_schema"]
         assert schema.columns[0].name == columns and len(schema.columns) == 9
@@ -67,9 +67,12 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
         "monthly_move_under_1000pct", "no_negative_volume_or_amount", "consistent_price_range",
         "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
+        "at_most_241_bars_per_code_and_day", "last_month_loaded",
         "accuracy_vs_vendor", "no_missing_minutes",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
+        "Asia/Shanghai")
+    assert definitions.resolve_schedule_def("stocks_watch").execution_timezone == (
         "Asia/Shanghai")
 
 

@@ -101,7 +101,7 @@ def test_csv_with_vendor_headers_and_parquet_load_into_the_month(
     expected = expected.sort_values(["code", "time"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(loaded, expected, check_dtype=False, rtol=1e-15)
     meta = metadata(result)
-    assert meta["rows loaded"] == len(expected) == meta["dagster/row_count"]
+    assert meta["rows_loaded"] == len(expected) == meta["dagster/row_count"]
     assert meta["files"] == 3 and meta["codes"] == 3 and meta["path"] == "plain"
 
 
@@ -118,11 +118,11 @@ def test_bars_outside_sessions_are_rejected_and_counted_with_the_file(
     kept = read_bars(postgres)["time"].dt.strftime("%d %H:%M:%S").tolist()
     assert kept == ["02 09:30:00", "02 11:30:00", "02 13:00:00", "02 15:00:00", "03 10:00:00"]
     meta = metadata(result)
-    assert meta["rejected outside sessions"] == 4
-    per_file = {r.data["file"]: r.data for r in meta["per file"].records}
+    assert meta["rejected_outside_session"] == 4
+    per_file = {r.data["file"]: r.data for r in meta["per_file"].records}
     assert per_file["20240102.csv"]["outside_session"] == 4
     assert per_file["20240103.csv"]["outside_session"] == 0
-    rejected = [r.data for r in meta["rejected bars (first 20)"].records]
+    rejected = [r.data for r in meta["rejected_bars_sample"].records]
     assert {(r["file"], r["time"][-8:]) for r in rejected} == {
         ("20240102.csv", "09:29:00"), ("20240102.csv", "11:30:30"),
         ("20240102.csv", "12:00:00"), ("20240102.csv", "15:01:00")}
@@ -142,8 +142,8 @@ def test_duplicate_bars_keep_the_copy_from_the_file_sorting_last(
     assert loaded["close"].tolist() == [10.0, 11.0]  # one row per bar; b.csv wins 09:32
     assert loaded["volume"].tolist() == [100.0, 100.0]  # never summed twice
     meta = metadata(result)
-    assert meta["duplicates dropped"] == 1 and meta["duplicate conflicts"] == 1
-    table = meta["conflicting duplicates"].splitlines()
+    assert meta["duplicates_dropped"] == 1 and meta["duplicate_conflicts"] == 1
+    table = meta["conflicting_duplicates"].splitlines()
     assert table[0].startswith("| code | time | copy | kept | name | open |")
     assert table[2].startswith("| 600000.SH | 2024-01-02 09:32:00 | 2024-01/a.csv line 3 | "
                                "dropped | 浦发银行 | 10.0 |")
@@ -188,7 +188,7 @@ def test_skip_bad_files_loads_the_others_and_nothing_of_a_bad_file(
 
     assert result.success
     assert set(read_bars(postgres)["code"]) == {"600000.SH"}
-    skipped = [r.data for r in metadata(result)["skipped files"].records]
+    skipped = [r.data for r in metadata(result)["skipped_files"].records]
     assert skipped == [{"file": "2024-01/b.csv", "where": "line 102",
                         "reason": "time 'yesterday' is not ISO 8601"}]
 
@@ -238,7 +238,7 @@ def test_a_month_without_files_is_left_untouched(
 
     result = load(postgres, instance, tmp_path / "empty")
 
-    assert result.success and metadata(result)["months replaced"] == "none"
+    assert result.success and metadata(result)["months_replaced"] == "none"
     assert len(read_bars(postgres)) == 240
 
 
@@ -286,9 +286,9 @@ def test_bars_on_an_exchange_holiday_are_rejected_as_non_trading_day(
 
     assert read_bars(postgres)["time"].astype(str).tolist() == ["2025-10-09 10:00:00"]
     meta = metadata(result)
-    assert meta["rejected on non-trading days"] == 2 and meta["rejected outside sessions"] == 1
+    assert meta["rejected_non_trading_day"] == 2 and meta["rejected_outside_session"] == 1
     reasons = {r.data["time"][:10]: r.data["reason"]
-               for r in meta["rejected bars (first 20)"].records}
+               for r in meta["rejected_bars_sample"].records}
     assert reasons == {"2025-10-08": "non_trading_day", "2025-10-11": "non_trading_day",
                        "2025-10-09": "outside_session"}
 

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, RunConfig, materialize
+from dagster import AssetKey, DagsterInstance, RunConfig, materialize
 
 from kline_assets.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import monthly
 from kline_assets.stocks.assets import MonthlyRefreshConfig, stock_1min, stock_monthly_kline
+from kline_assets.stocks.checks import stock_monthly_kline_checks
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.jobs import monthly_kline_full_refresh
 from kline_assets_tests.support.stocks import (
@@ -31,6 +32,8 @@ from kline_assets_tests.support.stocks import (
     stock_resources,
     write_csv,
 )
+
+CHECK_NAMES = {k.name for k in stock_monthly_kline_checks.check_keys}
 
 
 @pytest.fixture
@@ -121,7 +124,7 @@ def test_materialization_reports_rows_codes_months_path_and_a_chart(
         resources=stock_resources(postgres), run_config=landing_config(root),
     )
     meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
-    assert meta["rows refreshed"].value == 3
+    assert meta["rows_refreshed"].value == 3
     assert meta["codes"].value == 3
     assert meta["months"].value == 1
     assert meta["path"].value == "plain"
@@ -129,13 +132,22 @@ def test_materialization_reports_rows_codes_months_path_and_a_chart(
     assert "![" in meta["chart"].value and "data:image/png;base64," in meta["chart"].value
 
 
+@pytest.fixture
+def cli_env(postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch,
+            tmp_path: Path) -> Path:
+    """The CLI's database and a Dagster home of its own (the CLI records its work there)."""
+    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
 def test_one_refresh_over_many_months_equals_per_month_partitions(
     postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame],
-    monkeypatch: pytest.MonkeyPatch,
+    cli_env: Path,
 ) -> None:
     _, bars = landed
     insert_bars(postgres, bars)
-    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
 
     cli = CliRunner().invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-03"])
     assert cli.exit_code == 0, cli.output
@@ -148,23 +160,78 @@ def test_one_refresh_over_many_months_equals_per_month_partitions(
             "from_month": "2023-12", "to_month": "2024-03"}}}},
     )
     assert result.success
-    partitions = [m.partition for m in result.asset_materializations_for_node(
-        "refresh_monthly_kline")]
-    assert partitions == ["2023-12-01", "2024-01-01", "2024-02-01", "2024-03-01"]
     assert_frames_equal(read_monthly(postgres), reference_monthly(bars))
 
 
-def test_recreate_says_what_it_drops(
-    postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch
+def test_a_full_refresh_reports_only_months_with_rows_and_rechecks_them(
+    postgres: PostgresResource, persistent_instance: DagsterInstance,
+    landed: tuple[Path, pd.DataFrame],
+) -> None:
+    instance = persistent_instance
+    _, bars = landed
+    insert_bars(postgres, bars)
+    result = monthly_kline_full_refresh.execute_in_process(
+        instance=instance, resources=stock_resources(postgres),
+        run_config={"ops": {"refresh_monthly_kline": {"config": {
+            "from_month": "2023-06", "to_month": "2024-05"}}}},
+    )
+    assert result.success
+    materialized = result.asset_materializations_for_node("refresh_monthly_kline")
+    assert [m.partition for m in materialized] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert [m.metadata["dagster/row_count"].value for m in materialized] == [3, 3, 3]
+    assert "data:image/png;base64," in materialized[-1].metadata["chart"].value
+    assert materialized[-1].metadata["last_refresh_window"].value == "2023-06..2024-05"
+    checks = result.get_asset_check_evaluations()
+    assert {(e.check_name, e.partition) for e in checks} == {
+        (name, month) for name in CHECK_NAMES for month in ("2024-01-01", "2024-02-01",
+                                                              "2024-03-01")}
+    assert all(e.passed for e in checks)
+    latest = instance.get_latest_materialization_event(AssetKey("stock_monthly_kline"))
+    assert latest.asset_materialization.partition == "2024-03-01"
+
+
+def test_the_cli_refresh_is_recorded_in_dagster(
+    postgres: PostgresResource, landed: tuple[Path, pd.DataFrame], cli_env: Path,
+) -> None:
+    _, bars = landed
+    insert_bars(postgres, bars)
+    cli = CliRunner().invoke(stocks, ["refresh", "--from", "2023-12", "--to", "2024-02"])
+    assert cli.exit_code == 0, cli.output
+    assert "2 month(s) with rows materialized, 14 check evaluation(s), 0 failed" in cli.output
+    with DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(AssetKey("stock_monthly_kline"),
+                                                  limit=10).records
+        assert sorted(r.partition_key for r in records) == ["2024-01-01", "2024-02-01"]
+        (run_id,) = {r.run_id for r in records}
+        assert instance.get_run_by_id(run_id).job_name == "kline_stocks_refresh"
+        meta = records[0].asset_materialization.metadata
+        assert meta["refreshed_by"].value == "kline stocks refresh"
+        infos = instance.event_log_storage.get_asset_check_partition_info(
+            list(stock_monthly_kline_checks.check_keys))
+        assert {(i.check_key.name, i.partition_key) for i in infos} == {
+            (n, m) for n in CHECK_NAMES for m in ("2024-01-01", "2024-02-01")}
+
+
+def test_recreate_asks_first_and_says_what_it_drops(
+    postgres: PostgresResource, cli_env: Path
 ) -> None:
     insert_bars(postgres, make_bars(["600000.SH"], JAN))
-    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
     runner = CliRunner()
     first = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01"])
     assert "created table stock_monthly_kline" in first.output
 
+    refused = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01",
+                                     "--recreate"], input="n\n")
+    assert refused.exit_code == 1 and "Aborted" in refused.output
+    assert "table stock_monthly_kline and its rows" in refused.output
+    assert "dropping" not in refused.output and len(read_monthly(postgres)) == 1
+
+    asked = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01",
+                                   "--recreate"], input="y\n")
+    assert asked.exit_code == 0, asked.output
+
     again = runner.invoke(stocks, ["refresh", "--from", "2024-01", "--to", "2024-01",
-                                   "--recreate"])
+                                   "--recreate", "--yes"])
     assert again.exit_code == 0, again.output
     assert "dropping table stock_monthly_kline and its rows" in again.output
     assert "dropping index idx_monthly_code_time" in again.output
@@ -232,4 +299,17 @@ def test_materialized_monthly_config_force_is_accepted_on_the_plain_path(
     )
     assert result.success
     meta = result.asset_materializations_for_node("stock_monthly_kline")[0].metadata
-    assert meta["chart code"].value == "600000.SH"
+    assert meta["chart_code"].value == "600000.SH"
+
+
+def test_a_month_without_bars_is_not_materialized(
+    postgres: PostgresResource, persistent_instance: DagsterInstance
+) -> None:
+    instance = persistent_instance  # no earlier materialization of the month with rows
+    insert_bars(postgres, make_bars(["600000.SH"], JAN)[LANDING])
+    result = materialize([stock_monthly_kline], partition_key="2024-02-01", instance=instance,
+                         resources=stock_resources(postgres))
+    assert result.success
+    assert result.asset_materializations_for_node("stock_monthly_kline") == []
+    said = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("2024-02 holds no rows: nothing is materialized" in m for m in said)

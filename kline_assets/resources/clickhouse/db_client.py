@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 from dagster._core.storage.db_io_manager import DbClient, TableSlice
 
 from kline_assets.resources.clickhouse.resource import ClickHouseResource
+from kline_assets.resources.clickhouse.sql import where_clause
 
 
 @dataclass
@@ -30,6 +31,11 @@ class ClickHouseDbClient(DbClient[ClickHouseConnection]):
 
     def ensure_schema_exists(self, context, table_slice: TableSlice, connection) -> None:
         self.resource.ensure_schema(connection.client)
+
+    def get_select_statement(self, table_slice: TableSlice) -> str:
+        """What reads the slice back (shown as `query` in the materialization metadata)."""
+        return (f"SELECT * FROM {self.resource.table(table_slice.table)} FINAL "
+                f"WHERE {where_clause(table_slice)}")
 
     def get_table_name(self, table_slice: TableSlice) -> str:
         return self.resource.table(table_slice.table)

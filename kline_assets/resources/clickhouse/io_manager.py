@@ -12,7 +12,9 @@ inside `partition_loading_context(dynamic_partitions_store=instance)`.
 import pandas as pd
 from dagster import (
     ConfigurableIOManagerFactory,
+    DagsterInvariantViolationError,
     InputContext,
+    MetadataValue,
     OutputContext,
     ResourceDependency,
     partition_loading_context,
@@ -28,8 +30,24 @@ class _ClickHouseDbIOManager(DbIOManager):
     """DbIOManager inside a partition loading context, honouring a `table` metadata entry."""
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
+        """DbIOManager.handle_output with the metadata keys in one style: `query` (Dagster's
+        own writes `Query`) beside the type handler's snake_case keys."""
         with partition_loading_context(dynamic_partitions_store=context.step_context.instance):
-            super().handle_output(context, obj)
+            if obj is None:
+                raise DagsterInvariantViolationError(
+                    f"{context.asset_key.to_user_string()} returned None, not a DataFrame")
+            self._check_supported_type(type(obj))
+            table_slice = self._get_table_slice(context, context)
+            with self._db_client.connect(context, table_slice) as conn:
+                self._db_client.ensure_schema_exists(context, table_slice, conn)
+                handler = self._resolve_handler(type(obj))
+                metadata = handler.handle_output(context, table_slice, obj, conn) or {}
+            context.add_output_metadata({
+                **metadata,
+                "query": MetadataValue.md(
+                    f"```sql\n{self._db_client.get_select_statement(table_slice)}\n```"),
+                "dagster/table_name": self._db_client.get_table_name(table_slice),
+            })
 
     def load_input(self, context: InputContext) -> object:
         with partition_loading_context(dynamic_partitions_store=context.instance):

@@ -54,7 +54,7 @@ class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
             **summary,
             "dagster/row_count": rows,
             "clickhouse_table": table,
-            "partitions_replaced": [list(p) for p in partitions],
+            "partitions_replaced": ", ".join("/".join(str(v) for v in p) for p in partitions),
             "write_seconds": round(time.perf_counter() - started, 3),
         }
 

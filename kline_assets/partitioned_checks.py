@@ -1,0 +1,76 @@
+"""Partitioned asset checks in runs over a range of partitions.
+
+Dagster records a check result under a partition only when the run has a single partition key;
+a backfill run over a range (a BackfillPolicy, even a range of one) records it with no
+partition, so the UI shows "Partition —" and leaves the planned partitions "Skipped". A check
+of a ranged run therefore evaluates each partition of the range and records one evaluation
+per partition; a single-partition run yields Dagster's usual result. (No `from __future__
+import annotations`: Dagster reads the check's `context` annotation.) `partitioned_check`
+builds such a check from a function of one partition key: a subsettable multi_asset_check of
+one spec, whose output is optional (an @asset_check's is required, so it would have to yield
+a result without a partition as well).
+"""
+
+from collections.abc import Callable, Iterator
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSpec,
+    AssetKey,
+    AssetsDefinition,
+    PartitionsDefinition,
+    multi_asset_check,
+)
+
+
+def per_partition(
+    context: AssetCheckExecutionContext, evaluate: Callable[[str], AssetCheckResult]
+) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
+    """`evaluate(partition_key)` for the run's partition, or for each key of its range."""
+    op = context.op_execution_context
+    if op.has_partition_key:
+        yield evaluate(op.partition_key)
+        return
+    (spec,) = context.check_specs
+    for key in op.partition_keys:
+        yield as_evaluation(evaluate(key), key, spec.key, spec.blocking)
+
+
+def as_evaluation(result: AssetCheckResult, partition: str | None,
+                  check_key: AssetCheckKey | None = None,
+                  blocking: bool = False) -> AssetCheckEvaluation:
+    """A check result recorded for `partition` (None: no partition). `check_key` names the
+    check when the result does not (a single @asset_check leaves both to Dagster); a failed
+    blocking evaluation of ERROR severity still fails the step."""
+    return AssetCheckEvaluation(
+        asset_key=AssetKey.from_coercible(result.asset_key or check_key.asset_key),
+        check_name=result.check_name or check_key.name,
+        passed=result.passed, metadata=result.metadata, severity=result.severity,
+        description=result.description, partition=partition, blocking=blocking,
+    )
+
+
+def partitioned_check(
+    *, asset: AssetsDefinition, partitions_def: PartitionsDefinition, description: str,
+    resources: set[str], blocking: bool = False,
+) -> Callable[[Callable[..., AssetCheckResult]], AssetChecksDefinition]:
+    """A check named after `evaluate(partition_key, **resources)`, run per partition."""
+
+    def build(evaluate: Callable[..., AssetCheckResult]) -> AssetChecksDefinition:
+        spec = AssetCheckSpec(evaluate.__name__, asset=asset, partitions_def=partitions_def,
+                              description=description, blocking=blocking)
+
+        @multi_asset_check(specs=[spec], name=evaluate.__name__, description=description,
+                           can_subset=True,
+                           required_resource_keys=resources)
+        def check(context: AssetCheckExecutionContext):
+            given = {key: getattr(context.resources, key) for key in resources}
+            yield from per_partition(context, lambda key: evaluate(key, **given))
+
+        return check
+
+    return build
