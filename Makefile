@@ -5,7 +5,7 @@ STAMP     := $(VENV)/.installed
 TORCH     ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.kline/dagster
 
-.PHONY: install demo test lint ui validate bench clean
+.PHONY: install browser demo test lint ui validate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,7 +21,14 @@ $(DAGSTER_HOME)/dagster.yaml: $(STAMP)
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo
 
-test: install $(DAGSTER_HOME)/dagster.yaml
+# The page tests drive Debian's Chromium (Playwright with executable_path); without it they
+# skip and say so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || echo "chromium not installed (needs root and Debian's packages): page tests will skip"
+
+test: install browser $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 	$(PY) -m pytest -q

@@ -10,7 +10,7 @@ import kline_assets.dagster_notices  # noqa: F401
 from kline_assets.api.cli import serve
 from kline_assets.demo.cli import demo
 from kline_assets.errors import KlineError
-from kline_assets.prices.cli import runs
+from kline_assets.prices.cli import pipeline, runs
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
@@ -41,6 +41,7 @@ def init() -> None:
 
 
 cli.add_command(runs)
+cli.add_command(pipeline)
 cli.add_command(stocks)
 cli.add_command(bars)
 cli.add_command(ticks)

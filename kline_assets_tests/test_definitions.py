@@ -1,5 +1,7 @@
 """The code location loads and describes itself: what a user sees in the Dagster UI."""
 
+import json
+
 from click.testing import CliRunner
 from dagster import AssetKey, MultiPartitionsDefinition
 
@@ -31,12 +33,18 @@ def test_jobs_resolve():
     assert defs.resolve_job_def("price_assets")
 
 
-def test_cli_registers_run_ids(tmp_path, monkeypatch):
+def test_cli_registers_run_ids(tmp_path, monkeypatch, clickhouse_dsn):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    # `runs list` reads ClickHouse too: a database that does not exist yet (before `kline init`)
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DSN", clickhouse_dsn)
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", "never_initialised")
     runner = CliRunner()
     assert "registered" in runner.invoke(cli, ["runs", "create", "backfill_20251101_v3"]).output
     assert "already" in runner.invoke(cli, ["runs", "create", "backfill_20251101_v3"]).output
-    assert runner.invoke(cli, ["runs", "list"]).output.split() == ["backfill_20251101_v3"]
+    listed = runner.invoke(cli, ["runs", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(r["run_id"], r["registered"], r["months"]) for r in json.loads(listed.output)] == [
+        ("backfill_20251101_v3", True, [])]
     bad = runner.invoke(cli, ["runs", "create", "Bad|Id"])
     assert bad.exit_code != 0 and "malformed run id" in str(bad.exception)
 

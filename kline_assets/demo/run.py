@@ -16,7 +16,8 @@ from kline_assets.demo.stocks import generate_stock_bars, stock_days, write_stoc
 from kline_assets.errors import CalendarRangeError
 from kline_assets.instance import get_instance
 from kline_assets.prices.partitions import create_run, month_partitions, price_partition_key
-from kline_assets.prices.runs import PRICE_TABLES
+from kline_assets.prices.pipeline import STEPS, PipelinePlan, run_pipeline
+from kline_assets.prices.runs import asset_month_counts
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.build import store_resources
 from kline_assets.settings import load_settings
@@ -63,18 +64,6 @@ def stock_table_counts(postgres: PostgresResource) -> dict[str, dict[str, int]]:
     return counts
 
 
-def price_table_counts(clickhouse: ClickHouseResource, run_id: str) -> dict[str, dict[str, int]]:
-    counts: dict[str, dict[str, int]] = {}
-    with clickhouse.client() as client:
-        for table in PRICE_TABLES:
-            rows = client.query(
-                f"SELECT toString(toYYYYMM(bucket)) AS m, count() FROM "
-                f"{clickhouse.table(table)} FINAL WHERE run_id = '{run_id}' GROUP BY m ORDER BY m"
-            ).result_rows
-            counts[table] = {m: n for m, n in rows}
-    return counts
-
-
 def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
     """Validate, load PostgreSQL, materialize the price months and the stock months of run
     `demo`, and print the rows each table holds."""
@@ -107,10 +96,24 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
         echo(f"      done in {time.perf_counter() - t0:.1f}s")
 
     step = 1
-    for month in price_keys:
-        step += 1
-        key = price_partition_key(DEMO_RUN_ID, month)
-        execute(step, "price_assets", key, f"price assets, month {month[:7]} ({key})")
+    plan = PipelinePlan(DEMO_RUN_ID, list(price_keys), list(STEPS))
+
+    def progress(i: int, total: int, month: str, name: str, done) -> None:
+        if done is None:
+            if name == plan.steps[0]:
+                echo(f"[{step + plan.months.index(month) + 1}/{steps}] price assets, "
+                     f"month {month[:7]} ({price_partition_key(DEMO_RUN_ID, month)})")
+            return
+        echo(f"      {name:<10} ({STEPS[name]}) "
+             f"{'done' if done.success else 'FAILED'} in {done.seconds:.1f}s")
+
+    outcome = run_pipeline(instance, resources, plan, progress)
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    if outcome.failed:
+        raise DemoError(f"{STEPS[outcome.failed.step]} failed for {outcome.failed.month[:7]}: "
+                        f"{outcome.failed.error}")
+    step += len(price_keys)
     # The source as the prices_watch schedule sees it: its page shows the newest record.
     observed = defs.resolve_job_def("prices_watch").execute_in_process(
         instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
@@ -121,8 +124,8 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
         step += 1
         execute(step, "stock_monthly_job", month, f"stock assets, month {month[:7]}")
 
-    counts = price_table_counts(clickhouse, DEMO_RUN_ID)
-    stocks = stock_table_counts(postgres)
+    counts = asset_month_counts(clickhouse, DEMO_RUN_ID)
+    stocks = stock_table_counts(postgres) if stock_keys else {}  # no stock months: no view
     total = time.perf_counter() - started
     echo("\nrows written (ClickHouse, FINAL, run demo):")
     for table, per_month in counts.items():

@@ -42,6 +42,7 @@ from kline_assets.prices.partitions import (
     price_partitions,
     same_month,
 )
+from kline_assets.prices.run_config import PRICE_RUN_DEFAULTS, PriceRun
 from kline_assets.prices.schemas import (
     CROSS_SHOP_AGG_SCHEMA,
     FEATURES_WIDE_SCHEMA,
@@ -103,11 +104,9 @@ def raw_price_records(postgres: PostgresResource) -> Iterator[ObserveResult]:
     )
 
 
-class PriceSubsetConfig(Config):
-    """Restrict a run to some iPhones or shops (experiments); empty means all."""
+class AlignConfig(Config):
+    """How much of the month price_aligned holds in memory at once."""
 
-    iphone_ids: list[int] = Field(default=[], description="only these iPhone ids")
-    shop_ids: list[int] = Field(default=[], description="only these shop ids")
     chunk_days: int = Field(default=CHUNK_DAYS, ge=1, le=31, description=(
         "days of records read and aligned at once (memory; 31 = the month in one chunk)"))
 
@@ -117,6 +116,7 @@ class PriceSubsetConfig(Config):
     backfill_policy=BACKFILL,
     output_required=False,
     deps=[raw_price_records],
+    resource_defs=PRICE_RUN_DEFAULTS,
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
@@ -131,7 +131,8 @@ class PriceSubsetConfig(Config):
 )
 def price_aligned(
     context: AssetExecutionContext,
-    config: PriceSubsetConfig,
+    config: AlignConfig,
+    price_run: PriceRun,
     postgres: PostgresResource,
     clickhouse: ClickHouseResource,
 ) -> Iterator[Output[FrameStream]]:
@@ -146,8 +147,8 @@ def price_aligned(
                             "rows stored by an earlier materialization")
         context.add_output_metadata({"cleared_rows": stale})
     # Streamed: the IO manager writes each chunk of days as it is aligned (bounded memory).
-    aligned = AlignedStream(postgres, run_id, start, end, config.iphone_ids, config.shop_ids,
-                            config.chunk_days)
+    aligned = AlignedStream(postgres, run_id, start, end, price_run.iphone_ids,
+                            price_run.shop_ids, config.chunk_days)
 
     def summary() -> dict:
         # Alignment is one NumPy lexsort: it runs on the CPU whatever KLINE_DEVICE says.
@@ -175,20 +176,14 @@ COLD_START_HELP = (
 
 
 class AggregateConfig(Config):
-    iphone_ids: list[int] = Field(default=[], description="only these iPhones (subset run)")
-    shop_ids: list[int] = Field(default=[], description="only these shops (subset run)")
-    device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
-    outlier_filter: bool = True
-    outlier_band: float = Field(default=0.2, gt=0, description="|p − median| > band × median")
-    min_quorum: int = Field(default=16, ge=1)
-    quorum_policy: str = Field(default="use_anyway", description="use_anyway | require")
+    """cross_shop_agg's own settings; the subset, device and outlier/quorum rules are the
+    run's (`price_run` resource)."""
+
     lookback_minutes: int = Field(default=15, ge=15, description="a multiple of 15")
     cold_start: bool = Field(default=False, description=COLD_START_HELP)
 
 
 class FeatureConfig(Config):
-    iphone_ids: list[int] = Field(default=[], description="only these iPhones (subset run)")
-    device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
     cold_start: bool = Field(default=False, description=COLD_START_HELP)
 
 
@@ -203,8 +198,8 @@ def _report(context: AssetExecutionContext, computed: "Computed", device, extra:
 
 
 def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConfig,
-           torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
-           postgres: PostgresResource, input_table: str):
+           price_run: PriceRun, torch_device: TorchDeviceResource,
+           clickhouse: ClickHouseResource, postgres: PostgresResource, input_table: str):
     """(run_id, warm_start, start, end, device) of a run over one month or a range of one run
     id, after making sure the warm-up month is there (or a cold start was asked for)."""
     run_id, _, start, end = context_window(context)
@@ -214,7 +209,7 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
         input_table=input_table, run_id=run_id, warm_start=warm_start, start=start,
         cold_start=config.cold_start)
     context.add_output_metadata({"warm_up": warm_up})
-    return run_id, warm_start, start, end, torch_device.get(config.device or None)
+    return run_id, warm_start, start, end, torch_device.get(price_run.device or None)
 
 
 @asset(
@@ -226,6 +221,7 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
     ins={"price_aligned": AssetIn(partition_mapping=same_month,
                                   metadata={"columns": ["bucket", "shop_id", "iphone_id",
                                                         "price_new"]})},
+    resource_defs=PRICE_RUN_DEFAULTS,
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
@@ -240,29 +236,29 @@ def _begin(context: AssetExecutionContext, config: AggregateConfig | FeatureConf
 )
 def cross_shop_agg(
     context: AssetExecutionContext, config: AggregateConfig, price_aligned: pd.DataFrame,
-    torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
+    price_run: PriceRun, torch_device: TorchDeviceResource, clickhouse: ClickHouseResource,
     postgres: PostgresResource,
 ) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cross_shop
 
     run_id, warm_start, start, end, device = _begin(
-        context, config, torch_device, clickhouse, postgres, "price_aligned")
+        context, config, price_run, torch_device, clickhouse, postgres, "price_aligned")
     if config.lookback_minutes % 15:
         raise ValueError(
             f"lookback_minutes must be a multiple of 15, got {config.lookback_minutes}")
     aligned = with_warm_up(clickhouse, "price_aligned", price_aligned, run_id, warm_start, start)
-    if config.iphone_ids:
-        aligned = aligned[aligned["iphone_id"].isin(config.iphone_ids)]
-    if config.shop_ids:
-        aligned = aligned[aligned["shop_id"].isin(config.shop_ids)]
+    if price_run.iphone_ids:
+        aligned = aligned[aligned["iphone_id"].isin(price_run.iphone_ids)]
+    if price_run.shop_ids:
+        aligned = aligned[aligned["shop_id"].isin(price_run.shop_ids)]
     computed = cross_shop(
         aligned, run_id, warm_start, start, end, device,
-        lookback_buckets=config.lookback_minutes // 15, outlier_filter=config.outlier_filter,
-        band=config.outlier_band, min_quorum=config.min_quorum,
-        quorum_policy=config.quorum_policy,
+        lookback_buckets=config.lookback_minutes // 15,
+        outlier_filter=price_run.outlier_filter, band=price_run.outlier_band,
+        min_quorum=price_run.min_quorum, quorum_policy=price_run.quorum_policy,
     )
-    _report(context, computed, device, {"quorum_policy": config.quorum_policy,
-                                        "min_quorum": config.min_quorum})
+    _report(context, computed, device, {"quorum_policy": price_run.quorum_policy,
+                                        "min_quorum": price_run.min_quorum})
     yield from emit_unless_empty(context, clickhouse, computed.frame, table="cross_shop_agg",
                                  run_id=run_id, start=start, end=end)
 
@@ -271,6 +267,15 @@ def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, warm_start, star
     """(last mean per iPhone before the warm-up, last bucket of the months with source)."""
     last = last_means_before(clickhouse, run_id, warm_start)
     return last, last_bucket_with_source(clickhouse, run_id, start, end)
+
+
+def _subset(price_run: PriceRun, agg: pd.DataFrame, last: pd.DataFrame
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cross_shop_agg rows and warm-up means of the run's iPhones (all when no subset)."""
+    if not price_run.iphone_ids:
+        return agg, last
+    return (agg[agg["iphone_id"].isin(price_run.iphone_ids)],
+            last[last["iphone_id"].isin(price_run.iphone_ids)])
 
 
 def _plot(frame: pd.DataFrame) -> dict:
@@ -285,6 +290,7 @@ FEATURE_ASSET_KW = dict(
     backfill_policy=BACKFILL,
     output_required=False,
     ins={"cross_shop_agg": AssetIn(partition_mapping=same_month)},
+    resource_defs=PRICE_RUN_DEFAULTS,
     io_manager_key="clickhouse_io_manager",
     group_name="prices",
     owners=OWNERS,
@@ -320,18 +326,16 @@ def features_wide_metadata(scope_kind: str) -> dict:
 )
 def features_wide(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
-    clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
+    price_run: PriceRun, clickhouse: ClickHouseResource, torch_device: TorchDeviceResource,
     postgres: PostgresResource,
 ) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
-        context, config, torch_device, clickhouse, postgres, "cross_shop_agg")
+        context, config, price_run, torch_device, clickhouse, postgres, "cross_shop_agg")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
     agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
-    if config.iphone_ids:
-        agg = agg[agg["iphone_id"].isin(config.iphone_ids)]
-        last = last[last["iphone_id"].isin(config.iphone_ids)]
+    agg, last = _subset(price_run, agg, last)
     _, series = series_from_rows(agg, last.set_index("iphone_id")["mean"], warm_start, end,
                                  device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
@@ -352,13 +356,13 @@ def features_wide(
 )
 def cohorts(
     context: AssetExecutionContext, config: FeatureConfig, cross_shop_agg: pd.DataFrame,
-    clickhouse: ClickHouseResource, postgres: PostgresResource,
+    price_run: PriceRun, clickhouse: ClickHouseResource, postgres: PostgresResource,
     torch_device: TorchDeviceResource,
 ) -> Iterator[Output[pd.DataFrame]]:
     from kline_assets.prices.compute import cohort_series, features_frame, series_from_rows
 
     run_id, warm_start, start, end, device = _begin(
-        context, config, torch_device, clickhouse, postgres, "cross_shop_agg")
+        context, config, price_run, torch_device, clickhouse, postgres, "cross_shop_agg")
     t0 = time.perf_counter()
     members, rejected = screen_cohorts(read_cohorts(postgres))
     extra: dict = {"cohorts": int(members["slug"].nunique()), "members": len(members),
@@ -368,7 +372,9 @@ def cohorts(
         context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
                             f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
     last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
+    # A subset run's cohorts are over the subset's members only.
     agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
+    agg, last = _subset(price_run, agg, last)
     ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"],
                                    warm_start, end, device)
     series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)

@@ -127,3 +127,66 @@ def compare_runs(ch: ClickHouseResource, base: str, target: str,
     for col in ("table", "scope", "column"):
         out[col] = out[col].astype(str)
     return out
+
+
+def _scope_order(scope: str) -> tuple[str, int, str]:
+    """iphone:2 before iphone:10: the kind, then the id as a number (slugs by name)."""
+    kind, _, rest = scope.partition(":")
+    return (kind, int(rest), "") if rest.isdigit() else (kind, -1, rest)
+
+
+def sort_scopes(report: pd.DataFrame) -> pd.DataFrame:
+    """The report with tables in pipeline order and scopes in numeric order (columns keep
+    their table order)."""
+    if report.empty:
+        return report
+    order = report["scope"].map(_scope_order)
+    keyed = report.assign(
+        _t=report["table"].map({t: i for i, t in enumerate(PRICE_TABLES)}),
+        _k=order.str[0], _n=order.str[1], _s=order.str[2], _i=range(len(report)))
+    return (keyed.sort_values(["_t", "_k", "_n", "_s", "_i"], kind="stable")
+            .drop(columns=["_t", "_k", "_n", "_s", "_i"]).reset_index(drop=True))
+
+
+def differing(report: pd.DataFrame) -> pd.DataFrame:
+    """Rows where the runs differ: row counts, keys in one run only, a value or a NULL."""
+    diff = ((report["rows_base"] != report["rows_target"]) | (report["only_in_base"] > 0)
+            | (report["only_in_target"] > 0) | (report["max_abs_diff"].fillna(0) > 0)
+            | (report["null_mismatches"] > 0))
+    return report[diff].reset_index(drop=True)
+
+
+def summarize(report: pd.DataFrame) -> dict[str, dict]:
+    """Per table: scopes, scopes that differ, rows and keys in one run only (per scope, not per
+    column), the largest |difference| (None when no common value) and NULL mismatches."""
+    out = {}
+    diff_scopes = differing(report).groupby("table")["scope"].nunique()
+    for table, part in report.groupby("table", sort=False):
+        scopes = part.drop_duplicates("scope")
+        biggest = part["max_abs_diff"].max()
+        out[str(table)] = {
+            "scopes": len(scopes), "scopes_differing": int(diff_scopes.get(table, 0)),
+            "rows_base": int(scopes["rows_base"].sum()),
+            "rows_target": int(scopes["rows_target"].sum()),
+            "only_in_base": int(scopes["only_in_base"].sum()),
+            "only_in_target": int(scopes["only_in_target"].sum()),
+            "max_abs_diff": None if pd.isna(biggest) else float(biggest),
+            "null_mismatches": int(part["null_mismatches"].sum()),
+        }
+    return out
+
+
+def compare_markdown(report: pd.DataFrame, base: str, target: str, limit: int = 50) -> str:
+    """The report as markdown (for run metadata): a summary per table, then the rows that
+    differ (at most `limit`)."""
+    summary = pd.DataFrame.from_dict(summarize(report), orient="index")
+    rows = differing(sort_scopes(report))
+    text = [f"**base** `{base}` → **target** `{target}`", "",
+            summary.to_markdown() if not summary.empty else "no rows in either run", ""]
+    if rows.empty:
+        text.append("No differences.")
+    else:
+        first = f", first {limit}" if len(rows) > limit else ""
+        text.append(f"Differences ({len(rows)} rows{first}):")
+        text += ["", rows.head(limit).to_markdown(index=False)]
+    return "\n".join(text)

@@ -16,13 +16,14 @@ from kline_assets.prices.checks import (
 )
 from kline_assets.prices.incremental import live_refresh_job
 from kline_assets.prices.jobs import price_assets_job, prices_watch_job
+from kline_assets.prices.run_jobs import RUN_JOBS
 from kline_assets.prices.schedules import live_month_daily, prices_watch
 from kline_assets.prices.sensors import live_prices_sensor
 
 defs = Definitions(
     assets=[raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts],
     asset_checks=[*price_aligned_checks, *aggregate_checks, live_features_fresh],
-    jobs=[price_assets_job, live_refresh_job, prices_watch_job],
+    jobs=[price_assets_job, live_refresh_job, prices_watch_job, *RUN_JOBS],
     schedules=[live_month_daily, prices_watch],
     sensors=[live_prices_sensor],
 )

@@ -22,24 +22,38 @@ partition tuple as a ClickHouse literal, e.g. `('live',202510,'iphone')`.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
-from dagster import AssetMaterialization, DagsterInstance
+from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
 
 from kline_assets.errors import InvalidRunIdError, KlineError
 from kline_assets.months import key_of_yyyymm
-from kline_assets.prices.partitions import LIVE, RUN_ID_DIMENSION, create_run, validate_run_id
+from kline_assets.prices.partitions import (
+    LIVE,
+    RUN_ID_DIMENSION,
+    RUN_ID_PATTERN,
+    create_run,
+    month_partitions,
+    registered_run_ids,
+    validate_run_id,
+)
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import (
+    create_staging,
     describe_columns,
     quote_literal,
-    staging_table,
     swap_in,
+    sweep_stale_staging,
 )
 from kline_assets.settings import PRICE_TZ
 
@@ -154,52 +168,122 @@ def drop_run(ch: ClickHouseResource, run_id: str, allow_live: bool = False) -> d
     return dropped
 
 
-def _stage_copy(client: Client, ch: ClickHouseResource, parts: Sequence[Partition],
-                target: str, stack: ExitStack) -> dict[str, tuple[str, list[tuple], int]]:
+# A test-only hook: KLINE_TEST_PAUSE_AT=<point> makes the process announce the point on stderr
+# and wait there, so a test can kill it deterministically between two steps of a promote.
+PAUSE_ENV = "KLINE_TEST_PAUSE_AT"
+# Called at every point (tests in the same process use it to read between two swaps).
+checkpoint_hook: Callable[[str], None] | None = None
+RESUME_WITHIN_HOURS = 24
+BACKUP_PATTERN = re.compile(r"backup_(\d{8})(?:_(\d+))?")
+
+
+def _checkpoint(point: str) -> None:
+    if checkpoint_hook is not None:
+        checkpoint_hook(point)
+    if os.environ.get(PAUSE_ENV) == point:
+        print(f"paused at {point}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
+
+
+def _stage_copy(ch: ClickHouseResource, parts: Sequence[Partition], target: str,
+                stack: ExitStack) -> dict[str, tuple[str, list[tuple], int]]:
     """Copy `parts` (one run), deduplicated and relabelled to `target`, into staging tables
-    that live as long as `stack`. Returns per table (staging table, target partition tuples,
+    dropped when `stack` closes. Returns per table (staging table, target partition tuples,
     rows staged)."""
     out: dict[str, tuple[str, list[tuple], int]] = {}
-    for table in PRICE_TABLES:
-        mine = [p for p in parts if p.table == table]
-        if not mine:
-            continue
-        full = ch.table(table)
-        stage = stack.enter_context(staging_table(client, full, "promote"))
-        cols = [name for name, _ in describe_columns(client, full) if name != "inserted_at"]
-        select = ", ".join(f"{quote_literal(target)} AS run_id" if c == "run_id" else f"src.{c}"
-                           for c in cols)
-        ids = ", ".join(quote_literal(p.id) for p in mine)
-        # Qualified names: ClickHouse resolves an unqualified `run_id` in WHERE to the SELECT
-        # alias (the target), which would select nothing.
-        client.command(
-            f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {select} FROM {full} AS src FINAL "
-            f"WHERE src._partition_id IN ({ids}) AND src.run_id = {quote_literal(mine[0].run_id)}"
-        )
-        rows = int(client.command(f"SELECT count() FROM {stage}"))
-        out[table] = (stage, [(target, *p.values[1:]) for p in mine], rows)
+    with ch.client() as client:
+        for table in PRICE_TABLES:
+            mine = [p for p in parts if p.table == table]
+            if not mine:
+                continue
+            full = ch.table(table)
+            stage = create_staging(client, full, "promote")
+            stack.callback(_drop_table, ch, stage)
+            cols = [name for name, _ in describe_columns(client, full) if name != "inserted_at"]
+            select = ", ".join(f"{quote_literal(target)} AS run_id" if c == "run_id"
+                               else f"src.{c}" for c in cols)
+            ids = ", ".join(quote_literal(p.id) for p in mine)
+            # Qualified names: ClickHouse resolves an unqualified `run_id` in WHERE to the
+            # SELECT alias (the target), which would select nothing.
+            client.command(
+                f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {select} FROM {full} AS src "
+                f"FINAL WHERE src._partition_id IN ({ids}) "
+                f"AND src.run_id = {quote_literal(mine[0].run_id)}"
+            )
+            rows = int(client.command(f"SELECT count() FROM {stage}"))
+            out[table] = (stage, [(target, *p.values[1:]) for p in mine], rows)
     return out
 
 
-def _copy_run(client: Client, ch: ClickHouseResource, parts: Sequence[Partition], target: str
+def _drop_table(ch: ClickHouseResource, name: str) -> None:
+    with ch.client() as client:
+        client.command(f"DROP TABLE IF EXISTS {name}")
+
+
+def _copy_run(ch: ClickHouseResource, parts: Sequence[Partition], target: str, phase: str
               ) -> dict[str, dict[str, int]]:
-    """Stage every table first, then swap each target partition in (atomic per partition)."""
+    """Stage every table first, then swap each target partition in (atomic per partition).
+
+    Each swap opens the store on its own, so readers (in embedded mode: other threads and
+    processes waiting for the engine) get their turn between two swaps of a long promote.
+    """
     with ExitStack() as stack:
-        staged = _stage_copy(client, ch, parts, target, stack)
+        staged = _stage_copy(ch, parts, target, stack)
+        swaps = 0
         for table, (stage, targets, _) in staged.items():
-            swap_in(client, ch.table(table), stage, targets)
+            for partition in targets:
+                with ch.client() as client:
+                    swap_in(client, ch.table(table), stage, [partition])
+                swaps += 1
+                _checkpoint(f"{phase}:swap:{swaps}")
         return {t: {"partitions": len(targets), "rows": rows}
                 for t, (_, targets, rows) in staged.items()}
+
+
+def _journal(client: Client, ch: ClickHouseResource, promote_id: str, source: str,
+             target: str, backup: str, phase: str) -> None:
+    client.command(
+        f"INSERT INTO {ch.table('promote_journal')} (id, source, target, backup, phase) VALUES "
+        f"({', '.join(quote_literal(v) for v in (promote_id, source, target, backup, phase))})")
+
+
+def _unfinished_promote(client: Client, ch: ClickHouseResource, source: str, target: str
+                        ) -> tuple[str, str, str] | None:
+    """(id, backup, last phase) of the newest promote of source → target that never finished,
+    begun within RESUME_WITHIN_HOURS: an older one is not "the same promote" any more (the
+    target has moved on since), so a new promote takes a fresh backup."""
+    rows = client.query(
+        f"SELECT id, any(backup), argMax(phase, at) AS last, max(at) AS t "
+        f"FROM {ch.table('promote_journal')} WHERE source = {quote_literal(source)} "
+        f"AND target = {quote_literal(target)} GROUP BY id HAVING last != 'done' "
+        f"AND min(at) > now64(3) - INTERVAL {RESUME_WITHIN_HOURS} HOUR "
+        "ORDER BY t DESC LIMIT 1").result_rows
+    return tuple(rows[0][:3]) if rows else None
+
+
+def _free_backup_name(client: Client, ch: ClickHouseResource, base: str) -> str:
+    """`base` when it holds no data, else the first free `base_2`, `base_3`, …"""
+    taken = set(_runs_present(client, ch))
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return validate_run_id(name)
 
 
 def promote_run(ch: ClickHouseResource, source: str, target: str = LIVE,
                 backup: str | None = None) -> dict:
     """Copy every partition of `source` onto `target`, optionally backing the target up first.
 
-    Target partitions the source lacks stay untouched. With `backup`, the target's current
-    partitions are first copied to the backup run id, which must not hold data yet (an older
-    backup is never overwritten). Returns {"source", "target", "backup", "promoted",
-    "backed_up"}, the last two per table {"partitions": n, "rows": n}.
+    Target partitions the source lacks stay untouched. With `backup` (a name such as
+    backup_20251121), the target's current partitions are first copied to a backup run id:
+    `backup` itself when it holds no data, else `backup_2`, `backup_3`, … (an older backup is
+    never overwritten). Every step is journalled, so a promote killed at any point converges
+    when re-run: the unfinished promote's backup is reused (redone if the kill came while
+    it was being written — the target was untouched then), never a second one taken of a
+    half-promoted target. Returns {"source", "target", "backup" (the name used, or None),
+    "resumed", "promoted", "backed_up"}, the last two per table {"partitions", "rows"}.
     """
     for run_id in (source, target, *([] if backup is None else [backup])):
         validate_run_id(run_id)
@@ -208,23 +292,51 @@ def promote_run(ch: ClickHouseResource, source: str, target: str = LIVE,
     if backup is not None and backup in (source, target):
         raise InvalidRunIdError(f"backup run {backup!r} must differ from source and target")
     with ch.client() as client:
+        ch.ensure_schema(client)
+        sweep_stale_staging(client, ch.db)  # e.g. those of a promote killed half-way
         source_parts = require_data(client, ch, source, "source")
-        backed_up: dict[str, dict[str, int]] = {}
-        if backup is not None:
-            existing = _partitions_of(client, ch, backup)
-            if existing:
-                raise RunOperationRefused(
-                    f"backup run {backup!r} already holds {len(existing)} partition(s); "
-                    f"drop it first (`kline runs drop {backup}`) or promote without a backup"
-                )
-            target_parts = _partitions_of(client, ch, target)
-            if target_parts:
-                backed_up = _copy_run(client, ch, target_parts, backup)
-        promoted = _copy_run(client, ch, source_parts, target)
-    return {"source": source, "target": target, "backup": backup,
-            "promoted": promoted, "backed_up": backed_up}
+        unfinished = _unfinished_promote(client, ch, source, target)
+        promote_id, backup_id, phase = unfinished or (uuid.uuid4().hex, "", "")
+        if backup is not None and not backup_id:
+            backup_id = _free_backup_name(client, ch, backup)
+        target_parts = _partitions_of(client, ch, target)
+        if unfinished is None:
+            _journal(client, ch, promote_id, source, target, backup_id, "started")
+    backed_up: dict[str, dict[str, int]] = {}
+    if backup_id and phase in ("", "started"):
+        # The target is as it was before this promote: (re)take the backup from it.
+        if target_parts:
+            backed_up = _copy_run(ch, target_parts, backup_id, "backup")
+        with ch.client() as client:
+            _journal(client, ch, promote_id, source, target, backup_id, "backed_up")
+    _checkpoint("backed_up")
+    promoted = _copy_run(ch, source_parts, target, "promote")
+    with ch.client() as client:
+        _journal(client, ch, promote_id, source, target, backup_id, "done")
+        made = backup_id and backup_id in _runs_present(client, ch)
+    return {"source": source, "target": target, "backup": backup_id if made else None,
+            "resumed": unfinished is not None, "promoted": promoted, "backed_up": backed_up}
 
 
+def backups(ch: ClickHouseResource) -> list[str]:
+    """Backup run ids holding data, oldest first (by date, then suffix)."""
+    def order(name: str) -> tuple[str, int]:
+        match = BACKUP_PATTERN.fullmatch(name)
+        assert match is not None
+        return match.group(1), int(match.group(2) or 1)
+
+    return sorted((r for r in list_runs(ch) if BACKUP_PATTERN.fullmatch(r)), key=order)
+
+
+def prune_backups(ch: ClickHouseResource, keep: int) -> list[str]:
+    """Drop all but the newest `keep` backups; returns the run ids dropped."""
+    if keep < 0:
+        raise KlineError(f"--keep-backups must be ≥ 0, got {keep}")
+    old = backups(ch)
+    old = old[:max(len(old) - keep, 0)]
+    for run_id in old:
+        drop_run(ch, run_id)
+    return old
 
 
 def backup_name(now: datetime | None = None) -> str:
@@ -232,19 +344,113 @@ def backup_name(now: datetime | None = None) -> str:
     return (now or datetime.now(ZoneInfo(PRICE_TZ))).strftime("backup_%Y%m%d")
 
 
+def promoted_materializations(ch: ClickHouseResource, source: str, target: str, via: str
+                              ) -> list[AssetMaterialization]:
+    """One materialization per target partition a promote of `source` wrote."""
+    return [
+        AssetMaterialization(asset_key=asset, partition=key,
+                             metadata={"promoted_from": source, "via": via})
+        for table, partitions in run_partitions(ch, source).items()
+        for asset, key in (asset_partition(table, values, target) for values in partitions)
+    ]
+
+
 def report_promoted(instance: DagsterInstance, ch: ClickHouseResource, source: str,
                     target: str, via: str) -> int:
     """Runless materializations for every target partition a promote wrote, so the Dagster UI
     shows them as materialized; registers the target run id. Returns events reported."""
     create_run(instance, target)
-    reported = 0
-    for table, partitions in run_partitions(ch, source).items():
-        for values in partitions:
-            asset, key = asset_partition(table, values, target)
-            instance.report_runless_asset_event(AssetMaterialization(
-                asset_key=asset, partition=key, metadata={"promoted_from": source, "via": via}))
-            reported += 1
-    return reported
+    events = promoted_materializations(ch, source, target, via)
+    for event in events:
+        instance.report_runless_asset_event(event)
+    return len(events)
+
+
+PRICE_ASSETS = ("price_aligned", "cross_shop_agg", "features_wide", "cohorts")
+
+
+def run_kind(run_id: str) -> str:
+    """`live`, `backup`, `invalid` (a malformed id that got in, e.g. typed into the UI) or
+    `run` (an experiment)."""
+    if run_id == LIVE:
+        return "live"
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        return "invalid"
+    return "backup" if BACKUP_PATTERN.fullmatch(run_id) else "run"
+
+
+def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[str, int]]:
+    """Per price asset (features_wide's iPhone scopes, cohorts its cohort scopes), rows
+    (FINAL) per month 'YYYY-MM' of run_id."""
+    validate_run_id(run_id)
+    counts: dict[str, dict[str, int]] = {asset: {} for asset in PRICE_ASSETS}
+    with ch.client() as client:
+        for table in PRICE_TABLES:
+            kind = "splitByChar(':', scope)[1]" if table == "features_wide" else "'iphone'"
+            rows = client.query(
+                f"SELECT {kind} AS k, toYYYYMM(bucket) AS m, count() FROM {ch.table(table)} "
+                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m"
+            ).result_rows
+            for k, m, n in rows:
+                asset = "cohorts" if k == "cohort" else table
+                counts[asset][key_of_yyyymm(int(m))[:7]] = int(n)
+    return counts
+
+
+def _last_materialization(instance: DagsterInstance, run_id: str) -> float | None:
+    keys = [f"{month}|{run_id}" for month in month_partitions.get_partition_keys()]
+    newest = None
+    for asset in PRICE_ASSETS:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys),
+            limit=1, ascending=False).records
+        if records and (newest is None or records[0].timestamp > newest):
+            newest = records[0].timestamp
+    return newest
+
+
+def _tokyo(bucket: datetime) -> str:
+    """A bucket as ISO 8601 in Asia/Tokyo (the driver hands DateTime back as naive UTC)."""
+    if bucket.tzinfo is None:
+        bucket = bucket.replace(tzinfo=ZoneInfo("UTC"))
+    return bucket.astimezone(ZoneInfo(PRICE_TZ)).isoformat()
+
+
+def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[dict]:
+    """Per run id (registered in Dagster or holding ClickHouse data): kind, whether registered,
+    rows per table (FINAL), first and last bucket, months, last materialization (UTC ISO)."""
+    stats: dict[str, dict] = {}
+    with ch.client() as client:
+        present = {name for (name,) in client.query(
+            f"SELECT name FROM system.tables WHERE database = {quote_literal(ch.db)}"
+        ).result_rows}
+        for table in (t for t in PRICE_TABLES if t in present):  # none before `kline init`
+            rows = client.query(
+                f"SELECT run_id, count(), min(bucket), max(bucket), "
+                f"arraySort(groupUniqArray(toYYYYMM(bucket))) FROM {ch.table(table)} FINAL "
+                "GROUP BY run_id").result_rows
+            for run_id, n, first, last, months in rows:
+                entry = stats.setdefault(run_id, {"rows": dict.fromkeys(PRICE_TABLES, 0),
+                                                  "first": first, "last": last, "months": set()})
+                entry["rows"][table] = int(n)
+                entry["first"], entry["last"] = min(entry["first"], first), max(entry["last"], last)
+                entry["months"].update(int(m) for m in months)
+    registered = set(registered_run_ids(instance))
+    out = []
+    for run_id in sorted(registered | set(stats), key=lambda r: (r != LIVE, r)):
+        entry = stats.get(run_id)
+        stamp = _last_materialization(instance, run_id) if RUN_ID_PATTERN.fullmatch(run_id) \
+            else None
+        out.append({
+            "run_id": run_id, "kind": run_kind(run_id), "registered": run_id in registered,
+            "rows": entry["rows"] if entry else dict.fromkeys(PRICE_TABLES, 0),
+            "first_bucket": _tokyo(entry["first"]) if entry else None,
+            "last_bucket": _tokyo(entry["last"]) if entry else None,
+            "months": [key_of_yyyymm(m)[:7] for m in sorted(entry["months"])] if entry else [],
+            "last_materialization": (datetime.fromtimestamp(stamp, ZoneInfo("UTC")).isoformat(
+                timespec="seconds") if stamp else None),
+        })
+    return out
 
 
 def unregister_run(instance: DagsterInstance, run_id: str) -> bool:

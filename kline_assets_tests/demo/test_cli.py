@@ -57,3 +57,27 @@ def test_every_option_has_a_help_line() -> None:
         assert getattr(param, "help", None), param.name
     result = CliRunner().invoke(cli, ["demo", "--help"])
     assert result.exit_code == 0 and "--stock-months" in result.output
+
+
+def test_demo_shows_progress_per_price_month_and_step(pg_dsn, clickhouse, clickhouse_dsn,
+                                                      tmp_path) -> None:
+    result = CliRunner().invoke(
+        cli, ["demo", "--months", "2", "--shops", "3", "--iphones", "2", "--stock-months", "0"],
+        env={"KLINE_PG_DSN": pg_dsn, "KLINE_CLICKHOUSE_DSN": clickhouse_dsn,
+             "KLINE_CLICKHOUSE_DATABASE": clickhouse.db, "DAGSTER_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    months = [line for line in lines if "price assets, month" in line]
+    assert [m.split("month ")[1][:7] for m in months] == ["2025-10", "2025-11"]
+    steps = [line.split()[0] for line in lines if "done in" in line and "(" in line]
+    assert steps == ["align", "aggregate", "features", "cohorts"] * 2
+    assert "cohorts" in result.output.split("rows written")[1]
+
+
+def test_demo_options_have_help_lines() -> None:
+    text = CliRunner().invoke(cli, ["demo", "--help"]).output
+    for option in ("--seed", "--start", "--months", "--shops", "--iphones", "--stock-months"):
+        line = next(x for x in text.splitlines() if x.strip().startswith(option))
+        assert len(line.split(None, 2)) == 3, line  # option, metavar, help text
+    text = CliRunner().invoke(cli, ["runs", "list", "--help"]).output
+    assert "--json" in text and "Print JSON" in text

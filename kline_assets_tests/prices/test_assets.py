@@ -21,6 +21,7 @@ from kline_assets.prices.assets import (
     price_aligned,
     raw_price_records,
 )
+from kline_assets.prices.run_config import PriceRun
 from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame
 from kline_assets_tests.support.prices import insert_records
@@ -131,8 +132,7 @@ def test_cross_shop_agg_matches_pandas(price_resources, runs):
 
 def test_require_policy_nulls_stats_below_quorum(price_resources, runs):
     insert_records(price_resources["postgres"], HAND)
-    config = {"ops": {"cross_shop_agg": {"config": {"quorum_policy": "require",
-                                                     "min_quorum": 4}}}}
+    config = PriceRun(quorum_policy="require", min_quorum=4).run_config()
     run(price_resources, runs, "2025-10-01|live", [price_aligned, cross_shop_agg], config)
     got = table(price_resources["clickhouse"], "cross_shop_agg")
     full = got.shop_count >= 4

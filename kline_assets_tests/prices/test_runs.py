@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -13,14 +19,22 @@ from click.testing import CliRunner
 
 from kline_assets.cli import cli
 from kline_assets.errors import InvalidRunIdError
-from kline_assets.prices.compare import compare_runs
+from kline_assets.prices import runs as runs_module
+from kline_assets.prices.compare import compare_runs, sort_scopes
+from kline_assets.prices.partitions import create_run, registered_run_ids
 from kline_assets.prices.runs import (
+    PAUSE_ENV,
     PRICE_TABLES,
     RunOperationRefused,
+    backup_name,
+    backups,
     drop_run,
+    list_runs,
     promote_run,
+    prune_backups,
     run_partitions,
 )
+from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame, replace_partitions
 
 TZ = "Asia/Tokyo"
@@ -171,8 +185,11 @@ def test_promote_swaps_the_sources_partitions_and_keeps_a_backup(loaded):
     assert _count(loaded, f"SELECT count() FROM system.tables WHERE database = '{loaded.db}' "
                           "AND name LIKE '%staging%'") == 0
 
-    with pytest.raises(RunOperationRefused, match=f"backup run '{BACKUP}' already holds"):
-        promote_run(loaded, "backfill_v2", "live", backup=BACKUP)
+    # Another promote the same day: the backup is never overwritten, a suffixed one is taken.
+    second = promote_run(loaded, "backfill_v2", "live", backup=BACKUP)
+    assert second["backup"] == f"{BACKUP}_2" and not second["resumed"]
+    pd.testing.assert_frame_equal(_rows(loaded, "price_aligned", BACKUP),
+                                  live_before["price_aligned"])
     promote_run(loaded, "backfill_v2", "live")
     pd.testing.assert_frame_equal(
         _rows(loaded, "cross_shop_agg", "live", "toYYYYMM(bucket) = 202510"),
@@ -281,7 +298,7 @@ def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_p
 
     out = runner.invoke(cli, ["runs", "compare", "live", "backfill_v3", "--limit", "3"])
     assert out.exit_code == 0, out.output
-    assert "features_wide: 3 scopes" in out.output and "max_abs_diff" in out.output
+    assert "features_wide: 3 scopes" in out.output and "max |base−target|" in out.output
     assert "more rows (--limit 0 shows all)" in out.output and " s\n" in out.output
     out = runner.invoke(cli, ["runs", "compare", "live", "nope"])
     assert isinstance(out.exception, InvalidRunIdError)
@@ -294,7 +311,7 @@ def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_p
     assert out.exit_code == 0, out.output
     assert "unregistered from Dagster" in out.output
     assert run_partitions(loaded, "backfill_v2") == {t: [] for t in PRICE_TABLES}
-    assert runner.invoke(cli, ["runs", "list"]).output.split() == []
+    assert "backfill_v2" not in runner.invoke(cli, ["runs", "list"]).output
     out = runner.invoke(cli, ["runs", "drop", "live", "--yes"])
     assert isinstance(out.exception, RunOperationRefused)
 
@@ -303,7 +320,9 @@ def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_p
     backup = datetime.now(ZoneInfo(TZ)).strftime("backup_%Y%m%d")
     assert f"backed up live to {backup}" in out.output
     assert "promoted backfill_v3 to live" in out.output
-    assert sorted(runner.invoke(cli, ["runs", "list"]).output.split()) == [backup, "live"]
+    listed = json.loads(runner.invoke(cli, ["runs", "list", "--json"]).output)
+    assert {r["run_id"]: r["kind"] for r in listed if r["registered"]} == {
+        "live": "live", backup: "backup"}
     assert run_partitions(loaded, backup)["price_aligned"]
     from dagster import AssetKey, DagsterInstance
 
@@ -311,3 +330,197 @@ def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_p
         event = instance.get_latest_materialization_event(AssetKey("cohorts"))
         assert event.asset_materialization.partition.endswith("|live")
         assert event.asset_materialization.metadata["promoted_from"].value == "backfill_v3"
+
+
+# --- promote converges after a crash; readers never see an empty or mixed month -------------
+
+def _promote_process(clickhouse_dsn: str, ch, home, pause_at: str) -> subprocess.Popen:
+    env = {**os.environ, "KLINE_CLICKHOUSE_DSN": clickhouse_dsn,
+           "KLINE_CLICKHOUSE_DATABASE": ch.db, "DAGSTER_HOME": str(home),
+           PAUSE_ENV: pause_at}
+    return subprocess.Popen([sys.executable, "-m", "kline_assets.cli", "runs", "promote",
+                             "backfill_v3"], env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_at(proc: subprocess.Popen, point: str) -> None:
+    """Wait until the promote announces `point`, then kill -9 it there."""
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if f"paused at {point}" in line:
+            break
+    else:
+        proc.wait()
+        pytest.fail(f"promote never reached {point}: {''.join(lines)[-2000:]}")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+@pytest.mark.parametrize("point", ["backed_up", "promote:swap:1"])
+def test_promote_killed_at_any_point_converges_when_rerun(clickhouse, clickhouse_dsn, tmp_path,
+                                                          monkeypatch, point):
+    load_runs(clickhouse)
+    original = {t: _rows(clickhouse, t, "live") for t in PRICE_TABLES}
+    _kill_at(_promote_process(clickhouse_dsn, clickhouse, tmp_path, point), point)
+    backup = backup_name()
+    if point == "promote:swap:1":  # the target is half-promoted now
+        assert not _rows(clickhouse, "price_aligned", "live").equals(original["price_aligned"])
+
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DSN", clickhouse_dsn)
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", clickhouse.db)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    out = CliRunner().invoke(cli, ["runs", "promote", "backfill_v3"])
+    assert out.exit_code == 0, out.output
+    assert "resumed an unfinished promote" in out.output
+
+    # One backup, equal to live before the first attempt; live equals a promote that was
+    # never interrupted.
+    assert [r for r in list_runs(clickhouse) if r.startswith("backup_")] == [backup]
+    for table in PRICE_TABLES:
+        pd.testing.assert_frame_equal(_rows(clickhouse, table, backup), original[table])
+    reference = ClickHouseResource(dsn=clickhouse_dsn, database=clickhouse.db + "_ref")
+    reference.ensure_schema()
+    try:
+        load_runs(reference)
+        promote_run(reference, "backfill_v3", "live")
+        for table in PRICE_TABLES:
+            pd.testing.assert_frame_equal(
+                _rows(clickhouse, table, "live").drop(columns="inserted_at", errors="ignore"),
+                _rows(reference, table, "live").drop(columns="inserted_at", errors="ignore"))
+    finally:
+        reference.drop_database()
+    assert _count(clickhouse, f"SELECT count() FROM system.tables WHERE database = "
+                              f"'{clickhouse.db}' AND name LIKE '%staging%'") == 0
+
+
+def _live_months(ch) -> dict[tuple[str, int], tuple[int, float]]:
+    """(table, month) → (rows, sum of mean) of live, FINAL, in one query per table."""
+    out = {}
+    with ch.client() as client:
+        for table in ("cross_shop_agg", "features_wide"):
+            where = "run_id = 'live'" + (" AND scope LIKE 'iphone:%'"
+                                         if table == "features_wide" else "")
+            for m, n, total in client.query(
+                    f"SELECT toYYYYMM(bucket) AS m, count(), round(sum(mean), 6) "
+                    f"FROM {ch.table(table)} FINAL WHERE {where} GROUP BY m").result_rows:
+                out[(table, int(m))] = (int(n), float(total))
+    return out
+
+
+def test_a_reader_during_a_promote_never_sees_an_empty_or_mixed_month(clickhouse):
+    load_runs(clickhouse)
+    before = _live_months(clickhouse)
+    wanted, served = threading.Event(), threading.Event()
+    seen: list[dict] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            if wanted.wait(timeout=0.05):
+                wanted.clear()
+                seen.append(_live_months(clickhouse))
+                served.set()
+
+    def between_swaps(point: str) -> None:  # hand the store to the reader between two swaps
+        if point.startswith("promote:swap:"):
+            wanted.set()
+            assert served.wait(timeout=60)
+            served.clear()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    monkey = runs_module.checkpoint_hook
+    runs_module.checkpoint_hook = between_swaps
+    try:
+        promote_run(clickhouse, "backfill_v3", "live")
+    finally:
+        runs_module.checkpoint_hook = monkey
+        stop.set()
+        thread.join()
+    after = _live_months(clickhouse)
+    assert len(seen) >= 5 and before != after
+    assert set(after) == set(before)  # the source has every month live had, or it stayed
+    for snapshot in seen:
+        assert set(snapshot) == set(before), "a live month vanished during the promote"
+        for key, value in snapshot.items():
+            assert value in (before[key], after[key]), f"{key}: a mix of runs {value}"
+    assert any(s != before and s != after for s in seen)  # the reader did read between swaps
+
+
+# --- runs list / compare for people and machines; malformed ids -----------------------------
+
+def test_runs_list_and_compare_json(loaded, clickhouse_dsn, monkeypatch, tmp_path):
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DSN", clickhouse_dsn)
+    monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", loaded.db)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    runner = CliRunner()
+    from kline_assets.instance import get_instance
+
+    instance = get_instance()
+    create_run(instance, "live")
+    instance.add_dynamic_partitions("run_id", ["Bad-Name"])  # the UI's "Add a partition"
+
+    listed = {r["run_id"]: r for r in json.loads(
+        runner.invoke(cli, ["runs", "list", "--json"]).output)}
+    assert set(listed) == {"live", "backfill_v3", "backfill_v2", "Bad-Name"}
+    live = listed["live"]
+    assert live["kind"] == "live" and live["registered"]
+    assert live["months"] == ["2025-09", "2025-10", "2025-11"]
+    assert live["rows"]["price_aligned"] == 3 * 4 * 2
+    assert live["first_bucket"].startswith("2025-09-01T00:00")
+    assert listed["backfill_v3"]["registered"] is False
+    assert listed["Bad-Name"]["kind"] == "invalid" and listed["Bad-Name"]["rows"] == {
+        t: 0 for t in PRICE_TABLES}
+    out = runner.invoke(cli, ["runs", "list"])
+    assert out.exit_code == 0 and "price_aligned rows" in out.output
+    assert "'Bad-Name' is malformed" in out.output
+
+    out = runner.invoke(cli, ["runs", "drop", "Bad-Name", "--yes"])
+    assert out.exit_code == 0 and "unregistered malformed run id 'Bad-Name'" in out.output
+    assert "Bad-Name" not in registered_run_ids(instance)
+    out = runner.invoke(cli, ["runs", "drop", "nosuch", "--yes"])
+    assert isinstance(out.exception, InvalidRunIdError)
+
+    # rows of live per scope: iphone:10 and iphone:11 12 each, cohort:pro 8
+    report = json.loads(runner.invoke(cli, ["runs", "compare", "live", "backfill_v3",
+                                            "--json"]).output)
+    assert report["tables"]["features_wide"]["rows_base"] == 12 + 12 + 8
+    scopes = [r["scope"] for r in report["rows"] if r["table"] == "features_wide"]
+    assert scopes == sorted(scopes, key=lambda s: (s.split(":")[0], s))
+    same = json.loads(runner.invoke(cli, ["runs", "compare", "live", "live", "--json"]).output)
+    assert same["rows"] == [] and same["tables"]["price_aligned"]["scopes_differing"] == 0
+    everything = json.loads(runner.invoke(cli, ["runs", "compare", "live", "live", "--json",
+                                                "--all"]).output)
+    assert len(everything["rows"]) > 0
+    out = runner.invoke(cli, ["runs", "compare", "live", "live"])
+    assert out.exit_code == 0 and "identical" in out.output and "iphone:10" not in out.output
+
+
+def test_scopes_sort_numerically():
+    report = pd.DataFrame({"table": "features_wide", "scope": ["iphone:10", "cohort:pro",
+                                                               "iphone:2", "cohort:air"],
+                           "column": "mean"})
+    assert sort_scopes(report)["scope"].tolist() == ["cohort:air", "cohort:pro", "iphone:2",
+                                                     "iphone:10"]
+
+
+def test_keep_backups_prunes_the_oldest(loaded):
+    for name in ("backup_20251101", "backup_20251120_2", "backup_20251120", "backup_20251009"):
+        promote_run(loaded, "backfill_v2", name)
+    assert backups(loaded) == ["backup_20251009", "backup_20251101", "backup_20251120",
+                               "backup_20251120_2"]
+    assert prune_backups(loaded, 2) == ["backup_20251009", "backup_20251101"]
+    assert backups(loaded) == ["backup_20251120", "backup_20251120_2"]
+
+
+def test_an_old_unfinished_promote_is_not_resumed(loaded):
+    """Killed two days ago and never re-run: live has moved on, so a new promote backs it up
+    afresh instead of trusting the old backup."""
+    with loaded.client() as client:
+        client.command(
+            f"INSERT INTO {loaded.table('promote_journal')} (id, source, target, backup, phase, at)"
+            " VALUES ('old', 'backfill_v3', 'live', 'backup_20200101', 'backed_up', "
+            "now64(3) - INTERVAL 2 DAY)")
+    result = promote_run(loaded, "backfill_v3", "live", backup=BACKUP)
+    assert not result["resumed"] and result["backup"] == BACKUP and result["backed_up"]

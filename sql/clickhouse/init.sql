@@ -76,3 +76,15 @@ ORDER BY (run_id, scope, bucket);
 
 -- Tables created before n_models existed get it in place (metadata only, no rewrite).
 ALTER TABLE features_wide ADD COLUMN IF NOT EXISTS n_models Nullable(UInt16) AFTER dispersion;
+
+-- One row per step of a promote (started, backed_up, done): a promote killed half-way is
+-- found by its (source, target) and re-run to the same end, reusing its backup run id.
+CREATE TABLE IF NOT EXISTS promote_journal (
+    id      String,
+    source  String,
+    target  String,
+    backup  String,
+    phase   String,
+    at      DateTime64(3) DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY (source, target, id, at);

@@ -184,13 +184,20 @@ def sweep_stale_staging(client: Client, database: str, table: str | None = None,
     return swept
 
 
-@contextmanager
-def staging_table(client: Client, table: str, purpose: str = "") -> Iterator[str]:
-    """A fresh, empty table with `table`'s structure, dropped afterwards whatever happens."""
+def create_staging(client: Client, table: str, purpose: str = "") -> str:
+    """A fresh, empty table with `table`'s structure, named after its writer (host, pid) so a
+    killed writer's table is swept; the caller drops it (`staging_table` does so itself)."""
     tag = f"{purpose}_" if purpose else ""
     staging = (f"{table}{STAGING_MARK}h{_host_tag()}_p{os.getpid()}_{tag}"
                f"{uuid.uuid4().hex[:10]}")
     client.command(f"CREATE TABLE {staging} AS {table}")
+    return staging
+
+
+@contextmanager
+def staging_table(client: Client, table: str, purpose: str = "") -> Iterator[str]:
+    """A fresh, empty table with `table`'s structure, dropped afterwards whatever happens."""
+    staging = create_staging(client, table, purpose)
     try:
         yield staging
     finally:
