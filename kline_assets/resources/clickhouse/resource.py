@@ -104,6 +104,18 @@ def _acquire(path: Path, timeout_s: float) -> FileLock:
     return lock
 
 
+def _shut_engine() -> None:
+    """Close this process's embedded engine and free the file lock (caller holds the guard)."""
+    try:
+        if _ENGINE.client is not None:
+            _ENGINE.client.close()
+    finally:
+        _ENGINE.client = None
+        lock, _ENGINE.lock = _ENGINE.lock, None
+        if lock is not None:
+            lock.release()
+
+
 class ClickHouseResource(ConfigurableResource):
     """The analytical store, embedded (chdb) or a server; tables come from init.sql."""
 
@@ -172,12 +184,18 @@ class ClickHouseResource(ConfigurableResource):
         path = embedded_path(self.dsn)
         with _ENGINE.guard:
             if _ENGINE.depth == 0:
+                if _ENGINE.lock is not None:
+                    # A close cut short (Ctrl-C between the count and the release) left the
+                    # engine open: finish it, or this process would wait on its own lock.
+                    _shut_engine()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 lock = _acquire(path, self.lock_timeout_s)
                 try:
                     _ENGINE.client = clickhouse_connect.get_client(dsn=self.dsn)
-                except Exception as exc:
+                except BaseException as exc:  # Ctrl-C too: never keep the lock unaccounted
                     lock.release()
+                    if not isinstance(exc, Exception):
+                        raise
                     raise ServiceUnavailableError(
                         f"cannot open embedded ClickHouse at {path}: {exc}",
                         store="ClickHouse", address=self.address,
@@ -197,16 +215,9 @@ class ClickHouseResource(ConfigurableResource):
         """Under the guard: one user fewer; the last one closes the engine and frees the lock."""
         with _ENGINE.guard:
             _ENGINE.depth -= 1
-            if _ENGINE.depth > 0:
-                return
-            try:
-                if _ENGINE.client is not None:
-                    _ENGINE.client.close()
-            finally:
-                _ENGINE.client = None
-                if _ENGINE.lock is not None:
-                    _ENGINE.lock.release()
-                _ENGINE.lock = None
+            if _ENGINE.depth <= 0:
+                _ENGINE.depth = 0
+                _shut_engine()
 
     @contextmanager
     def held(self) -> Iterator[None]:
