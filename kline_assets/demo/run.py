@@ -68,9 +68,15 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
     """Validate, load PostgreSQL, materialize the price months and the stock months of run
     `demo`, and print the rows each table holds."""
     validate(cfg)
-    from kline_assets.definitions import defs  # resources read the environment at import
+    from dagster import Definitions
 
+    from kline_assets.prices.definitions import defs as price_defs
+    from kline_assets.stocks.definitions import defs as stock_defs
+
+    # Bound to the stores this call resolved (the project's module-level Definitions read the
+    # environment once, at import).
     resources = store_resources()
+    defs = Definitions.merge(price_defs, stock_defs, Definitions(resources=resources))
     postgres: PostgresResource = resources["postgres"]
     clickhouse: ClickHouseResource = resources["clickhouse"]
     started = time.perf_counter()

@@ -4,15 +4,11 @@ Chromium draws the candlesticks with each bar's source and the consumer's status
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import uvicorn
 from fastapi.testclient import TestClient
 
 from kline_assets.api.app import create_app
@@ -20,15 +16,13 @@ from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks.ticks.consume import Consumer, ConsumerOptions
 from kline_assets.stocks.ticks.publish import publish_file
+from kline_assets_tests.support.browser import chromium_page, serve
 from kline_assets_tests.support.stocks import insert_bars, make_bars
 from kline_assets_tests.support.ticks import DAY, write_tick_file
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 NEXT_DAY = "2025-10-10"
 CODE = "000001.SZ"  # the first demo tick code
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 UNUSED_CLICKHOUSE = ClickHouseResource(dsn="http://127.0.0.1:1/unused")  # bars never read it
 
 
@@ -115,40 +109,14 @@ def test_status(client):
 @pytest.fixture
 def served(bar_stores) -> Iterator[str]:
     postgres, live = bar_stores
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(UNUSED_CLICKHOUSE, postgres, redis=live),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve(create_app(UNUSED_CLICKHOUSE, postgres, redis=live)) as url:
+        yield url
 
 
 @pytest.fixture
 def page(served):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1200, "height": 1100})
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield pg
-            assert errors == []
-        finally:
-            browser.close()
+    with chromium_page(height=1100) as pg:
+        yield pg
 
 
 def colours(page, canvas: str) -> dict[str, int]:
