@@ -269,13 +269,16 @@ def _warm_and_last(clickhouse: ClickHouseResource, run_id: str, warm_start, star
     return last, last_bucket_with_source(clickhouse, run_id, start, end)
 
 
-def _subset(price_run: PriceRun, agg: pd.DataFrame, last: pd.DataFrame
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """cross_shop_agg rows and warm-up means of the run's iPhones (all when no subset)."""
-    if not price_run.iphone_ids:
-        return agg, last
-    return (agg[agg["iphone_id"].isin(price_run.iphone_ids)],
-            last[last["iphone_id"].isin(price_run.iphone_ids)])
+def _feature_inputs(clickhouse: ClickHouseResource, price_run: PriceRun,
+                    cross_shop_agg: pd.DataFrame, run_id: str, warm_start, start, end):
+    """(cross_shop_agg rows with the warm-up month, warm-up means, last bucket) of the run's
+    iPhones (all when no subset): what features_wide and cohorts both start from."""
+    last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
+    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
+    if price_run.iphone_ids:
+        agg = agg[agg["iphone_id"].isin(price_run.iphone_ids)]
+        last = last[last["iphone_id"].isin(price_run.iphone_ids)]
+    return agg, last, last_bucket
 
 
 def _plot(frame: pd.DataFrame) -> dict:
@@ -333,9 +336,8 @@ def features_wide(
 
     run_id, warm_start, start, end, device = _begin(
         context, config, price_run, torch_device, clickhouse, postgres, "cross_shop_agg")
-    last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
-    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
-    agg, last = _subset(price_run, agg, last)
+    agg, last, last_bucket = _feature_inputs(clickhouse, price_run, cross_shop_agg, run_id,
+                                             warm_start, start, end)
     _, series = series_from_rows(agg, last.set_index("iphone_id")["mean"], warm_start, end,
                                  device)
     computed = features_frame(series, run_id, warm_start, start, end, last_bucket, device)
@@ -371,10 +373,9 @@ def cohorts(
         extra["rejected_members"] = MetadataValue.md(rejected.to_markdown(index=False))
         context.log.warning(f"{len(rejected)} cohort member(s) ignored: "
                             f"{rejected[['slug', 'iphone_id', 'reason']].to_dict('records')}")
-    last, last_bucket = _warm_and_last(clickhouse, run_id, warm_start, start, end)
-    agg = with_warm_up(clickhouse, "cross_shop_agg", cross_shop_agg, run_id, warm_start, start)
     # A subset run's cohorts are over the subset's members only.
-    agg, last = _subset(price_run, agg, last)
+    agg, last, last_bucket = _feature_inputs(clickhouse, price_run, cross_shop_agg, run_id,
+                                             warm_start, start, end)
     ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"],
                                    warm_start, end, device)
     series = cohort_series(iphone, ids, members, cohort_seeds(last, members), device)
