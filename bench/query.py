@@ -1,7 +1,7 @@
 """Benchmark: the read API (kline_assets.query, `kline serve`) on a features_wide of ≥ 10M rows.
 
     python bench/query.py [--scopes 300] [--months 12] [--iterations 200] [--naive-iterations 10]
-                          [--requests 1500] [--reopen-requests 150] [--concurrency 8]
+                          [--seconds 15] [--concurrency 8]
 
 Data, generated inside ClickHouse with `numbers()` (seconds, no Python rows): `--scopes` iPhone
 scopes × every 15-minute bucket of `--months` months (300 × 12 months = 10.5M rows) of run
@@ -23,10 +23,14 @@ Baseline, in the same run, the naive way through pandas (`--naive-iterations`):
 * `naive_pandas`: the run's rows of the month range into a DataFrame, then scope filter,
   newest version per key, sort and head(100) in pandas.
 
-Throughput: `kline serve`'s app on uvicorn in a subprocess (one worker, loopback), a bounded
-load generator here (`--concurrency` threads with keep-alive httpx clients, `--requests`
-requests in all) on /api/overall-bars/ (one iPhone, one month, limit 100), with the embedded
-engine held between requests (the default) and reopened per request (`--hold-s 0`).
+Throughput: `kline serve`'s app on uvicorn in a subprocess (one worker, loopback) under a
+bounded load (`--seconds` each, `--concurrency` keep-alive connections) from wrk when it is
+installed (`apt-get install wrk`: a C generator that leaves the 2 cores to the service), else
+from httpx threads here. Requests: /api/overall-bars/ with one iPhone, one month, limit 100, in
+two mixes — `dashboard` (the latest month of 20 iPhones, asked again and again, as a
+frontend's users do) and `scattered` (a random iPhone × month of 300 × 12, mostly distinct
+pages). Settings: the engine held with the page cache (the default), held without it
+(`cache_pages=0`: every request reads ClickHouse), and reopened per request (`hold_s=0`).
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ import argparse
 import os
 import random
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -49,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import bench_clickhouse, bench_postgres
 from kline_assets import query
+from kline_assets.api import DEFAULT_CACHE_PAGES
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS
 
 START = "2025-01-01 00:00:00"  # Asia/Tokyo
@@ -99,7 +106,11 @@ def generate(ch, scopes: int, months: int) -> dict[str, int]:
 
 
 def month_range(months: int, rng: random.Random) -> tuple[str, str]:
-    m = rng.randrange(months)
+    return month_range_at(rng.randrange(months))
+
+
+def month_range_at(m: int) -> tuple[str, str]:
+    """The bounds of the m-th month from January 2025, as the frontend sends them."""
     y, mo = 2025 + m // 12, m % 12 + 1
     ny, nmo = (y, mo + 1) if mo < 12 else (y + 1, 1)
     return f"{y}-{mo:02d}-01T00:00", f"{ny}-{nmo:02d}-01T00:00"
@@ -179,11 +190,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(env: dict[str, str], hold_s: float) -> tuple[subprocess.Popen, str]:
+def serve(env: dict[str, str], hold_s: float, cache_pages: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     code = ("import uvicorn; from kline_assets.api.app import create_app; "
-            f"uvicorn.run(create_app(hold_s={hold_s}), host='127.0.0.1', port={port}, "
-            "log_level='warning', access_log=False)")
+            f"uvicorn.run(create_app(hold_s={hold_s}, cache_pages={cache_pages}), "
+            f"host='127.0.0.1', port={port}, log_level='warning', access_log=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -198,40 +209,87 @@ def serve(env: dict[str, str], hold_s: float) -> tuple[subprocess.Popen, str]:
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time (user + system) a process has used so far, all its threads."""
+    """CPU time (user + system) a process has used so far, all its threads; without a pid,
+    this process and its finished children (wrk)."""
     if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
+        own, kids = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(url: str, scopes: int, months: int, requests: int, concurrency: int) -> dict:
-    """`requests` GETs of /api/overall-bars/ from `concurrency` threads (bounded, loopback)."""
+def overall_bars_paths(kind: str, scopes: int, months: int, n: int = 2000) -> list[str]:
+    """The requests of a mix: `scattered` — a random iPhone × month each (300 × 12 pages,
+    mostly distinct); `dashboard` — the latest month of 20 iPhones, asked again and again as
+    a frontend's users do."""
+    rng = random.Random(11)
+    out = []
+    for _ in range(n):
+        if kind == "dashboard":
+            iphone, (gte, lte) = rng.randrange(20) + 1, month_range_at(months - 1)
+        else:
+            iphone, (gte, lte) = rng.randrange(scopes) + 1, month_range(months, rng)
+        out.append(f"/api/overall-bars/?iphone={iphone}&bucket__gte={gte}&bucket__lte={lte}"
+                   "&limit=100")
+    return out
+
+
+WRK_SCRIPT = """
+paths = {%s}
+local i = 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def load_wrk(url: str, paths: list[str], seconds: float, concurrency: int) -> dict:
+    """wrk (C, one event-loop thread) for `seconds`: the generator takes little of the 2
+    cores the service needs; latency percentiles from wrk's own histogram."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
+        f.write(WRK_SCRIPT % ", ".join(f'"{p}"' for p in paths))
+        f.flush()
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "60s",
+               "-s", f.name, url]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    n, duration_us, p50, p95, errors = map(int, line.split()[1:])
+    return {"requests": n, "rps": n / (duration_us / 1e6), "p50": p50 / 1000,
+            "p95": p95 / 1000, "errors": errors}
+
+
+def load_httpx(url: str, paths: list[str], requests: int, concurrency: int) -> dict:
+    """Without wrk: `requests` GETs from `concurrency` threads with keep-alive httpx clients
+    (the generator then costs the service ~3 ms of CPU a request)."""
     counter = iter(range(requests))
     lock = threading.Lock()
     samples: list[float] = []
     errors: list[int] = []
 
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
+    def worker() -> None:
         with httpx.Client(base_url=url, timeout=30) as client:
             while True:
                 with lock:
-                    if next(counter, None) is None:
-                        return
-                gte, lte = month_range(months, rng)
-                params = {"iphone": rng.randrange(scopes) + 1, "bucket__gte": gte,
-                          "bucket__lte": lte, "limit": 100}
+                    k = next(counter, None)
+                if k is None:
+                    return
                 t0 = time.perf_counter()
-                res = client.get("/api/overall-bars/", params=params)
+                res = client.get(paths[k % len(paths)])
                 dt = time.perf_counter() - t0
                 with lock:
                     samples.append(dt)
                     if res.status_code != 200 or len(res.json()["results"]) != 100:
                         errors.append(res.status_code)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -239,7 +297,40 @@ def load(url: str, scopes: int, months: int, requests: int, concurrency: int) ->
         t.join()
     wall = time.perf_counter() - t0
     p50, p95 = pct(samples)
-    return {"rps": len(samples) / wall, "p50": p50, "p95": p95, "errors": len(errors)}
+    return {"requests": len(samples), "rps": len(samples) / wall, "p50": p50, "p95": p95,
+            "errors": len(errors)}
+
+
+def throughput(env: dict[str, str], args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """/api/overall-bars/ over HTTP, per mix and service setting."""
+    use_wrk = shutil.which("wrk") is not None
+    cases = [("dashboard", 2.0, DEFAULT_CACHE_PAGES, args.seconds),
+             ("dashboard", 2.0, 0, args.seconds),
+             ("scattered", 2.0, DEFAULT_CACHE_PAGES, args.seconds),
+             ("scattered", 0.0, DEFAULT_CACHE_PAGES, args.seconds / 3)]
+    out = []
+    for mix, hold_s, cache_pages, seconds in cases:
+        paths = overall_bars_paths(mix, args.scopes, args.months)
+        proc, url = serve(env, hold_s, cache_pages)
+        try:
+            for p in paths[:20]:  # warm-up: the engine, the names, the first pages
+                httpx.get(url + p, timeout=60)
+            server0, client0 = cpu_seconds(proc.pid), cpu_seconds()
+            if use_wrk:
+                r = load_wrk(url, paths, seconds, args.concurrency)
+            else:
+                r = load_httpx(url, paths, int(seconds * (40 if hold_s else 3)),
+                               args.concurrency)
+            r["server_cpu_ms"] = (cpu_seconds(proc.pid) - server0) / r["requests"] * 1000
+            r["client_cpu_ms"] = (cpu_seconds() - client0) / r["requests"] * 1000
+            r["cache"] = httpx.get(url + "/healthz", timeout=30).json()["cache"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        label = (f"{mix}, " + ("engine reopened per request" if not hold_s else
+                               "pages cached" if cache_pages else "no page cache"))
+        out.append((label, r))
+    return out
 
 
 def main() -> None:
@@ -248,9 +339,8 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=12)
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--naive-iterations", type=int, default=10)
-    ap.add_argument("--requests", type=int, default=1500)
-    ap.add_argument("--reopen-requests", type=int, default=150,
-                    help="requests with the engine reopened per request (~5/s)")
+    ap.add_argument("--seconds", type=float, default=15.0,
+                    help="length of each HTTP load (the reopened case gets a third)")
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
 
@@ -290,34 +380,27 @@ def main() -> None:
 
         env = {**os.environ, "KLINE_CLICKHOUSE_DSN": ch.dsn, "KLINE_CLICKHOUSE_DATABASE": ch.db,
                "KLINE_PG_DSN": pg.dsn, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        rates = {}
-        for hold_s, n in ((2.0, args.requests), (0.0, args.reopen_requests)):
-            proc, url = serve(env, hold_s)
-            try:
-                load(url, args.scopes, args.months, 50, 2)  # warm-up
-                server0, client0 = cpu_seconds(proc.pid), cpu_seconds()
-                rates[hold_s] = load(url, args.scopes, args.months, n, args.concurrency)
-                rates[hold_s]["server_cpu_ms"] = (cpu_seconds(proc.pid) - server0) / n * 1000
-                rates[hold_s]["client_cpu_ms"] = (cpu_seconds() - client0) / n * 1000
-            finally:
-                proc.terminate()
-                proc.wait(30)
-        print(f"\n/api/overall-bars/ over HTTP (uvicorn, 1 worker, loopback, {args.requests} "
-              f"requests ({args.reopen_requests} reopened), {args.concurrency} client threads, "
-              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}):")
-        for hold_s, r in rates.items():
-            mode = "engine held (default)" if hold_s else "engine reopened per request"
-            print(f"  {mode:<30} {r['rps']:8.1f} req/s   p50 {r['p50']:7.1f} ms   "
-                  f"p95 {r['p95']:7.1f} ms   errors {r['errors']}   CPU per request: server "
-                  f"{r['server_cpu_ms']:.1f} ms, load generator {r['client_cpu_ms']:.1f} ms")
-        held = rates[2.0]
-        print(f"  the machine is shared (load average above): CPU-bound ceiling on "
-              f"{os.cpu_count()} cores of our own, server + generator: "
-              f"{os.cpu_count() * 1000 / (held['server_cpu_ms'] + held['client_cpu_ms']):.0f} "
-              f"req/s; server alone: "
-              f"{os.cpu_count() * 1000 / held['server_cpu_ms']:.0f} req/s")
-        print(f"  ratio held / reopened: {rates[2.0]['rps'] / rates[0.0]['rps']:.2f}×; "
-              f"target ≥ 200 req/s: {'met' if rates[2.0]['rps'] >= 200 else 'NOT met'}")
+        rates = throughput(env, args)
+        generator = ("wrk, 1 thread" if shutil.which("wrk") else
+                     "httpx threads (install wrk for a lighter generator)")
+        print(f"\n/api/overall-bars/ over HTTP (uvicorn, 1 worker, loopback; {generator}, "
+              f"{args.concurrency} connections; {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f}):")
+        for label, r in rates:
+            hit = r["cache"]["hits"] / max(1, r["cache"]["hits"] + r["cache"]["misses"])
+            print(f"  {label:<42} {r['rps']:7.1f} req/s  p50 {r['p50']:6.1f} ms  p95 "
+                  f"{r['p95']:6.1f} ms  errors {r['errors']}  cache hits {hit:4.0%}  CPU a "
+                  f"request: server {r['server_cpu_ms']:.1f} ms, generator "
+                  f"{r['client_cpu_ms']:.1f} ms")
+        by = dict(rates)
+        dash, scat = by["dashboard, pages cached"], by["scattered, pages cached"]
+        print(f"  ratio dashboard cached / uncached: "
+              f"{dash['rps'] / by['dashboard, no page cache']['rps']:.2f}×; scattered held / "
+              f"reopened: {scat['rps'] / by['scattered, engine reopened per request']['rps']:.2f}×")
+        for label, r in (("dashboard", dash), ("scattered", scat)):
+            print(f"  target ≥ 200 req/s, {label}: {'met' if r['rps'] >= 200 else 'NOT met'} "
+                  f"({r['rps']:.0f}); a page read from ClickHouse costs the server "
+                  f"~{by['dashboard, no page cache']['server_cpu_ms']:.0f} ms of CPU")
 
 
 if __name__ == "__main__":

@@ -4,3 +4,6 @@ pricing team's frontend already reads, and a page to look at the features. `crea
 
 DEFAULT_HOLD_S = 2.0
 """Embedded ClickHouse: seconds the service keeps the engine open after its last request."""
+
+DEFAULT_CACHE_PAGES = 512
+"""Pages the service keeps while their data cannot have changed (a few MiB)."""

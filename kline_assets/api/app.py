@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from kline_assets.api import DEFAULT_HOLD_S, bars, errors, health, prices, runs
-from kline_assets.api.stores import EngineKeeper, Stores
+from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S, bars, errors, health, prices, runs
+from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
 from kline_assets.query import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource
@@ -28,11 +28,14 @@ STATIC = Path(__file__).parent / "static"
 def create_app(clickhouse: ClickHouseResource | None = None,
                postgres: PostgresResource | None = None, *,
                hold_s: float = DEFAULT_HOLD_S, names_ttl_s: float = 60.0,
-               redis: RedisResource | None = None) -> FastAPI:
+               redis: RedisResource | None = None, cache_pages: int = DEFAULT_CACHE_PAGES,
+               cache_ttl_s: float = 0.0) -> FastAPI:
     """The service on the given stores (default: the environment's, as everywhere else).
 
     `hold_s`: how long the embedded ClickHouse engine stays open after the last request
-    (0 = open per request); see `EngineKeeper`.
+    (0 = open per request); see `EngineKeeper`. `cache_pages`: pages kept while their data
+    cannot have changed (0 = none); `cache_ttl_s`: where no hold proves that (a server DSN),
+    how stale a kept page may be (0 = not kept); see `ReadCache`.
     """
     if clickhouse is None or postgres is None or redis is None:
         from kline_assets.resources.build import store_resources
@@ -41,8 +44,9 @@ def create_app(clickhouse: ClickHouseResource | None = None,
         clickhouse = clickhouse or resources["clickhouse"]
         postgres = postgres or resources["postgres"]
         redis = redis or resources["redis"]
-    stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s),
-                    EngineKeeper(clickhouse, hold_s), redis)
+    keeper = EngineKeeper(clickhouse, hold_s)
+    stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s), keeper, redis,
+                    ReadCache(clickhouse, keeper, cache_pages, cache_ttl_s))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

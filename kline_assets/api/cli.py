@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kline_assets.api import DEFAULT_HOLD_S
+from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S
 
 
 @click.command()
@@ -12,12 +12,19 @@ from kline_assets.api import DEFAULT_HOLD_S
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--hold-s", default=DEFAULT_HOLD_S, show_default=True, type=click.FloatRange(0),
               help="embedded ClickHouse: keep the engine open this long after a request "
-                   "(0 = open per request; Dagster runs wait while it is held)")
-def serve(host: str, port: int, hold_s: float) -> None:
+                   "(0 = open per request); a Dagster run waiting for it goes first")
+@click.option("--cache-pages", default=DEFAULT_CACHE_PAGES, show_default=True,
+              type=click.IntRange(0),
+              help="pages kept while their data cannot have changed (0 = none)")
+@click.option("--cache-ttl-s", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="ClickHouse server: keep pages, checking for new parts at most this often "
+                   "(0 = read every request)")
+def serve(host: str, port: int, hold_s: float, cache_pages: int, cache_ttl_s: float) -> None:
     """Serve the read API (/api/…, /healthz, OpenAPI at /docs) and the features page (/)."""
     import uvicorn
 
     from kline_assets.api.app import create_app
 
     click.echo(f"kline read API on http://{host}:{port}/ (OpenAPI: /docs)")
-    uvicorn.run(create_app(hold_s=hold_s), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(hold_s=hold_s, cache_pages=cache_pages, cache_ttl_s=cache_ttl_s),
+                host=host, port=port, log_level="info")

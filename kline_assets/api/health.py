@@ -1,4 +1,5 @@
-"""`/healthz`: each store's reachability with its address (never a password)."""
+"""`/healthz`: each store's reachability with its address (never a password), and how the
+service's page cache is doing."""
 
 from __future__ import annotations
 
@@ -41,5 +42,6 @@ def healthz(request: Request) -> JSONResponse:
               _probe("postgres", stores.postgres.address, postgres),
               _probe("redis", redact(stores.redis.url), redis)]
     ok = all(c["ok"] for c in checks)
-    return JSONResponse({"status": "ok" if ok else "unavailable", "stores": checks},
+    return JSONResponse({"status": "ok" if ok else "unavailable", "stores": checks,
+                         "cache": stores.pages.stats() if stores.pages else None},
                         status_code=200 if ok else 503)

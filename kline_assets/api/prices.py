@@ -109,8 +109,8 @@ def overall_bars(
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
     flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, OVERALL_ORDER, "-bucket")
-    found = query.features_page(
-        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+    found = stores.read(
+        query.features_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
                  "inserted_at"])
     names, now = stores.names.get().iphone, _now()
@@ -138,8 +138,8 @@ def cohort_bars(
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
     flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, COHORT_ORDER, "-bucket")
-    found = query.features_page(
-        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+    found = stores.read(
+        query.features_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
                  "dispersion"])
     cohorts = stores.names.get().cohort
@@ -171,12 +171,11 @@ def features(
     names = multi(name)
     flt = dict(scope=scope_arg, names=names, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, FEATURE_ORDER, "-bucket")
-    found = query.feature_values_page(stores.clickhouse, run_id, **flt, order=order,
-                                      limit=limit, offset=offset)
+    found = stores.read(query.feature_values_page, run_id=run_id, **flt, order=order,
+                        limit=limit, offset=offset)
     now = _now()
-    for r in found.rows:
-        r["is_final"] = query.is_final(r["bucket"], now)
-    return page(request, found.count, found.rows, limit, offset)
+    results = [{**r, "is_final": query.is_final(r["bucket"], now)} for r in found.rows]
+    return page(request, found.count, results, limit, offset)
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
@@ -193,8 +192,8 @@ def purchasing_time_analyses(
                bucket_gte=bucket__gte, bucket_lte=bucket__lte)
     order = ordering(ordering_, ALIGNED_ORDER, "-bucket")
     names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
-    found = query.price_aligned_page(
-        stores.clickhouse, run_id, **flt, order=order, limit=limit, offset=offset,
+    found = stores.read(
+        query.price_aligned_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
         columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
                  "record_time", "alignment_diff_sec"])
     results = [{

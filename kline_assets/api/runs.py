@@ -31,7 +31,7 @@ class Scope(BaseModel):
 def runs(request: Request, stores: Annotated[Stores, Depends(get_stores)],
          limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
     """Every run with data in the price tables: its months and stored rows per table."""
-    all_runs = query.list_runs(stores.clickhouse)
+    all_runs = stores.read(query.list_runs)
     return page(request, len(all_runs), all_runs[offset:offset + limit], limit, offset)
 
 
@@ -40,12 +40,12 @@ def scopes(request: Request, stores: Annotated[Stores, Depends(get_stores)],
            run_id: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
            limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
     """The scopes of a run (iPhones first, then cohorts) with their names and bucket span."""
-    found = query.list_scopes(stores.clickhouse, run_id)
+    found = stores.read(query.list_scopes, run_id=run_id)
     names = stores.names.get()
-    for s in found:
+    results = []
+    for s in found[offset:offset + limit]:
         kind, key = s["scope"].split(":", 1)
-        if kind == "iphone":
-            s["name"] = names.iphone.get(int(key))
-        else:
-            s["name"] = (names.cohort.get(key) or (None, None))[1]
-    return page(request, len(found), found[offset:offset + limit], limit, offset)
+        name = (names.iphone.get(int(key)) if kind == "iphone"
+                else (names.cohort.get(key) or (None, None))[1])
+        results.append({**s, "name": name})
+    return page(request, len(found), results, limit, offset)

@@ -31,3 +31,17 @@ def test_healthz_reports_each_store(client, read_store):
     assert stores["clickhouse"] == {"store": "clickhouse", "ok": True,
                                    "address": read_store.clickhouse.address}
     assert stores["postgres"]["ok"] and stores["postgres"]["address"] == read_store.postgres.address
+
+
+def test_a_page_asked_again_is_served_from_the_cache_with_the_same_body(client, read_store):
+    """Embedded engine held: nothing can write in between, so the second answer comes from
+    the page cache (counted on /healthz) and is the same JSON."""
+    url = "/api/overall-bars/?iphone=2&bucket__gte=2025-10-03&limit=7&offset=7"
+    before = client.get("/healthz").json()["cache"]
+    first, second = client.get(url), client.get(url)
+    after = client.get("/healthz").json()["cache"]
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json() and first.json()["count"] > 14
+    if read_store.clickhouse.dsn.startswith("chdb://"):
+        assert after["hits"] - before["hits"] == 1
+        assert after["misses"] - before["misses"] == 1

@@ -1,13 +1,16 @@
 """The engine keeper: the service holds embedded ClickHouse while requests come and lets go
-when they stop, so a Dagster run waiting for the engine gets its turn."""
+when they stop or another process waits, so a Dagster run gets its turn; and the pages it
+keeps while their data cannot have changed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 
-from kline_assets.api.stores import EngineKeeper
+from kline_assets.api.stores import EngineKeeper, ReadCache
 from kline_assets.resources.clickhouse.resource import is_embedded
 from kline_assets_tests.resources.test_clickhouse_schema import lock_is_free
 
@@ -44,3 +47,74 @@ def test_keeper_with_zero_hold_opens_per_request(clickhouse):
     keeper.touch()
     assert not keeper.holding
     keeper.close()
+
+
+WRITER = """
+import sys, time
+from kline_assets.resources.clickhouse import ClickHouseResource
+ch = ClickHouseResource(dsn=sys.argv[1], database=sys.argv[2], lock_timeout_s=60)
+t0 = time.monotonic()
+with ch.client() as client:
+    waited = time.monotonic() - t0
+    client.command(f"INSERT INTO {ch.table('features_wide')} (run_id, bucket, scope, shop_count) "
+                   "VALUES ('live', '2025-10-01 09:00:00', 'iphone:1', 3)")
+print(waited)
+"""
+
+
+def _rows(clickhouse) -> int:
+    with clickhouse.client() as client:
+        return client.query(
+            f"SELECT count() FROM {clickhouse.table('features_wide')}").result_rows[0][0]
+
+
+def test_a_waiting_run_gets_in_while_requests_keep_coming_and_kept_pages_are_dropped(
+        clickhouse):
+    """A busy service must not starve the live refresh: it lets go as soon as another
+    process waits, and a page it kept from before that write is read again afterwards."""
+    if not is_embedded(clickhouse.dsn):
+        pytest.skip("holding applies to the embedded engine")
+    keeper = EngineKeeper(clickhouse, idle_s=30)  # idleness alone would hold it for 30 s
+    pages = ReadCache(clickhouse, keeper)
+    reads = []
+
+    def read() -> int:
+        reads.append(1)
+        return _rows(clickhouse)
+
+    try:
+        keeper.touch()
+        assert pages.get("rows", read) == 0 and pages.get("rows", read) == 0
+        assert len(reads) == 1 and pages.stats()["hits"] == 1  # the second came from the cache
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, clickhouse.dsn, clickhouse.database],
+            stdout=subprocess.PIPE, text=True)
+        while writer.poll() is None:  # a request every 50 ms, as a polling frontend sends
+            keeper.touch()
+            pages.get("rows", read)
+            time.sleep(0.05)
+        assert writer.returncode == 0
+        assert float(writer.stdout.read()) < 5.0  # waited for a release, not for idleness
+        keeper.touch()
+        assert pages.get("rows", read) == 1  # read again after the write, not the kept 0
+    finally:
+        keeper.close()
+    assert lock_is_free(clickhouse)
+
+
+def test_without_a_hold_pages_are_kept_only_until_the_parts_change(clickhouse):
+    """A server (or the engine opened per request): the active parts are the version,
+    looked up at most once per `version_ttl_s`; with no ttl nothing is kept."""
+    keeper = EngineKeeper(clickhouse, idle_s=0)
+    uncached = ReadCache(clickhouse, keeper)
+    assert uncached.get("rows", lambda: _rows(clickhouse)) == 0
+    assert uncached.stats() == {"pages": 0, "hits": 0, "misses": 0}
+
+    pages = ReadCache(clickhouse, keeper, version_ttl_s=0.2)
+    assert pages.get("rows", lambda: _rows(clickhouse)) == 0
+    assert pages.get("rows", lambda: -1) == 0  # kept
+    with clickhouse.client() as client:
+        client.command(f"INSERT INTO {clickhouse.table('features_wide')} (run_id, bucket, scope, "
+                       "shop_count) VALUES ('live', '2025-10-01 09:00:00', 'iphone:1', 3)")
+    time.sleep(0.3)
+    assert pages.get("rows", lambda: _rows(clickhouse)) == 1

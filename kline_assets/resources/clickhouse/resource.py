@@ -83,9 +83,55 @@ def lock_owner(path: Path) -> str:
         return "an unknown process"
 
 
+def _waiting_dir(path: Path) -> Path:
+    return Path(str(path) + ".lock.waiting")
+
+
+def waiting_pids(path: Path) -> list[int]:
+    """Other live processes waiting for the engine's lock: a long-lived holder (the HTTP
+    service) lets go when this is not empty, so a Dagster run never waits out a busy reader."""
+    pids = []
+    with suppress(OSError):
+        for marker in _waiting_dir(path).iterdir():
+            with suppress(ValueError):
+                pid = int(marker.name)
+                if pid != os.getpid() and _alive(pid):
+                    pids.append(pid)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _acquire(path: Path, timeout_s: float) -> FileLock:
-    """Take the cross-process lock; a wait is announced with the holder, never silent."""
+    """Take the cross-process lock; a wait is announced to the holder (a marker file it
+    watches) and to the user (the holder's pid and command), never silent."""
     lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        marker = _waiting_dir(path) / str(os.getpid())
+        with suppress(OSError):
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
+        try:
+            _acquire_waiting(lock, path, timeout_s)
+        finally:
+            with suppress(OSError):
+                marker.unlink()
+    with suppress(OSError):
+        _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
+    return lock
+
+
+def _acquire_waiting(lock: FileLock, path: Path, timeout_s: float) -> None:
     try:
         lock.acquire(timeout=min(2.0, timeout_s))
     except Timeout:
@@ -99,9 +145,6 @@ def _acquire(path: Path, timeout_s: float) -> FileLock:
                 f"embedded ClickHouse at {path} stayed locked by {lock_owner(path)} for "
                 f"{timeout_s:.0f}s", store="ClickHouse", address=f"embedded chdb at {path}",
             ) from exc
-    with suppress(OSError):
-        _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
-    return lock
 
 
 def _shut_engine() -> None:
