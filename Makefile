@@ -5,7 +5,7 @@ STAMP     := $(VENV)/.installed
 TORCH     ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.kline/dagster
 
-.PHONY: install browser demo test lint ui validate bench clean
+.PHONY: install browser loadgen demo test lint ui validate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,12 @@ browser:
 	  || (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "chromium not installed (needs root and Debian's packages): page tests will skip"
 
+# bench/query.py loads the service with wrk when it is there (else with Python threads, which
+# take CPU from the service they measure).
+loadgen:
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null 2>&1 \
+	  || echo "wrk not installed: bench/query.py falls back to httpx threads"
+
 test: install browser $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
@@ -42,7 +48,7 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 validate: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
 
-bench: install
+bench: install loadgen
 	$(PY) bench/price_aligned.py
 	$(PY) bench/price_month.py
 	$(PY) bench/features.py

@@ -27,6 +27,8 @@ from dagster import (
     sensor,
 )
 
+from kline_assets.processes import pid_alive
+
 QUIET_S = 300.0
 
 
@@ -61,12 +63,8 @@ def _started_at(pid: int) -> float | None:
 
 def is_running(pid: int, since: float) -> bool:
     """Whether the process that logged `pid` at `since` still runs (a reused pid does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     started = _started_at(pid)
     return started is None or started <= since + 1.0
 

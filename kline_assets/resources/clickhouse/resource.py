@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
+from kline_assets.processes import pid_alive
 from kline_assets.resources.dsn import host_port, redact
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
@@ -95,19 +96,9 @@ def waiting_pids(path: Path) -> list[int]:
         for marker in _waiting_dir(path).iterdir():
             with suppress(ValueError):
                 pid = int(marker.name)
-                if pid != os.getpid() and _alive(pid):
+                if pid != os.getpid() and pid_alive(pid):
                     pids.append(pid)
     return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _acquire(path: Path, timeout_s: float) -> FileLock:

@@ -27,6 +27,7 @@ from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
 
 from kline_assets.months import add_months, months_between, yyyymm
+from kline_assets.processes import pid_alive
 
 REPLACE_SETTINGS = {"allow_replace_partition_from_empty_source": 1}
 STAGING_MARK = "__staging_"
@@ -145,16 +146,6 @@ def _host_tag() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_staging(client: Client, database: str, table: str | None = None,
                         now: datetime | None = None) -> list[str]:
     """Drop staging tables whose writer is gone; returns their names.
@@ -176,7 +167,7 @@ def sweep_stale_staging(client: Client, database: str, table: str | None = None,
         if match is None:
             continue
         host, pid = match.group(1), int(match.group(2))
-        stale = (not _pid_alive(pid)) if host == _host_tag() else (
+        stale = (not pid_alive(pid)) if host == _host_tag() else (
             clock - int(modified) > STALE_FOREIGN_AFTER_S)
         if stale:
             client.command(f"DROP TABLE IF EXISTS {database}.{name}")
