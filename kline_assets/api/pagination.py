@@ -6,13 +6,14 @@ names the frontend uses to the table's columns, and multi-valued filters (`?ipho
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request
 from pydantic import BaseModel
 
 from kline_assets.errors import InvalidQueryError
-from kline_assets.query import MAX_LIMIT
+from kline_assets.query import DEFAULT_LIMIT, MAX_LIMIT
 
 T = TypeVar("T")
 
@@ -48,6 +49,40 @@ def page(request: Request, count: int, results: list[Any], limit: int, offset: i
     return {"count": count, "next": nxt, "previous": prev, "results": results}
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What every list of bucketed rows takes besides its own filters: the run, the bucket
+    range, the ordering and the page, and the request its page links are built from."""
+
+    request: Request
+    run_id: str
+    bucket__gte: str | None
+    bucket__lte: str | None
+    ordering: str | None
+    limit: int
+    offset: int
+
+    def query_args(self, order_names: Mapping[str, str]) -> dict[str, Any]:
+        """The `kline_assets.query` arguments; an ordering outside `order_names` is a 400."""
+        return dict(run_id=self.run_id, bucket_gte=self.bucket__gte,
+                    bucket_lte=self.bucket__lte, limit=self.limit, offset=self.offset,
+                    order=ordering(self.ordering, order_names, "-bucket"))
+
+    def page(self, count: int, results: list[Any]) -> dict[str, Any]:
+        return page(self.request, count, results, self.limit, self.offset)
+
+
+def listing(
+    request: Request, run_id: RunId = "live", bucket__gte: TimeBound = None,
+    bucket__lte: TimeBound = None,
+    ordering_: Annotated[str | None, Query(
+        alias="ordering", max_length=200, description="fields, '-' for descending")] = None,
+    limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
+) -> Listing:
+    """The dependency that reads a Listing from the query string."""
+    return Listing(request, run_id, bucket__gte, bucket__lte, ordering_, limit, offset)
+
+
 def ordering(value: str | None, names: Mapping[str, str], default: str) -> list[str]:
     """`-bucket,iphone` in the API's names → the query's order terms; unknown names → 400."""
     terms = []
@@ -80,5 +115,5 @@ def ints(values: list[str] | None, what: str) -> list[int] | None:
         raise InvalidQueryError(f"{what}: expected integer ids, got {', '.join(items)}") from exc
 
 
-__all__ = ["Limit", "Offset", "Page", "RunId", "TimeBound", "ints", "multi",
-           "ordering", "page"]
+__all__ = ["Limit", "Listing", "Offset", "Page", "RunId", "TimeBound", "ints", "listing",
+           "multi", "ordering", "page"]

@@ -8,27 +8,18 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from kline_assets import query
-from kline_assets.api.pagination import (
-    Limit,
-    Offset,
-    Page,
-    RunId,
-    TimeBound,
-    ints,
-    multi,
-    ordering,
-    page,
-)
+from kline_assets.api.pagination import Listing, Page, ints, listing, multi
 from kline_assets.api.stores import Stores, get_stores
 from kline_assets.settings import PRICE_TZ
 
 router = APIRouter(prefix="/api", tags=["prices"])
 Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]
-Ordering = Annotated[str | None, Query(max_length=200, description="fields, '-' for descending")]
+StoresDep = Annotated[Stores, Depends(get_stores)]
+ListingDep = Annotated[Listing, Depends(listing)]
 
 
 class OverallBar(BaseModel):
@@ -98,19 +89,12 @@ def _now() -> datetime:
 
 
 @router.get("/overall-bars/", response_model=Page[OverallBar])
-def overall_bars(
-    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
-    iphone: Many = None, bucket__gte: TimeBound = None, bucket__lte: TimeBound = None,
-    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
-    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
-) -> dict:
+def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> dict:
     """Cross-shop statistics per iPhone and bucket (scopes `iphone:*`)."""
     ids = ints(iphone, "iphone")
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
-    flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
-    order = ordering(ordering_, OVERALL_ORDER, "-bucket")
     found = stores.read(
-        query.features_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
+        query.features_page, scope=scope, **rows.query_args(OVERALL_ORDER),
         columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
                  "inserted_at"])
     names, now = stores.names.get().iphone, _now()
@@ -122,24 +106,17 @@ def overall_bars(
             "mean": r["mean"], "median": r["median"], "std": r["std"],
             "shop_count": r["shop_count"], "dispersion": r["dispersion"],
             "is_final": query.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
-    return page(request, found.count, results, limit, offset)
+    return rows.page(found.count, results)
 
 
 @router.get("/cohort-bars/", response_model=Page[CohortBar])
-def cohort_bars(
-    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
-    cohort__slug: Many = None, bucket__gte: TimeBound = None, bucket__lte: TimeBound = None,
-    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
-    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
-) -> dict:
+def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = None) -> dict:
     """Cohort statistics per bucket (scopes `cohort:*`); `cohort` is the cohort's id in
     PostgreSQL, `n_models` the member iPhones with data in the bucket."""
     slugs = multi(cohort__slug)
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
-    flt = dict(scope=scope, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
-    order = ordering(ordering_, COHORT_ORDER, "-bucket")
     found = stores.read(
-        query.features_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
+        query.features_page, scope=scope, **rows.query_args(COHORT_ORDER),
         columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
                  "dispersion"])
     cohorts = stores.names.get().cohort
@@ -152,48 +129,34 @@ def cohort_bars(
             "cohort_name": known[1] if known else None, "mean": r["mean"],
             "median": r["median"], "std": r["std"], "n_models": r["n_models"],
             "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
-    return page(request, found.count, results, limit, offset)
+    return rows.page(found.count, results)
 
 
 @router.get("/features/", response_model=Page[FeatureValue])
-def features(
-    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
-    scope: Many = None, name: Many = None, bucket__gte: TimeBound = None,
-    bucket__lte: TimeBound = None,
-    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
-    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
-) -> dict:
+def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name: Many = None
+             ) -> dict:
     """The long format of the old FeatureSnapshot endpoint: one row per scope × bucket ×
     feature with a value, unpivoted in ClickHouse. `scope`: `iphone:<id>`, `cohort:<slug>`,
     `iphone:*` or `cohort:*`; `name`: any of the numeric columns of features_wide."""
     scopes = multi(scope)
-    scope_arg = scopes[0] if scopes and len(scopes) == 1 else scopes
-    names = multi(name)
-    flt = dict(scope=scope_arg, names=names, bucket_gte=bucket__gte, bucket_lte=bucket__lte)
-    order = ordering(ordering_, FEATURE_ORDER, "-bucket")
-    found = stores.read(query.feature_values_page, run_id=run_id, **flt, order=order,
-                        limit=limit, offset=offset)
+    found = stores.read(
+        query.feature_values_page, scope=scopes[0] if scopes and len(scopes) == 1 else scopes,
+        names=multi(name), **rows.query_args(FEATURE_ORDER))
     now = _now()
-    results = [{**r, "is_final": query.is_final(r["bucket"], now)} for r in found.rows]
-    return page(request, found.count, results, limit, offset)
+    return rows.page(found.count, [{**r, "is_final": query.is_final(r["bucket"], now)}
+                                   for r in found.rows])
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
-def purchasing_time_analyses(
-    request: Request, stores: Annotated[Stores, Depends(get_stores)], run_id: RunId = "live",
-    shop: Many = None, iphone: Many = None, bucket__gte: TimeBound = None,
-    bucket__lte: TimeBound = None,
-    ordering_: Annotated[str | None, Query(alias="ordering", max_length=200)] = None,
-    limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0,
-) -> dict:
+def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Many = None,
+                             iphone: Many = None) -> dict:
     """Aligned prices (the latest record per shop × iPhone × bucket) with shop and iPhone
     names from PostgreSQL."""
-    flt = dict(shop_ids=ints(shop, "shop"), iphone_ids=ints(iphone, "iphone"),
-               bucket_gte=bucket__gte, bucket_lte=bucket__lte)
-    order = ordering(ordering_, ALIGNED_ORDER, "-bucket")
+    args = dict(shop_ids=ints(shop, "shop"), iphone_ids=ints(iphone, "iphone"),
+                **rows.query_args(ALIGNED_ORDER))
     names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
     found = stores.read(
-        query.price_aligned_page, run_id=run_id, **flt, order=order, limit=limit, offset=offset,
+        query.price_aligned_page, **args,
         columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
                  "record_time", "alignment_diff_sec"])
     results = [{
@@ -202,4 +165,4 @@ def purchasing_time_analyses(
         "price_new": r["price_new"], "price_a": r["price_a"], "price_b": r["price_b"],
         "bucket": r["bucket"], "record_time": r["record_time"],
         "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
-    return page(request, found.count, results, limit, offset)
+    return rows.page(found.count, results)
