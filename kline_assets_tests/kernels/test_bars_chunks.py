@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kline_assets.kernels import bars as kb
+from kline_assets.kernels.bars import batch
 from kline_assets.stocks.sessions import trading_day_mask
 
 
@@ -71,7 +72,7 @@ def test_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch, tick_ids: bool,
     whole, whole_report = kb.ticks_to_bars(ticks, trading, cumulative=cumulative)
     assert whole_report.duplicates and whole_report.rejected_total
     for chunk in (1, 7, 500):
-        monkeypatch.setattr(kb, "_CHUNK", chunk)
+        monkeypatch.setattr(batch, "_CHUNK", chunk)
         bars, report = kb.ticks_to_bars(ticks, trading, cumulative=cumulative)
         same_bars(bars, whole)
         assert report.summary() == whole_report.summary()
