@@ -79,17 +79,8 @@
   const chart = KlineChart.create($("chart"), {timeZone: TZ});
   const volume = KlineChart.create($("volume"), {timeZone: TZ});
 
-  function say(text, error) {
-    $("status").textContent = text;
-    $("status").className = error ? "error" : "";
-  }
-
-  async function getJSON(url) {
-    const res = await fetch(url);
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body.detail || `${res.status} ${res.statusText}`);
-    return body;
-  }
+  const getJSON = KlineApi.getJSON;
+  const say = (text, error) => KlineApi.status($("status"), text, error);
 
   function cell(text, cls) {
     const td = document.createElement("td");

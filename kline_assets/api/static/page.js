@@ -7,27 +7,9 @@
   const chart = KlineChart.create($("chart"), {timeZone: "Asia/Tokyo"});
   let loaded = 0;
 
-  function status(text, error) {
-    $("status").textContent = text;
-    $("status").className = error ? "error" : "";
-  }
-
-  async function getJSON(url) {
-    const res = await fetch(url);
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body.detail || `${res.status} ${res.statusText}`);
-    return body;
-  }
-
-  async function allPages(url) {
-    const out = [];
-    for (let n = 0; url && n < MAX_PAGES; n++) {
-      const page = await getJSON(url);
-      out.push(...page.results);
-      url = page.next;
-    }
-    return out;
-  }
+  const getJSON = KlineApi.getJSON;
+  const allPages = (url) => KlineApi.allPages(url, MAX_PAGES);
+  const status = (text, error) => KlineApi.status($("status"), text, error);
 
   function option(value, text) {
     const o = document.createElement("option");
