@@ -98,3 +98,21 @@ def step_peaks(instance, run_id: str, sampler: RssSampler) -> dict[str, float]:
                                                                    "STEP_SUCCESS"):
             bounds.setdefault(entry.step_key, []).append(entry.timestamp)
     return {step: sampler.peak_between(min(ts), max(ts)) for step, ts in bounds.items()}
+
+
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Run config of the benches' in-process Dagster runs: warnings only on the console."""
+
+
+def price_assets() -> list:
+    """The price pipeline's assets in dependency order (source, aligned, aggregate, features,
+    cohorts): what the benches materialize."""
+    from kline_assets.prices.assets import (
+        cohorts,
+        cross_shop_agg,
+        features_wide,
+        price_aligned,
+        raw_price_records,
+    )
+
+    return [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]

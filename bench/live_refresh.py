@@ -18,25 +18,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_clickhouse, bench_postgres, peak_rss_mib
+from _common import QUIET_RUN, bench_clickhouse, bench_postgres, peak_rss_mib, price_assets
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from kline_assets.demo.catalog import DemoConfig
 from kline_assets.demo.load import load_demo
-from kline_assets.prices.assets import (
-    cohorts,
-    cross_shop_agg,
-    features_wide,
-    price_aligned,
-    raw_price_records,
-)
 from kline_assets.prices.incremental import live_refresh_job
 from kline_assets.prices.partitions import create_run
 from kline_assets.prices.sensors import live_prices_sensor
 from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource
 
-ASSETS = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ASSETS = price_assets()
 CUT = "2025-11-30 23:45"  # the last 15 minutes of November arrive after the month is live
 
 
@@ -68,7 +60,7 @@ def main() -> None:
             t0 = time.perf_counter()
             assert materialize(ASSETS, selection=ASSETS[1:], partition_key=f"{key}|live",
                                resources=resources, instance=instance,
-                               run_config=QUIET).success
+                               run_config=QUIET_RUN).success
             return time.perf_counter() - t0
 
         month("2025-10-01")
@@ -89,7 +81,7 @@ def main() -> None:
         assert request.job_name == "live_refresh", request.tags
         ticked = time.perf_counter()
         refresh = live_refresh_job.execute_in_process(
-            run_config={**request.run_config, **QUIET}, instance=instance,
+            run_config={**request.run_config, **QUIET_RUN}, instance=instance,
             resources={k: resources[k] for k in ("postgres", "clickhouse", "torch_device")})
         assert refresh.success
         ran = time.perf_counter()

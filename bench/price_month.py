@@ -19,24 +19,25 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RssSampler, bench_clickhouse, bench_postgres, peak_rss_mib, step_peaks
+from _common import (
+    QUIET_RUN,
+    RssSampler,
+    bench_clickhouse,
+    bench_postgres,
+    peak_rss_mib,
+    price_assets,
+    step_peaks,
+)
 from dagster import DagsterInstance, materialize
 
 from kline_assets.demo.catalog import DemoConfig
 from kline_assets.demo.load import load_demo
-from kline_assets.prices.assets import (
-    cohorts,
-    cross_shop_agg,
-    features_wide,
-    price_aligned,
-    raw_price_records,
-)
 from kline_assets.prices.partitions import create_run
 from kline_assets.prices.source import read_records
 from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource
 
-FEATURE_ASSETS = [cross_shop_agg, features_wide, cohorts]
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+ASSETS = price_assets()
+ALIGNED, FEATURE_ASSETS = ASSETS[1], ASSETS[2:]
 
 
 def main() -> None:
@@ -56,10 +57,10 @@ def main() -> None:
                      "torch_device": TorchDeviceResource(device=args.device)}
         instance = DagsterInstance.ephemeral()
         create_run(instance, "bench")
-        assets = [raw_price_records, price_aligned, *FEATURE_ASSETS]
-        warm = materialize(assets, selection=[price_aligned, FEATURE_ASSETS[0]],
+        assets = ASSETS
+        warm = materialize(assets, selection=[ALIGNED, FEATURE_ASSETS[0]],
                            partition_key="2025-10-01|bench", resources=resources,
-                           instance=instance, run_config=QUIET)
+                           instance=instance, run_config=QUIET_RUN)
         assert warm.success
 
         start = pd.Timestamp("2025-11-01", tz="Asia/Tokyo").to_pydatetime()
@@ -71,9 +72,9 @@ def main() -> None:
 
         t0 = time.perf_counter()
         with RssSampler() as sampler:
-            result = materialize(assets, selection=[price_aligned, *FEATURE_ASSETS],
+            result = materialize(assets, selection=[ALIGNED, *FEATURE_ASSETS],
                                  partition_key="2025-11-01|bench", resources=resources,
-                                 instance=instance, run_config=QUIET)
+                                 instance=instance, run_config=QUIET_RUN)
         wall = time.perf_counter() - t0
         assert result.success
     peaks = step_peaks(instance, result.run_id, sampler)
