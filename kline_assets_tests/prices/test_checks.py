@@ -3,6 +3,8 @@ evaluated by Dagster with the materialization and recorded per partition."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +12,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetMaterialization,
     AssetSelection,
+    DagsterInstance,
     Definitions,
     define_asset_job,
     materialize,
@@ -36,10 +39,13 @@ from kline_assets.prices.checks import (
 )
 from kline_assets.prices.jobs import prices_watch_job
 from kline_assets.prices.partitions import LIVE, create_run, price_partition_key
-from kline_assets.resources import ClickHouseResource
-from kline_assets.settings import PRICE_TZ
+from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.settings import PRICE_TZ, SQL_DIR
+from kline_assets_tests.conftest import ADMIN_DSN
+from kline_assets_tests.prices.conftest import demo_month_keys, load_small_demo, resources_on
 from kline_assets_tests.prices.test_assets import HAND
 from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.readapi import scratch_database
 
 ASSETS = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 CHECKS = [*price_aligned_checks, *aggregate_checks]
@@ -62,15 +68,31 @@ def evaluate(resources, instance, key: str, materialize_too: bool = True) -> dic
             for e in result.get_asset_check_evaluations()}
 
 
-@pytest.fixture
-def demo_checked(price_resources, runs, demo_months) -> tuple[str, dict]:
-    """The demo's months materialized with their checks: (last key, {key: results})."""
-    keys = [f"{month}|live" for month in demo_months]
-    return keys[-1], {key: evaluate(price_resources, runs, key) for key in keys}
+@pytest.fixture(scope="module")
+def checked_store(clickhouse_dsn) -> Iterator[dict]:
+    """The small demo's two months materialized with their checks, once for the module (a
+    minute of work): {resources, instance, key: the last month's key, by_month: {key:
+    results}}.
+    The planted-row test spoils this store, so it runs after the tests that read it."""
+    with scratch_database(ADMIN_DSN) as dsn:
+        postgres = PostgresResource(dsn=dsn)
+        postgres.execute_file(SQL_DIR / "postgres" / "source.sql")
+        load_small_demo(postgres)
+        clickhouse = ClickHouseResource(dsn=clickhouse_dsn, database=f"c_{uuid.uuid4().hex[:10]}")
+        clickhouse.ensure_schema()
+        try:
+            resources, instance = resources_on(postgres, clickhouse), DagsterInstance.ephemeral()
+            for run_id in ("live", "backfill_v3"):
+                create_run(instance, run_id)
+            keys = [f"{month}|live" for month in demo_month_keys(postgres)]
+            yield {"resources": resources, "instance": instance, "key": keys[-1],
+                   "by_month": {key: evaluate(resources, instance, key) for key in keys}}
+        finally:
+            clickhouse.drop_database()
 
 
-def test_every_check_passes_on_the_demo_and_is_exercised(demo_checked):
-    _, by_month = demo_checked
+def test_every_check_passes_on_the_demo_and_is_exercised(checked_store):
+    by_month = checked_store["by_month"]
     for results in by_month.values():
         assert set(results) >= NEW_CHECKS
         assert [n for n, (passed, _) in results.items() if not passed] == []
@@ -83,52 +105,12 @@ def test_every_check_passes_on_the_demo_and_is_exercised(demo_checked):
     assert total("constant_rows") > 0 and total("first_observations") == 4
 
 
-def test_the_checks_are_recorded_per_partition(demo_checked, runs):
-    key, _ = demo_checked
-    infos = runs.event_log_storage.get_asset_check_partition_info(
+def test_the_checks_are_recorded_per_partition(checked_store):
+    key = checked_store["key"]
+    infos = checked_store["instance"].event_log_storage.get_asset_check_partition_info(
         [c for check in aggregate_checks for c in check.check_keys], partition_keys=[key])
     assert {(i.check_key.name, i.latest_execution_status.value) for i in infos} == {
         (name, "SUCCEEDED") for name in NEW_CHECKS}
-
-
-def _insert(clickhouse: ClickHouseResource, table: str, select: str) -> None:
-    """Insert rows derived from the table's own rows (a later inserted_at: FINAL keeps them)."""
-    with clickhouse.client() as client:
-        client.command(f"INSERT INTO {clickhouse.table(table)} {select}")
-
-
-def test_each_check_fails_on_its_planted_row(price_resources, runs, demo_checked):
-    key, _ = demo_checked
-    ch = price_resources["clickhouse"]
-    agg, wide = ch.table("cross_shop_agg"), ch.table("features_wide")
-    # one shop and a std; a dispersion that is not std / mean
-    _insert(ch, "cross_shop_agg",
-            f"SELECT run_id, bucket, iphone_id, mean, median, 5.0, 1, 0.5, quorum_met, "
-            f"now() + 60 FROM {agg} FINAL ORDER BY bucket DESC LIMIT 1")
-    # a second copy of an iphone row (a duplicate the staged swap never writes) carrying a
-    # NaN, and a constant 2-hour window whose WMA is off
-    cols = [c for c in _columns(ch, "features_wide") if c != "inserted_at"]
-    copy = ", ".join(
-        "nan" if c == "median" else
-        "0" if c == "boll_width_120" else
-        "boll_mid_120 * 1.01" if c == "wma_120" else c for c in cols)
-    _insert(ch, "features_wide",
-            f"SELECT {copy}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'iphone:%' "
-            f"AND isNotNull(boll_mid_120) ORDER BY bucket DESC LIMIT 1")
-    # a cohort mean off its members' weighted mean
-    moved = ", ".join("mean * 1.01" if c == "mean" else c for c in cols)
-    _insert(ch, "features_wide",
-            f"SELECT {moved}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'cohort:%' "
-            f"AND isNotNull(mean) ORDER BY bucket DESC LIMIT 1")
-
-    results = evaluate(price_resources, runs, key, materialize_too=False)
-
-    failed = {n for n, (passed, _) in results.items() if not passed}
-    assert failed == NEW_CHECKS
-    assert results["features_wide_no_nan"][1]["columns_with_nan"] == "median"
-    assert results["features_wide_one_row_per_scope_and_bucket"][1][
-        "scopes_with_duplicates"] == 1
-    assert results["cohorts_weights_normalised"][1]["offending_rows"] == 1
 
 
 def _columns(clickhouse: ClickHouseResource, table: str) -> list[str]:
@@ -190,3 +172,45 @@ def test_a_backfill_range_records_each_check_per_month(price_resources, demo_mon
     status = {(i.check_key.name, i.partition_key): i.latest_execution_status.value
               for i in infos}
     assert status == {(c.name, k): "SUCCEEDED" for c in check_keys for k in keys}
+
+
+def _insert(clickhouse: ClickHouseResource, table: str, select: str) -> None:
+    """Insert rows derived from the table's own rows (a later inserted_at: FINAL keeps them)."""
+    with clickhouse.client() as client:
+        client.command(f"INSERT INTO {clickhouse.table(table)} {select}")
+
+
+def test_each_check_fails_on_its_planted_row(checked_store):
+    """Last in the module: it plants bad rows in the shared store."""
+    key, resources = checked_store["key"], checked_store["resources"]
+    instance = checked_store["instance"]
+    ch = resources["clickhouse"]
+    agg, wide = ch.table("cross_shop_agg"), ch.table("features_wide")
+    # one shop and a std; a dispersion that is not std / mean
+    _insert(ch, "cross_shop_agg",
+            f"SELECT run_id, bucket, iphone_id, mean, median, 5.0, 1, 0.5, quorum_met, "
+            f"now() + 60 FROM {agg} FINAL ORDER BY bucket DESC LIMIT 1")
+    # a second copy of an iphone row (a duplicate the staged swap never writes) carrying a
+    # NaN, and a constant 2-hour window whose WMA is off
+    cols = [c for c in _columns(ch, "features_wide") if c != "inserted_at"]
+    copy = ", ".join(
+        "nan" if c == "median" else
+        "0" if c == "boll_width_120" else
+        "boll_mid_120 * 1.01" if c == "wma_120" else c for c in cols)
+    _insert(ch, "features_wide",
+            f"SELECT {copy}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'iphone:%' "
+            f"AND isNotNull(boll_mid_120) ORDER BY bucket DESC LIMIT 1")
+    # a cohort mean off its members' weighted mean
+    moved = ", ".join("mean * 1.01" if c == "mean" else c for c in cols)
+    _insert(ch, "features_wide",
+            f"SELECT {moved}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'cohort:%' "
+            f"AND isNotNull(mean) ORDER BY bucket DESC LIMIT 1")
+
+    results = evaluate(resources, instance, key, materialize_too=False)
+
+    failed = {n for n, (passed, _) in results.items() if not passed}
+    assert failed == NEW_CHECKS
+    assert results["features_wide_no_nan"][1]["columns_with_nan"] == "median"
+    assert results["features_wide_one_row_per_scope_and_bucket"][1][
+        "scopes_with_duplicates"] == 1
+    assert results["cohorts_weights_normalised"][1]["offending_rows"] == 1
