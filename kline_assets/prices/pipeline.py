@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions
 
 from kline_assets.errors import KlineError
 from kline_assets.months import add_months, month_key, month_label, parse_month
@@ -145,6 +145,16 @@ def failure_message(result: Any) -> str:
     return "the run failed; see it in the Dagster UI"
 
 
+def was_interrupted(result: Any, error: str) -> bool:
+    """A Ctrl-C inside a step fails the step with KeyboardInterrupt; one that lands while the
+    run sets up its resources fails the run itself ("Execution was interrupted")."""
+    if "KeyboardInterrupt" in error or "interrupt" in error.lower():
+        return True
+    return any(event.event_type == DagsterEventType.RUN_FAILURE
+               and "interrupted" in (event.message or "").lower()
+               for event in result.all_events)
+
+
 def price_job(resources: dict[str, Any]):
     """The `price_assets` job on these resources (the stores a CLI or test points at)."""
     from kline_assets.prices.definitions import defs as price_defs
@@ -182,7 +192,6 @@ def run_pipeline(instance: DagsterInstance, resources: dict[str, Any], plan: Pip
         if progress:
             progress(i, len(work), month, step, done)
         if not result.success:
-            if "KeyboardInterrupt" in done.error or "interrupt" in done.error.lower():
-                outcome.interrupted = True
+            outcome.interrupted = was_interrupted(result, done.error)
             break
     return outcome

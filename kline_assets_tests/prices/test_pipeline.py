@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter, materialize
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    RunsFilter,
+    job,
+    materialize,
+    op,
+    resource,
+)
 
 from kline_assets.cli import cli
 from kline_assets.errors import KlineError
@@ -21,9 +30,11 @@ from kline_assets.prices.partitions import create_run
 from kline_assets.prices.pipeline import (
     PIPELINE_TAG,
     PipelinePlan,
+    failure_message,
     month_range,
     parse_steps,
     run_pipeline,
+    was_interrupted,
 )
 from kline_assets.prices.run_config import PriceRun
 from kline_assets.prices.runs import asset_month_counts
@@ -170,6 +181,26 @@ def test_ctrl_c_stops_between_steps_saying_what_was_written(demo_source, instanc
     assert [d.step for d in outcome.written] == ["align"]
 
 
+def test_a_ctrl_c_while_a_run_sets_up_its_resources_counts_as_interrupted(instance):
+    """Dagster fails the run itself ("Execution was interrupted"), with no failed step: the
+    pipeline must still stop as interrupted, not as a failure."""
+    @resource
+    def opening(_):
+        raise KeyboardInterrupt
+
+    @op(required_resource_keys={"store"})
+    def step(_):
+        return 1
+
+    @job(resource_defs={"store": opening})
+    def one_step():
+        step()
+
+    result = one_step.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    assert was_interrupted(result, failure_message(result))
+
+
 def test_cli_pipeline(demo_source, clickhouse_dsn, monkeypatch, tmp_path):
     ch = demo_source["clickhouse"]
     monkeypatch.setenv("KLINE_PG_DSN", demo_source["postgres"].dsn)
@@ -199,7 +230,6 @@ def test_cli_pipeline(demo_source, clickhouse_dsn, monkeypatch, tmp_path):
 
 
 def test_a_malformed_run_id_added_in_the_ui_is_refused_by_the_assets(price_resources, instance):
-    from kline_assets.prices.pipeline import failure_message
     from kline_assets.prices.runs import all_partitions
 
     instance.add_dynamic_partitions("run_id", ["Bad-Name"])  # the UI's "Add a partition"
