@@ -43,5 +43,5 @@ def healthz(request: Request) -> JSONResponse:
               _probe("redis", redact(stores.redis.url), redis)]
     ok = all(c["ok"] for c in checks)
     return JSONResponse({"status": "ok" if ok else "unavailable", "stores": checks,
-                         "cache": stores.pages.stats() if stores.pages else None},
+                         "cache": stores.pages.stats()},
                         status_code=200 if ok else 503)

@@ -163,17 +163,12 @@ class Stores:
     postgres: PostgresResource
     names: CatalogNames
     keeper: EngineKeeper = field(repr=False)
-    redis: RedisResource = field(default_factory=RedisResource)
-    pages: ReadCache | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.pages is None:
-            self.pages = ReadCache(self.clickhouse, self.keeper)
+    redis: RedisResource
+    pages: ReadCache = field(repr=False)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
         """`reader(clickhouse, **kwargs)` (a `kline_assets.query` function), from the pages
         already read when it may be. Callers copy what they change: pages are shared."""
-        assert self.pages is not None
         key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         return self.pages.get(key, lambda: reader(self.clickhouse, **kwargs))
 
