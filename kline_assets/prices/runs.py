@@ -51,6 +51,7 @@ from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import (
     create_staging,
     describe_columns,
+    drop_table,
     quote_literal,
     swap_in,
     sweep_stale_staging,
@@ -218,7 +219,7 @@ def _stage_copy(ch: ClickHouseResource, parts: Sequence[Partition], target: str,
 
 def _drop_table(ch: ClickHouseResource, name: str) -> None:
     with ch.client() as client:
-        client.command(f"DROP TABLE IF EXISTS {name}")
+        drop_table(client, name)
 
 
 def _copy_run(ch: ClickHouseResource, parts: Sequence[Partition], target: str, phase: str

@@ -122,3 +122,17 @@ def test_a_writer_killed_mid_write_leaves_the_old_rows_and_its_staging_is_swept(
         assert _staging_tables(client, clickhouse.db) == []
         rows = client.query(f"SELECT count(), max(price_new) FROM {table} FINAL").result_rows
         assert rows == [(2_000, 3)]
+
+
+def test_dropped_tables_leave_the_embedded_store_at_once(tmp_path):
+    """A staging table or database dropped by a short-lived engine is gone from disk, not
+    queued for the engine's grace period: queued drops are reloaded by every later open."""
+    from kline_assets.resources import ClickHouseResource
+
+    store = ClickHouseResource(dsn=f"chdb://{tmp_path / 'store'}", database="gone")
+    store.ensure_schema()
+    with store.client() as client, staging_table(client, store.table("price_aligned")):
+        pass
+    store.drop_database()
+    dropped = tmp_path / "store" / "metadata_dropped"
+    assert not dropped.exists() or not any(dropped.iterdir())

@@ -291,4 +291,5 @@ class ClickHouseResource(ConfigurableResource):
 
     def drop_database(self) -> None:
         with self.client() as client:
-            client.command(f"DROP DATABASE IF EXISTS {self.db}")
+            # SYNC: see sql.drop_table; a dropped database's tables would otherwise stay queued.
+            client.command(f"DROP DATABASE IF EXISTS {self.db} SYNC")

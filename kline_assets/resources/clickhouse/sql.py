@@ -170,9 +170,19 @@ def sweep_stale_staging(client: Client, database: str, table: str | None = None,
         stale = (not pid_alive(pid)) if host == _host_tag() else (
             clock - int(modified) > STALE_FOREIGN_AFTER_S)
         if stale:
-            client.command(f"DROP TABLE IF EXISTS {database}.{name}")
+            drop_table(client, f"{database}.{name}")
             swept.append(name)
     return swept
+
+
+def drop_table(client: Client, name: str) -> None:
+    """Drop a table now, not after the engine's 8-minute grace period (`SYNC`).
+
+    An embedded engine is open for a moment at a time, so without SYNC a dropped table never
+    leaves: it stays queued under `metadata_dropped/` and every later open of the engine loads
+    it again. Each staged write drops a table, so a store's opens grew slower with its age
+    (measured: ~30 ms on a fresh store, ~180 ms after 330 queued drops)."""
+    client.command(f"DROP TABLE IF EXISTS {name} SYNC")
 
 
 def create_staging(client: Client, table: str, purpose: str = "") -> str:
@@ -192,7 +202,7 @@ def staging_table(client: Client, table: str, purpose: str = "") -> Iterator[str
     try:
         yield staging
     finally:
-        client.command(f"DROP TABLE IF EXISTS {staging}")
+        drop_table(client, staging)
 
 
 def swap_in(client: Client, table: str, staging: str, partitions: Sequence[Partition]) -> None:
