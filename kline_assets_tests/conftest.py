@@ -24,6 +24,9 @@ ADMIN_DSN = os.environ.get("KLINE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs CUDA; skipped without it")
     config.addinivalue_line("markers", "timescale: needs KLINE_TIMESCALE_DSN with the extension")
+    config.addinivalue_line(
+        "markers", "slow: end to end (kill -9, Chromium, whole pipelines); `make test-fast` "
+        "leaves these out")
 
 
 def _with_dbname(dsn: str, dbname: str) -> str:

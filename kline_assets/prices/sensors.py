@@ -43,6 +43,7 @@ from kline_assets.prices.jobs import price_assets_job
 from kline_assets.prices.partitions import LIVE, RUN_ID_DIMENSION, price_partition_key
 from kline_assets.prices.source import PRICE_TABLE
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.clickhouse.worker import in_engine_worker
 
 LIVE_REFRESH_ENV = "KLINE_LIVE_REFRESH"
 LIVE_WRITER_TAG = "kline/live_writer"
@@ -104,7 +105,8 @@ def live_prices_sensor(
         if new.months:
             store = ClickHouseResource(dsn=clickhouse.dsn, database=clickhouse.database,
                                        lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
-            plan = plan_refresh(store, new)
+            # The code server lives for weeks: its engine opens happen in a retired worker.
+            plan = in_engine_worker(plan_refresh, store, new)
     except (ServiceUnavailableError, MissingTableError) as exc:
         return SkipReason(str(exc))
     outside = sum(new.outside.values())

@@ -52,6 +52,11 @@ class _EmbeddedEngine:
 _ENGINE = _EmbeddedEngine()
 
 
+def holds_engine() -> bool:
+    """Whether this process has the embedded engine open (an operation or a hold under way)."""
+    return _ENGINE.depth > 0
+
+
 def is_embedded(dsn: str) -> bool:
     return dsn.startswith("chdb://")
 
