@@ -4,8 +4,11 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 TORCH     ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.kline/dagster
+# Test processes (pytest-xdist); each has its own stores (kline_assets_tests/conftest.py).
+WORKERS   ?= 2
+PYTEST    := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
-.PHONY: install browser loadgen demo test lint ui validate bench clean
+.PHONY: install browser loadgen demo test test-fast lint ui validate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,7 +40,11 @@ loadgen:
 test: install browser $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
-	$(PY) -m pytest -q
+	$(PYTEST)
+
+# Everything but the end-to-end tests marked slow (kill -9, Chromium, whole pipelines).
+test-fast: install $(DAGSTER_HOME)/dagster.yaml
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,9 @@
 """Fixtures for real services: a fresh PostgreSQL database and ClickHouse database per test.
 
-chdb opens one data path per process, so the whole session shares one embedded path and
-isolates tests by ClickHouse database. Set KLINE_TEST_CLICKHOUSE_DSN to run against a server.
+chdb opens one data path per process, so each pytest process (each xdist worker) shares one
+embedded path and isolates tests by ClickHouse database. Set KLINE_TEST_CLICKHOUSE_DSN to run
+against a server. Under xdist every worker has its own embedded path, Redis database number,
+DAGSTER_HOME and PostgreSQL databases, so no test sees another worker's state.
 """
 
 from __future__ import annotations
@@ -19,6 +21,26 @@ from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.settings import SQL_DIR
 
 ADMIN_DSN = os.environ.get("KLINE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("KLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Databases 0–7 stay clear for the product's default (0) and whatever else a user runs.
+REDIS_FIRST_TEST_DB = 8
+REDIS_DATABASES = 16
+
+
+def worker_index() -> int:
+    """0 without xdist, n for xdist's worker gw<n>."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name.removeprefix("gw") or 0)
+
+
+def worker_redis_url() -> str:
+    """This worker's own Redis database, flushed by the fixtures that use it."""
+    db = REDIS_FIRST_TEST_DB + worker_index()
+    if db >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"xdist worker {worker_index()} has no Redis database of its own (8…15): run at "
+            f"most {REDIS_DATABASES - REDIS_FIRST_TEST_DB} workers")
+    return f"{REDIS_TEST_URL}/{db}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,6 +68,45 @@ def pg_dsn() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """This worker's Redis database, empty at the start and flushed after the test."""
+    import redis
+
+    url = worker_redis_url()
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_environment(tmp_path_factory: pytest.TempPathFactory, clickhouse_dsn: str
+                       ) -> Iterator[None]:
+    """Commands a test starts without naming their stores (`kline`, `dagster`) find this
+    worker's: its DAGSTER_HOME, embedded ClickHouse path and Redis database, never the
+    repository's `.kline/` or another worker's."""
+    from kline_assets.instance import ensure_home
+
+    saved = {k: os.environ.get(k) for k in
+             ("DAGSTER_HOME", "KLINE_CLICKHOUSE_DSN", "KLINE_REDIS_URL")}
+    os.environ["DAGSTER_HOME"] = str(tmp_path_factory.mktemp("dagster_home"))
+    ensure_home()
+    os.environ["KLINE_CLICKHOUSE_DSN"] = clickhouse_dsn
+    os.environ["KLINE_REDIS_URL"] = worker_redis_url()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture

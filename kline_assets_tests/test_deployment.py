@@ -14,6 +14,8 @@ import pytest
 from kline_assets_tests.conftest import ADMIN_DSN
 from kline_assets_tests.support.prices import insert_catalog, insert_records
 
+pytestmark = pytest.mark.slow  # a materialization on the deployment's PostgreSQL storage
+
 
 def test_dagster_postgres_is_the_release_that_belongs_to_dagster():
     import dagster

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from kline_assets.prices.partitions import create_run
@@ -33,6 +34,7 @@ def _wait(predicate, what: str, timeout_s: float = 180.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_killed_materialization_is_marked_failed(pg_dsn, tmp_path):
     PostgresResource(dsn=pg_dsn).execute_file(SQL_DIR / "postgres" / "source.sql")
     home = tmp_path / "home"

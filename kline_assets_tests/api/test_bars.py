@@ -20,25 +20,23 @@ from kline_assets_tests.support.browser import chromium_page, serve
 from kline_assets_tests.support.stocks import insert_bars, make_bars
 from kline_assets_tests.support.ticks import DAY, write_tick_file
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
 NEXT_DAY = "2025-10-10"
 CODE = "000001.SZ"  # the first demo tick code
 UNUSED_CLICKHOUSE = ClickHouseResource(dsn="http://127.0.0.1:1/unused")  # bars never read it
 
 
 @pytest.fixture
-def bar_stores(postgres: PostgresResource, tmp_path: Path) -> Iterator[tuple]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+def bar_stores(postgres: PostgresResource, tmp_path: Path, redis_url: str) -> Iterator[tuple]:
+    client = redis.Redis.from_url(redis_url)
     try:
         publish_file(client, write_tick_file(tmp_path / "ticks.csv"), "t:ticks")
         Consumer(client, ConsumerOptions(stream="t:ticks", consumer="demo", until_idle=0.2,
                                          block_ms=50, cumulative=True,
                                          volume_unit="lots")).run()
         insert_bars(postgres, make_bars([CODE], [NEXT_DAY], seed=9))
-        yield postgres, RedisResource(url=REDIS_URL)
+        yield postgres, RedisResource(url=redis_url)
     finally:
-        client.flushdb()
+        client.close()
 
 
 @pytest.fixture
@@ -137,6 +135,7 @@ def colours(page, canvas: str) -> dict[str, int]:
     }""", canvas)
 
 
+@pytest.mark.slow
 def test_the_page_draws_a_demo_day(page, served, tmp_path):
     page.goto(served + "/bars")
     page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)

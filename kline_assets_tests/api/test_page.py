@@ -35,6 +35,7 @@ def ink(page) -> int:
     }""")
 
 
+@pytest.mark.slow
 def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
     page.goto(served + "/")
     page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
@@ -87,6 +88,7 @@ def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
     assert (tmp_path / "week.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_a_bad_time_is_refused_by_the_form(page, served):
     page.goto(served + "/")
     page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)

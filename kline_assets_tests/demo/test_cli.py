@@ -59,6 +59,7 @@ def test_every_option_has_a_help_line() -> None:
     assert result.exit_code == 0 and "--stock-months" in result.output
 
 
+@pytest.mark.slow
 def test_demo_shows_progress_per_price_month_and_step(pg_dsn, clickhouse, clickhouse_dsn,
                                                       tmp_path) -> None:
     result = CliRunner().invoke(

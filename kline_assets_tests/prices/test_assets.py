@@ -237,6 +237,7 @@ def expected_rows_per_scope_and_month(clickhouse, postgres) -> dict[tuple[str, i
     return expected
 
 
+@pytest.mark.slow
 def test_month_alone_equals_long_run(price_resources, runs, demo_source, clickhouse_dsn):
     alone = price_resources
     long_run = {**price_resources, "clickhouse": ClickHouseResource(
@@ -348,6 +349,7 @@ def test_cohort_with_unknown_members_or_bad_weights_is_reported(price_resources,
     assert "cohort:ok" in scopes and "cohort:bad" not in scopes
 
 
+@pytest.mark.slow
 def test_a_month_without_its_warm_up_fails_naming_the_partition_to_run_first(
         price_resources, runs):
     insert_records(price_resources["postgres"], _records([

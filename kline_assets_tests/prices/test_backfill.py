@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from dagster import AssetKey, materialize, partition_loading_context
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
@@ -19,6 +20,8 @@ from kline_assets.definitions import defs
 from kline_assets.prices.partitions import create_run
 from kline_assets.resources import ClickHouseIOManager, ClickHouseResource
 from kline_assets_tests.prices.test_assets import ALL, COMPUTED, run, table
+
+pytestmark = pytest.mark.slow  # Dagster's backfill machinery over two months
 
 PRICE_KEYS = [a.key for a in COMPUTED]
 

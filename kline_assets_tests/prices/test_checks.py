@@ -47,6 +47,8 @@ from kline_assets_tests.prices.test_assets import HAND
 from kline_assets_tests.support.prices import insert_records
 from kline_assets_tests.support.readapi import scratch_database
 
+pytestmark = pytest.mark.slow  # the demo's months materialized with every check
+
 ASSETS = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 CHECKS = [*price_aligned_checks, *aggregate_checks]
 NEW_CHECKS = {c.name for check in aggregate_checks for c in check.check_keys}

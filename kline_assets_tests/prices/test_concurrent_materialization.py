@@ -13,12 +13,15 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from dagster import DagsterInstance
 
 from kline_assets.prices.partitions import create_run
 from kline_assets.resources import ClickHouseResource
 from kline_assets_tests.prices.test_price_aligned import RECORDS, stored
 from kline_assets_tests.support.prices import insert_records
+
+pytestmark = pytest.mark.slow  # two `dagster asset materialize` processes
 
 ROOT = Path(__file__).resolve().parents[2]
 

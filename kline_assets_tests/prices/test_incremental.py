@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from dagster import build_sensor_context, materialize
 
 from kline_assets.prices.assets import (
@@ -98,6 +99,7 @@ def assert_equal_to_full_recompute(resources, instance, clickhouse_dsn, months) 
         full["clickhouse"].drop_database()
 
 
+@pytest.mark.slow
 def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, demo_prices,
                                                       clickhouse_dsn):
     postgres = demo_prices
@@ -136,6 +138,7 @@ def test_incremental_refreshes_equal_a_full_recompute(price_resources, runs, dem
     assert features.bucket.max() == pd.Timestamp("2025-11-02 12:00", tz="Asia/Tokyo")
 
 
+@pytest.mark.slow
 def test_a_bucket_whose_every_shop_becomes_an_outlier_loses_its_row(price_resources, runs,
                                                                     clickhouse_dsn):
     """Two shops agree; two more arrive at twice the price: |p − median| > 0.2 × median for

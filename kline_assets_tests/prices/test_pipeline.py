@@ -40,6 +40,8 @@ from kline_assets.prices.run_config import PriceRun
 from kline_assets.prices.runs import asset_month_counts
 from kline_assets.resources.clickhouse.sql import read_frame
 
+pytestmark = pytest.mark.slow  # whole pipelines, `kline pipeline` and its Ctrl-C in subprocesses
+
 MONTHS = ["2025-10-01", "2025-11-01"]
 
 

@@ -49,6 +49,7 @@ def test_compare_job_reports_a_markdown_table(clickhouse, instance):
     assert "No differences." in _metadata(same, "compare_runs_op")["report"].value
 
 
+@pytest.mark.slow
 def test_promote_job_backs_up_promotes_and_records_materializations(clickhouse, instance):
     load_runs(clickhouse)
     before = run_partitions(clickhouse, "live")

@@ -290,6 +290,7 @@ def test_unknown_runs_are_named_with_the_runs_present(loaded):
         promote_run(loaded, "live", "live")
 
 
+@pytest.mark.slow
 def test_cli_compare_drop_and_promote(loaded, clickhouse_dsn, monkeypatch, tmp_path):
     monkeypatch.setenv("KLINE_CLICKHOUSE_DSN", clickhouse_dsn)
     monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", loaded.db)
@@ -357,6 +358,7 @@ def _kill_at(proc: subprocess.Popen, point: str) -> None:
     proc.stderr.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["backed_up", "promote:swap:1"])
 def test_promote_killed_at_any_point_converges_when_rerun(clickhouse, clickhouse_dsn, tmp_path,
                                                           monkeypatch, point):
@@ -408,6 +410,7 @@ def _live_months(ch) -> dict[tuple[str, int], tuple[int, float]]:
     return out
 
 
+@pytest.mark.slow
 def test_a_reader_during_a_promote_never_sees_an_empty_or_mixed_month(clickhouse):
     load_runs(clickhouse)
     before = _live_months(clickhouse)

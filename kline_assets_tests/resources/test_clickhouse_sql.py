@@ -96,6 +96,7 @@ def _wait_for_staging_file(data_path: Path, database: str, proc: subprocess.Pope
     raise AssertionError("the writer never created its staging table")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not is_embedded(os.environ.get("KLINE_TEST_CLICKHOUSE_DSN", "chdb://")),
                     reason="watches the embedded engine's files to time the kill")
 def test_a_writer_killed_mid_write_leaves_the_old_rows_and_its_staging_is_swept(clickhouse):

@@ -118,12 +118,12 @@ def test_missing_column_and_bad_parquet(tmp_path: Path) -> None:
     assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.csv").exists()
 
 
-def test_query_vendor_history(postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch
-                              ) -> None:
+def test_query_vendor_history(postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch,
+                              redis_url: str) -> None:
     bars = make_bars(["600000.SH", "000001.SZ"], [DAY, "2025-10-10"])
     insert_bars(postgres, bars)
     monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
-    monkeypatch.setenv("KLINE_REDIS_URL", "redis://127.0.0.1:6379/13")  # no live bars there
+    monkeypatch.setenv("KLINE_REDIS_URL", redis_url)  # no live bars there
     result = run("bars", "query", "600000.SH", "--period", "60", "--from", f"{DAY} 10:00",
                  "--to", "2025-10-10 14:00", "--json")
     assert result.exit_code == 0, result.output

@@ -3,12 +3,10 @@ Redis: each bar once, from the preferred store, saying which; clear errors other
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pandas as pd
 import pytest
-import redis
 
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
@@ -18,20 +16,14 @@ from kline_assets.stocks.ticks.handover import archive
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets_tests.support.stocks import insert_bars, make_bars, session_minutes
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
 CODE = "600000.SH"
 VENDOR_DAY, ARCHIVED_DAY, LIVE_DAY, MIXED_DAY = "2025-10-09", "2025-10-10", "2025-10-13", \
     "2025-10-14"
 
 
 @pytest.fixture
-def live() -> Iterator[RedisResource]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    try:
-        yield RedisResource(url=REDIS_URL)
-    finally:
-        client.flushdb()
+def live(redis_url: str) -> RedisResource:
+    return RedisResource(url=redis_url)
 
 
 def put_live(resource: RedisResource, frame: pd.DataFrame) -> None:

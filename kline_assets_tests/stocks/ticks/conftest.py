@@ -1,4 +1,5 @@
-"""Redis for the live-bar tests: a database number of their own, flushed before and after."""
+"""Redis for the live-bar tests: the worker's database (root conftest), flushed before and
+after each test."""
 
 from __future__ import annotations
 
@@ -8,19 +9,6 @@ import pytest
 import redis
 
 from kline_assets.resources.redis import RedisResource
-
-REDIS_URL = "redis://127.0.0.1:6379/12"
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    try:
-        yield REDIS_URL
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture

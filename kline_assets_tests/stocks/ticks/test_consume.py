@@ -84,6 +84,7 @@ def test_cli_errors_name_the_store(tmp_path, tick_file):
         assert "secret" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_equals_a_clean_run(redis_client, redis_url, tick_file):
     publish_file(redis_client, tick_file, STREAM)
     total = redis_client.xlen(STREAM)
@@ -141,6 +142,7 @@ def test_redelivered_entries_do_not_double_count(redis_client, tick_file):
     assert_same_bars(read_day(redis_client, KEYS, DAY), clean_bars(tick_file))
 
 
+@pytest.mark.slow
 def test_two_consumers_split_the_work_and_agree_with_one(redis_client, redis_url, tick_file):
     env = kline_env(redis_url)
     args = ["ticks", "consume", "--stream", STREAM, "--batch", "50", "--until-idle", "4",
