@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S
+from kline_assets.api.serving import DEFAULT_MAX_ENGINE_OPENS
 
 
 @click.command()
@@ -19,12 +20,16 @@ from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S
 @click.option("--cache-ttl-s", default=0.0, show_default=True, type=click.FloatRange(0),
               help="ClickHouse server: keep pages, checking for new parts at most this often "
                    "(0 = read every request)")
-def serve(host: str, port: int, hold_s: float, cache_pages: int, cache_ttl_s: float) -> None:
+@click.option("--max-engine-opens", default=DEFAULT_MAX_ENGINE_OPENS, show_default=True,
+              type=click.IntRange(0),
+              help="embedded ClickHouse: replace the worker process (the new one serving "
+                   "first) after it opened the engine this often; chdb leaves threads behind "
+                   "each open (0 = never)")
+def serve(host: str, port: int, hold_s: float, cache_pages: int, cache_ttl_s: float,
+          max_engine_opens: int) -> None:
     """Serve the read API (/api/…, /healthz, OpenAPI at /docs) and the features page (/)."""
-    import uvicorn
-
-    from kline_assets.api.app import create_app
+    from kline_assets.api.serving import serve as run_supervised
 
     click.echo(f"kline read API on http://{host}:{port}/ (OpenAPI: /docs)")
-    uvicorn.run(create_app(hold_s=hold_s, cache_pages=cache_pages, cache_ttl_s=cache_ttl_s),
-                host=host, port=port, log_level="info")
+    run_supervised(host, port, hold_s=hold_s, cache_pages=cache_pages, cache_ttl_s=cache_ttl_s,
+                   max_engine_opens=max_engine_opens)

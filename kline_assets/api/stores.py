@@ -40,6 +40,7 @@ class EngineKeeper:
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
         self.generation = 0
+        self.retiring = False  # a replacement is on its way: let go only for a waiting run
 
     @property
     def holding(self) -> bool:
@@ -75,9 +76,8 @@ class EngineKeeper:
         assert self._path is not None
         while not self._stop.wait(min(0.2, self.idle_s)):
             with self._lock:
-                if self._stack is not None and (
-                        time.monotonic() - self._last > self.idle_s
-                        or waiting_pids(self._path)):
+                idle = time.monotonic() - self._last > self.idle_s and not self.retiring
+                if self._stack is not None and (idle or waiting_pids(self._path)):
                     self._release_locked()
 
     def _release_locked(self) -> None:

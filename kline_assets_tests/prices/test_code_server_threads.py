@@ -12,13 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin
 from dagster._grpc.client import DagsterGrpcClient
 
 from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.processes import tree_threads
 
 CYCLES = 200
 CEILING = 50  # threads above the level after warm-up, the code server and its children
@@ -28,32 +28,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def tree_threads(pid: int) -> tuple[int, int]:
-    """Threads of `pid` alone, and of `pid` with every descendant."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1]
-                                               .split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier.extend(children)
-
-    def count(p: int) -> int:
-        try:
-            return len(os.listdir(f"/proc/{p}/task"))
-        except OSError:
-            return 0
-
-    return count(pid), sum(count(p) for p in tree)
 
 
 @pytest.mark.slow

@@ -47,9 +47,16 @@ class _EmbeddedEngine:
         self.lock: FileLock | None = None
         self.path: str | None = None
         self.depth = 0
+        self.opens = 0  # engine opens in this process's life: each leaves ~5 threads behind
 
 
 _ENGINE = _EmbeddedEngine()
+
+
+def engine_opens() -> int:
+    """How often this process has opened the embedded engine (chdb leaves ~5 threads and
+    ~2 MiB behind each time): what a long-lived process watches to know when to retire."""
+    return _ENGINE.opens
 
 
 def holds_engine() -> bool:
@@ -240,6 +247,7 @@ class ClickHouseResource(ConfigurableResource):
                         store="ClickHouse", address=self.address,
                     ) from exc
                 _ENGINE.lock, _ENGINE.path = lock, str(path)
+                _ENGINE.opens += 1
             elif _ENGINE.path != str(path):
                 raise ServiceUnavailableError(
                     f"this process already holds embedded ClickHouse at {_ENGINE.path}; "
