@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import SkipReason, build_schedule_context
+from dagster import AssetCheckResult, AssetCheckSeverity, SkipReason, build_schedule_context
 
 from kline_assets.errors import CalendarRangeError, ClosuresFileError
 from kline_assets.stocks import sessions
+from kline_assets.stocks.checks import calendar_coverage
 from kline_assets.stocks.schedules import stock_current_month
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -165,3 +166,28 @@ def test_provisional_days_are_those_the_file_decides(shipped: Path) -> None:
     assert sessions.calendar_metadata(datetime(2027, 1, 1), datetime(2027, 2, 1)) == {
         "calendar": note}
     assert sessions.provisional_note(date(2026, 12, 31), date(9999, 1, 1)) == note
+
+
+def test_the_calendar_check_passes_provisionally_on_the_file_and_warns_beyond_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    path = closures_file(monkeypatch, tmp_path, "year,2027\n2027-01-01,New Year's Day\n")
+
+    def on(day: str) -> AssetCheckResult:
+        return calendar_coverage(datetime.fromisoformat(f"{day}T09:00").replace(tzinfo=SHANGHAI))
+
+    package = on("2026-11-01")  # 11-01…11-30: the package alone
+    assert package.passed and package.metadata["calendar"].value.startswith("exchange-calendars")
+    provisional = on("2026-12-15")  # …2027-01-13: relies on the file
+    assert provisional.passed
+    assert provisional.metadata["calendar"].value == f"provisional (closures file {path})"
+    assert provisional.metadata["window"].value == "2026-12-15..2027-01-13"
+    beyond = on("2027-12-15")  # …2028-01-13: 2028 is in neither
+    assert not beyond.passed and beyond.severity == AssetCheckSeverity.WARN
+    assert beyond.metadata["uncovered_years"].value == "2028"
+    assert str(path) in beyond.metadata["error"].value
+    assert "'year,2028'" in beyond.metadata["error"].value
+
+    path.write_text("year,2027\n2027-01-09,a Saturday\n", encoding="utf-8")
+    broken = on("2026-11-01")  # a bad file warns before any day needs it
+    assert not broken.passed and f"{path}:2: " in broken.metadata["error"].value
