@@ -195,3 +195,18 @@ def test_a_range_of_provisional_days_says_so_in_a_header(postgres, monkeypatch):
         f"provisional (closures file {sessions.DEFAULT_CLOSURES})")
     assert old.status_code == 200 and old.json()["count"] == 4
     assert CALENDAR_HEADER not in old.headers
+
+
+def test_the_page_says_when_its_days_are_provisional(postgres, monkeypatch):
+    """The /bars page shows the header's note under the form, beside the bars it drew."""
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    insert_bars(postgres, make_bars([CODE], ["2027-01-04"], seed=3))
+    quiet = RedisResource(url=REDIS_URL)  # read only: nothing lives in 2027 there
+    with serve(create_app(UNUSED_CLICKHOUSE, postgres, redis=quiet)) as url, \
+            chromium_page() as pg:
+        pg.goto(f"{url}/bars?symbol={CODE}&day=2027-01-04&period=60")
+        pg.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+        status = pg.locator("#status").inner_text()
+        assert pg.evaluate("document.body.dataset.calendar") == (
+            f"provisional (closures file {sessions.DEFAULT_CLOSURES})")
+        assert "calendar: provisional (closures file" in status, status
