@@ -40,4 +40,13 @@ class InvalidRunIdError(KlineError):
 
 
 class CalendarRangeError(KlineError):
-    """A date lies outside the range the exchange calendar knows."""
+    """A date lies outside the range the exchange calendar knows: before the package's first
+    day, or in a year that neither the package nor the closures file covers. The message names
+    the closures file and KLINE_XSHG_CLOSURES, where operators add a year."""
+
+
+class ClosuresFileError(CalendarRangeError):
+    """The closures file (KLINE_XSHG_CLOSURES) is missing or has a bad line; the message names
+    the file and the line. A CalendarRangeError, because the days it should answer for cannot
+    be answered: every caller that handles one (the tick consumer parks such ticks with the
+    reason) handles this too."""

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from kline_assets.api.stores import Stores
 from kline_assets.errors import InvalidQueryError
 from kline_assets.kernels.bars import PERIODS
 from kline_assets.stocks.merged import parse_clock
+from kline_assets.stocks.sessions import provisional_note
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import day_symbols, status
 
@@ -26,6 +27,9 @@ router = APIRouter(tags=["bars"])
 STATIC = Path(__file__).parent / "static"
 MAX_SPAN = timedelta(days=31)
 DEFAULT_SPAN = timedelta(hours=24)
+CALENDAR_HEADER = "X-Kline-Calendar"
+"""Set on a bar page whose range reaches days the closures file decides (the page's JSON keeps
+the shape the frontend reads)."""
 
 Clock = Annotated[str, Query(max_length=40, description="ISO-8601 date and time; without an "
                                                         "offset, Asia/Shanghai")]
@@ -60,6 +64,7 @@ class BarsStatus(BaseModel):
 @router.get("/api/bars/", response_model=Page[Bar])
 def list_bars(
     request: Request,
+    response: Response,
     symbol: Annotated[str, Query(min_length=1, max_length=64, description="e.g. 600000.SH")],
     start: Clock,
     end: Annotated[str | None, Query(max_length=40, description="default: start + 24 hours")
@@ -71,7 +76,9 @@ def list_bars(
 ) -> dict:
     """`period`-minute bars of `symbol` with frames in [start, end], oldest first; each says
     its source: `vendor` (stock_1min_qfq), `synth` (the nightly archive of our bars) or
-    `live` (today's bars in Redis, not handed over yet)."""
+    `live` (today's bars in Redis, not handed over yet). When the range reaches days after
+    the last one exchange-calendars knows, the `X-Kline-Calendar` header says
+    `provisional (closures file <path>)`: their trading days come from the operators' file."""
     lo = parse_clock(start, "start")
     try:
         hi = parse_clock(end, "end") if end else lo + DEFAULT_SPAN
@@ -81,6 +88,9 @@ def list_bars(
     if hi - lo > MAX_SPAN:
         raise InvalidQueryError(f"at most {MAX_SPAN.days} days per request")
     rows = query.bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
+    note = provisional_note(lo, hi)
+    if note:  # header values are Latin-1: a path outside it is escaped, never refused
+        response.headers[CALENDAR_HEADER] = note.encode("ascii", "backslashreplace").decode()
     return page(request, len(rows), rows[offset:offset + limit], limit, offset)
 
 

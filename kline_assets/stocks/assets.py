@@ -34,6 +34,7 @@ from kline_assets.stocks import STOCK_TABLE
 from . import checks, landing, monthly
 from .partitions import STOCK_MONTHS, MonthWindow
 from .refresh_events import chart_metadata
+from .sessions import calendar_metadata
 
 GROUP = "stocks"
 TABLE = "stock_1min_qfq"
@@ -165,7 +166,10 @@ low, close, volume, amount, renamed through `column_map`), written by the Postgr
   file is left out whole). A month without any file is left untouched.
 * `time` is Beijing wall clock. Bars on a day that is not an XSHG trading day are rejected as
   `non_trading_day`; bars outside 09:30–11:30 / 13:00–15:00 (inclusive, so start- and
-  end-labelled files both fit) as `outside_session`; both are counted per file.
+  end-labelled files both fit) as `outside_session`; both are counted per file. Trading
+  days after the last day exchange-calendars knows come from the closures file
+  (`KLINE_XSHG_CLOSURES`); a month of such days says `calendar: provisional (closures file …)`
+  in its metadata, and the `calendar_covers_next_30_days` check warns before one is unknown.
 * **Duplicates** — bars sharing (code, time), in one file or several: the copy that comes
   last in (relative file path, line) order wins, so a corrected file whose name sorts later
   replaces the earlier bar. Identical copies are counted as duplicates; copies with different
@@ -211,7 +215,8 @@ def stock_1min(
         chain.from_iterable(m.tables() for m in written),
         replace=[(m.window.start, m.window.end) for m in written],
     )
-    return Output(stream, metadata=_load_metadata(months, root, path))
+    return Output(stream, metadata={**_load_metadata(months, root, path),
+                                    **calendar_metadata(window.start, window.end)})
 
 
 def _log_report(context: AssetExecutionContext, month: landing.MonthBars, root: Path) -> None:
@@ -343,6 +348,7 @@ def stock_monthly_kline(
         "path": report.path.value,
         "seconds": round(report.seconds, 3),
         **state,
+        **calendar_metadata(window.start, window.end),
         **chart_metadata(postgres, window, config.chart_code, config.chart_months),
     })
 

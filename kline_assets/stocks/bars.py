@@ -30,7 +30,7 @@ from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
-from .sessions import trading_days
+from .sessions import provisional_note, trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
 OPTIONAL = ("tick_id", "high", "low")
@@ -335,6 +335,9 @@ def query_command(symbol: str, period: str, start: str, end: str, as_json: bool)
         rows = merged_bars(symbol, int(period), lo, hi)
     except KlineError as exc:
         raise click.ClickException(str(exc)) from exc
+    note = provisional_note(lo, hi)
+    if note:  # on stderr: the table or the JSON on stdout keep their shape
+        click.echo(f"calendar: {note}", err=True)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

@@ -1,5 +1,6 @@
-"""Asset checks of the stock domain: validation queries on stock_monthly_kline and the
-integrity of stock_1min (conflicting duplicates, bars off the XSHG calendar, non-finite values).
+"""Asset checks of the stock domain: validation queries on stock_monthly_kline, the
+integrity of stock_1min (conflicting duplicates, bars off the XSHG calendar, non-finite values),
+the freshness of the last month and whether the trading calendar reaches far enough ahead.
 
 One op per asset runs its checks on one connection. The checks are partitioned like their
 assets, so the UI shows a result per month: a run of one partition yields Dagster's usual check
@@ -10,7 +11,7 @@ carries the number of offending rows, up to 20 of them, and the query it ran.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -483,3 +484,51 @@ def last_month_freshness(instance: DagsterInstance, now: datetime) -> AssetCheck
 )
 def last_month_loaded(context: AssetCheckExecutionContext) -> AssetCheckResult:
     return last_month_freshness(context.instance, datetime.now(UTC))
+
+
+# --------------------------------------------------------------------------- calendar
+
+CALENDAR_COVERAGE = "calendar_covers_next_30_days"
+CALENDAR_HORIZON_DAYS = 30
+
+
+def calendar_coverage(now: datetime, days: int = CALENDAR_HORIZON_DAYS) -> AssetCheckResult:
+    """Whether every day of the `days` Beijing days from `now` on is known to the calendar.
+
+    Fails (as a warning, while there is still time to act) when one of them lies in a year
+    that neither exchange-calendars nor the closures file covers, or when the closures file
+    cannot be read — from then on every tick, landing file and hand-over of such a day is
+    refused. Passes with `calendar: provisional (…)` while the days rely on the file."""
+    today = now.astimezone(ZoneInfo(STOCK_TZ)).date()
+    last = today + timedelta(days=days - 1)
+    status = sessions.calendar_status(today, last)
+    source = (f"provisional (closures file {status.closures_path})" if status.provisional
+              else f"exchange-calendars {status.package_version}")
+    meta: dict[str, object] = {
+        "window": f"{today}..{last}",
+        "calendar": source,
+        "package_last_day": f"{status.package_last} (exchange-calendars "
+                            f"{status.package_version})",
+        "closures_file": MetadataValue.path(str(status.closures_path)),
+        "closures_file_years": ", ".join(map(str, status.file_years)) or "none",
+    }
+    if status.uncovered_years:
+        meta["uncovered_years"] = ", ".join(map(str, status.uncovered_years))
+    if status.error:
+        meta["error"] = status.error
+    if status.ignored:
+        meta["ignored_lines"] = MetadataValue.md("\n".join(f"* {i}" for i in status.ignored))
+    return AssetCheckResult(passed=status.covered, severity=AssetCheckSeverity.WARN,
+                            metadata=meta)
+
+
+@asset_check(
+    asset=ONE_MIN,
+    description="The XSHG calendar knows every day of the next 30 (Beijing): from "
+    "exchange-calendars, or for years beyond it from the closures file (KLINE_XSHG_CLOSURES; "
+    "the result then says `calendar: provisional`). Warns when a day lies in a year neither "
+    "covers, or the file has a bad line: add the exchange's announced closures of that year "
+    "to the file. Evaluated by the stocks_watch schedule and after every stock_monthly_job run.",
+)
+def calendar_covers_next_30_days(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return calendar_coverage(datetime.now(UTC))

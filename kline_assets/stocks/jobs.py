@@ -27,14 +27,18 @@ from pydantic import Field
 from kline_assets.resources.postgres import PostgresResource
 
 from . import monthly
+from .checks import CALENDAR_COVERAGE
 from .partitions import FIRST_MONTH, window_for_months
 from .refresh_events import refresh_events
 
 stocks_watch_job = define_asset_job(
     "stocks_watch",
-    selection=AssetSelection.checks(AssetCheckKey(AssetKey("stock_monthly_kline"),
-                                                  "last_month_loaded")),
-    description="Evaluate the last_month_loaded freshness check of stock_monthly_kline.",
+    selection=AssetSelection.checks(
+        AssetCheckKey(AssetKey("stock_monthly_kline"), "last_month_loaded"),
+        AssetCheckKey(AssetKey("stock_1min"), CALENDAR_COVERAGE),
+    ),
+    description="Evaluate the last_month_loaded freshness check of stock_monthly_kline and "
+    "whether the trading calendar covers the next 30 days (calendar_covers_next_30_days).",
 )
 
 stock_monthly_job = define_asset_job(

@@ -30,6 +30,7 @@ from . import monthly
 from .checks import monthly_kline_evaluations
 from .partitions import MonthWindow, month_label
 from .plots import candlestick_markdown
+from .sessions import calendar_metadata
 
 ASSET = "stock_monthly_kline"
 
@@ -69,13 +70,14 @@ def refresh_events(
     events: list[AssetMaterialization | AssetCheckEvaluation] = []
     for label in labels:
         rows, codes = stats[label]
+        month = MonthWindow.of_months(label, label)
         metadata: dict[str, object] = {
             "dagster/row_count": rows, "rows_refreshed": rows, "codes": codes,
             "path": report.path.value, "refreshed_by": refreshed_by,
-            **state,
+            **state, **calendar_metadata(month.start, month.end),
         }
         if label == labels[-1]:
-            metadata.update(chart_metadata(postgres, MonthWindow.of_months(label, label)))
+            metadata.update(chart_metadata(postgres, month))
         events.append(AssetMaterialization(asset_key=ASSET, partition=f"{label}-01",
                                            metadata=metadata))
     months = [MonthWindow.of_months(label, label) for label in labels]

@@ -69,6 +69,7 @@ stocks_watch = ScheduleDefinition(
     cron_schedule="0 9,17 * * 1-5",
     execution_timezone=STOCK_TZ,
     default_status=DefaultScheduleStatus.STOPPED,
-    description="Check that the last stock month was loaded at most one trading day late: "
-    "before the open and after the evening load, on weekdays.",
+    description="Check that the last stock month was loaded at most one trading day late and "
+    "that the trading calendar covers the next 30 days: before the open and after the "
+    "evening load, on weekdays.",
 )

@@ -1,22 +1,39 @@
 """A-share trading sessions: the one definition of trading days, session hours and the lunch
 break, asked by landing, the schedules, the demo, the tick → bar kernel and the tests.
 
-Trading days come from the `exchange-calendars` package (calendar XSHG, which Shenzhen shares):
-exchange holidays such as National Day week are not sessions, nor are make-up Saturdays that
-are workdays for offices but not for the exchange. The calendar knows sessions up to the end of
-next year; asking beyond raises CalendarRangeError instead of guessing.
+Trading days come from two sources, joined at the last day the package knows:
+
+* the `exchange-calendars` package (calendar XSHG, which Shenzhen shares), up to the end of its
+  data: exchange holidays such as National Day week are not sessions, nor are make-up Saturdays
+  that are workdays for offices but not for the exchange;
+* after that, the closures file the operators maintain (`KLINE_XSHG_CLOSURES`, default the
+  `xshg_closures.csv` shipped beside this module): for a year the file declares, the trading
+  days are its weekdays minus the closures listed. Those days are *provisional* — the package
+  has not confirmed them — and every stock materialization touching them says so in its
+  metadata (`calendar_metadata`).
+
+Asking for a day that neither source covers (before the package's first day, or in a year the
+file does not declare) raises CalendarRangeError naming the file to edit, instead of guessing.
+The package's calendar is built once; the file is read again only when its path, modification
+time or size changes, so an operator's edit is picked up by running processes and tests may
+point the variable at a file of their own.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from kline_assets.errors import CalendarRangeError
+from kline_assets.errors import CalendarRangeError, ClosuresFileError
 from kline_assets.settings import STOCK_TZ
 
 if TYPE_CHECKING:
@@ -24,6 +41,9 @@ if TYPE_CHECKING:
 
 CALENDAR = "XSHG"
 CALENDAR_START = "2000-01-01"
+CLOSURES_ENV = "KLINE_XSHG_CLOSURES"
+DEFAULT_CLOSURES = Path(__file__).with_name("xshg_closures.csv")
+"""The closures shipped with the package: those announced so far for years beyond it."""
 
 # Seconds of the Beijing day.
 AUCTION_OPEN = 9 * 3600 + 25 * 60  # opening call auction prints (09:25)
@@ -37,52 +57,236 @@ BAR_END_MINUTES = np.concatenate([
     np.arange(AFTERNOON[0] // 60 + 1, AFTERNOON[1] // 60 + 1),
 ])
 
+DayLike = date | datetime | str | pd.Timestamp
+_ONE_DAY = pd.Timedelta(days=1)
+_YEAR_LINE = re.compile(r"\d{4}")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# --------------------------------------------------------------------------- the package
+
 
 @lru_cache(maxsize=1)
-def calendar() -> ExchangeCalendar:
-    """XSHG built over an explicit range: from 2000 to the last day the package knows."""
+def _package() -> tuple[ExchangeCalendar, pd.Timestamp]:
+    """XSHG built over an explicit range, and the last day the package decides: the end of
+    its precomputed holidays, not merely its last session, so a year ending on a holiday is
+    still wholly the package's."""
     import exchange_calendars as xcals
 
-    last = xcals.get_calendar(CALENDAR).last_session
-    return xcals.get_calendar(CALENDAR, start=CALENDAR_START, end=last)
+    default = xcals.get_calendar(CALENDAR)
+    last = pd.Timestamp(type(default).bound_max() or default.last_session).normalize()
+    return xcals.get_calendar(CALENDAR, start=CALENDAR_START, end=last), last
 
 
-def _bounds() -> tuple[pd.Timestamp, pd.Timestamp]:
-    cal = calendar()
-    return cal.first_session, cal.last_session
+def calendar() -> ExchangeCalendar:
+    """XSHG from 2000 to the last day the package knows (built once)."""
+    return _package()[0]
+
+
+@lru_cache(maxsize=1)
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("exchange-calendars")
+
+
+def package_range() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and the last day whose status the package decides (naive midnights)."""
+    cal, last = _package()
+    return cal.first_session, last
+
+
+# --------------------------------------------------------------------------- the closures file
+
+
+@dataclass(frozen=True)
+class Closures:
+    """The closures file as read and checked against the package's range.
+
+    `years` are the years the file declares; `sessions` the trading days of those years after
+    the package's last day (datetime64[D], sorted); `ignored` says, per line, which entries the
+    package has made redundant (they lie within its range, where it decides)."""
+
+    path: Path
+    years: frozenset[int]
+    sessions: np.ndarray
+    ignored: tuple[str, ...]
+
+
+def closures_path() -> Path:
+    """The closures file in use: KLINE_XSHG_CLOSURES, else the one shipped with the package."""
+    value = os.environ.get(CLOSURES_ENV, "").strip()
+    return Path(value).expanduser() if value else DEFAULT_CLOSURES
+
+
+def _origin(path: Path) -> str:
+    if os.environ.get(CLOSURES_ENV, "").strip():
+        return f"named by {CLOSURES_ENV}"
+    return f"shipped with the package; set {CLOSURES_ENV} to use another"
+
+
+def closures() -> Closures:
+    """The closures file in use, read again whenever its path, mtime or size changes."""
+    path = closures_path()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ClosuresFileError(
+            f"the XSHG closures file {path} ({_origin(path)}) cannot be read: "
+            f"{exc.strerror or exc}") from exc
+    return _read_closures(str(path), stat.st_mtime_ns, stat.st_size, package_range()[1])
+
+
+@lru_cache(maxsize=8)
+def _read_closures(path_text: str, _mtime_ns: int, _size: int, package_last: pd.Timestamp
+                   ) -> Closures:
+    """Parse and validate the file (the mtime and size are only the cache key)."""
+    path = Path(path_text)
+
+    def bad(line: int, message: str) -> ClosuresFileError:
+        return ClosuresFileError(f"{path}:{line}: {message} (the XSHG closures file, "
+                                 f"{_origin(path)})")
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise bad(raw[:exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
+
+    year_lines: dict[int, int] = {}
+    day_lines: dict[date, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        head, _, rest = (part.strip() for part in line.partition(","))
+        if head.lower() == "year":
+            if not _YEAR_LINE.fullmatch(rest):
+                raise bad(number, f"expected 'year,YYYY', got {line!r}")
+            year = int(rest)
+            if year in year_lines:
+                raise bad(number, f"year {year} is declared twice (first on line "
+                                  f"{year_lines[year]})")
+            year_lines[year] = number
+            continue
+        if not _DATE_TEXT.fullmatch(head):
+            raise bad(number, f"expected 'year,YYYY' or 'YYYY-MM-DD,name', got {line!r}")
+        try:
+            day = date.fromisoformat(head)
+        except ValueError:
+            raise bad(number, f"{head} is not a date") from None
+        if day in day_lines:
+            raise bad(number, f"{day} is listed twice (first on line {day_lines[day]})")
+        if day.weekday() >= 5:
+            # Weekends are closed anyway; a weekend date is most likely a typo for a weekday
+            # closure, which would otherwise stay a trading day unnoticed.
+            raise bad(number, f"{day} is a {day:%A}: weekends are never sessions, list only "
+                              "the weekdays the exchange is closed")
+        day_lines[day] = number
+    for day, number in day_lines.items():
+        if day.year not in year_lines:
+            raise bad(number, f"{day} lies in {day.year}, which the file does not declare: "
+                              f"add a line 'year,{day.year}' once every closure of "
+                              f"{day.year} announced so far is listed")
+
+    last = package_last.date()
+    ignored = [f"{path}:{n}: year {y} lies within exchange-calendars' range (to {last}); "
+               "the package decides it" for y, n in year_lines.items() if date(y, 12, 31) <= last]
+    ignored += [f"{path}:{n}: {d} lies within exchange-calendars' range (to {last}); the "
+                "package decides it" for d, n in day_lines.items() if d <= last]
+    closed = np.array(sorted(d for d in day_lines if d > last), dtype="datetime64[D]")
+    after = np.datetime64(last, "D") + 1
+    parts = []
+    for year in sorted(y for y in year_lines if date(y, 12, 31) > last):
+        days = np.arange(max(np.datetime64(f"{year:04d}-01-01"), after),
+                         np.datetime64(f"{year + 1:04d}-01-01"), dtype="datetime64[D]")
+        parts.append(days[np.is_busday(days, holidays=closed)])
+    sessions = np.concatenate(parts) if parts else np.zeros(0, dtype="datetime64[D]")
+    return Closures(path, frozenset(year_lines), sessions, tuple(ignored))
+
+
+# --------------------------------------------------------------------------- range checks
+
+
+def _uncovered_years(first: pd.Timestamp, last: pd.Timestamp) -> list[int]:
+    """Years of [first, last] after the package's last day that the file does not declare."""
+    hi = package_range()[1]
+    if last <= hi:
+        return []
+    start = max(first, hi + _ONE_DAY)
+    declared = closures().years
+    return [y for y in range(start.year, last.year + 1) if y not in declared]
+
+
+def _beyond_message(first: pd.Timestamp, last: pd.Timestamp, years: list[int]) -> str:
+    hi = package_range()[1]
+    path = closures_path()
+    listed = ", ".join(map(str, years))
+    example = years[0]
+    return (f"{first:%Y-%m-%d}…{last:%Y-%m-%d} reaches {listed}, which neither "
+            f"exchange-calendars {_package_version()} ({CALENDAR} to {hi:%Y-%m-%d}) nor the "
+            f"closures file {path} ({_origin(path)}) covers: add a line 'year,{example}' and "
+            f"the exchange's announced closures of {example} to that file, or upgrade "
+            "exchange-calendars")
 
 
 def _check_range(first: pd.Timestamp, last: pd.Timestamp) -> None:
-    lo, hi = _bounds()
-    if first < lo or last > hi:
+    lo = package_range()[0]
+    if first < lo:
         raise CalendarRangeError(
             f"{first.date()}…{last.date()} is outside the {CALENDAR} calendar of "
-            f"exchange-calendars ({lo.date()}…{hi.date()}); upgrade exchange-calendars for "
-            "later holidays"
-        )
+            f"exchange-calendars, which starts on {lo.date()}")
+    missing = _uncovered_years(first, last)
+    if missing:
+        raise CalendarRangeError(_beyond_message(first, last, missing))
 
 
-def _day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
+def _day(value: DayLike) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert(STOCK_TZ).tz_localize(None)
     return ts.normalize()
 
 
-def trading_days(start: date | str | pd.Timestamp, end: date | str | pd.Timestamp
-                 ) -> pd.DatetimeIndex:
-    """Trading days d with start ≤ d ≤ end, as naive midnights."""
+def _as_date(value: DayLike) -> date:
+    """The Beijing date of `value` without pandas' year-2262 limit (for read requests)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(ZoneInfo(STOCK_TZ)) if value.tzinfo else value).date()
+    if isinstance(value, date):
+        return value
+    return _day(value).date()
+
+
+# --------------------------------------------------------------------------- trading days
+
+
+def _file_sessions(first: pd.Timestamp, last: pd.Timestamp) -> np.ndarray:
+    """The file's trading days in [first, last] (both after the package's last day)."""
+    sessions = closures().sessions
+    lo = np.searchsorted(sessions, np.datetime64(first.date(), "D"), side="left")
+    hi = np.searchsorted(sessions, np.datetime64(last.date(), "D"), side="right")
+    return sessions[lo:hi]
+
+
+def trading_days(start: DayLike, end: DayLike) -> pd.DatetimeIndex:
+    """Trading days d with start ≤ d ≤ end, as naive midnights; the package's days, then the
+    closures file's after the package's last day."""
     first, last = _day(start), _day(end)
     if last < first:
-        return pd.DatetimeIndex([])
+        return pd.DatetimeIndex([], dtype="datetime64[ns]")
     _check_range(first, last)
-    return pd.DatetimeIndex(calendar().sessions_in_range(first, last)).tz_localize(None)
+    hi = package_range()[1]
+    parts = []
+    if first <= hi:
+        known = calendar().sessions_in_range(first, min(last, hi))
+        parts.append(pd.DatetimeIndex(known).tz_localize(None).values.astype("datetime64[D]"))
+    if last > hi:
+        parts.append(_file_sessions(max(first, hi + _ONE_DAY), last))
+    return pd.DatetimeIndex(np.concatenate(parts).astype("datetime64[ns]"))
 
 
-def is_trading_day(day: date | datetime | str | pd.Timestamp) -> bool:
-    d = _day(day)
-    _check_range(d, d)
-    return bool(calendar().is_session(d))
+def is_trading_day(day: DayLike) -> bool:
+    return len(trading_days(day, day)) == 1
 
 
 def trading_day_mask(days: np.ndarray) -> np.ndarray:
@@ -95,11 +299,98 @@ def trading_day_mask(days: np.ndarray) -> np.ndarray:
     return np.isin(unique, sessions.values.astype("datetime64[D]"))[inverse]
 
 
-def previous_trading_day(day: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
-    """The last trading day strictly before `day`."""
+def previous_trading_day(day: DayLike) -> pd.Timestamp:
+    """The last trading day strictly before `day`, across the package/file boundary."""
     d = _day(day)
     _check_range(d, d)
-    return pd.Timestamp(calendar().date_to_session(d - pd.Timedelta(days=1), direction="previous"))
+    hi = package_range()[1]
+    before = d - _ONE_DAY
+    if before > hi:
+        sessions = closures().sessions
+        n = int(np.searchsorted(sessions, np.datetime64(before.date(), "D"), side="right"))
+        found = pd.Timestamp(sessions[n - 1]) if n else hi
+        _check_range(found, d)  # no undeclared year between it and `day`
+        if n:
+            return found
+        before = hi
+    return pd.Timestamp(calendar().date_to_session(before, direction="previous"))
+
+
+# --------------------------------------------------------------------------- provisional days
+
+
+def is_provisional(day: DayLike) -> bool:
+    """Whether `day` lies after the package's last day: its status, where known, comes from
+    the closures file and is not final until exchange-calendars covers its year."""
+    return _as_date(day) > package_range()[1].date()
+
+
+def provisional_days(start: DayLike, end: DayLike) -> pd.DatetimeIndex:
+    """The calendar days d with start ≤ d ≤ end whose status comes from the closures file."""
+    first, last = _day(start), _day(end)
+    return pd.date_range(max(first, package_range()[1] + _ONE_DAY), last, unit="ns")
+
+
+def provisional_note(first: DayLike, last: DayLike) -> str | None:
+    """'provisional (closures file <path>)' when a day of [first, last] is provisional."""
+    if _as_date(first) > _as_date(last) or not is_provisional(last):
+        return None
+    return f"provisional (closures file {closures_path()})"
+
+
+def calendar_metadata(start: DayLike, end: DayLike) -> dict[str, str]:
+    """Materialization metadata of a partition's half-open window [start, end): a `calendar`
+    entry when any of its days is provisional, nothing otherwise (so history is unchanged)."""
+    last = pd.Timestamp(end) - pd.Timedelta(microseconds=1)
+    note = provisional_note(start, last)
+    return {"calendar": note} if note else {}
+
+
+@dataclass(frozen=True)
+class CalendarStatus:
+    """What the calendar can answer for the days first…last, and from which source."""
+
+    first: date
+    last: date
+    package_last: date
+    package_version: str
+    closures_path: Path
+    file_years: tuple[int, ...]
+    uncovered_years: tuple[int, ...]
+    ignored: tuple[str, ...]
+    error: str | None
+
+    @property
+    def covered(self) -> bool:
+        return not self.uncovered_years and self.error is None
+
+    @property
+    def provisional(self) -> bool:
+        return self.last > self.package_last
+
+
+def calendar_status(first: DayLike, last: DayLike) -> CalendarStatus:
+    """Coverage of [first, last] without raising: the closures file is always read (a broken
+    file is reported before it is needed), and an error reading it is part of the status."""
+    lo, hi = _day(first), _day(last)
+    path = closures_path()
+    years: tuple[int, ...] = ()
+    uncovered: tuple[int, ...] = ()
+    ignored: tuple[str, ...] = ()
+    error = None
+    try:
+        read = closures()
+        years, ignored = tuple(sorted(read.years)), read.ignored
+        uncovered = tuple(_uncovered_years(lo, hi))
+    except CalendarRangeError as exc:
+        error = str(exc)
+    if uncovered:
+        error = _beyond_message(lo, hi, list(uncovered))
+    return CalendarStatus(lo.date(), hi.date(), package_range()[1].date(), _package_version(),
+                          path, years, uncovered, ignored, error)
+
+
+# --------------------------------------------------------------------------- session hours
 
 
 def seconds_of_day(times: np.ndarray) -> np.ndarray:

@@ -12,8 +12,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from kline_assets.api.app import create_app
+from kline_assets.api.bars import CALENDAR_HEADER
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.redis import RedisResource
+from kline_assets.stocks import sessions
 from kline_assets.stocks.ticks.consume import Consumer, ConsumerOptions
 from kline_assets.stocks.ticks.publish import publish_file
 from kline_assets_tests.support.browser import chromium_page, serve
@@ -173,3 +175,37 @@ def test_the_page_draws_a_demo_day(page, served, tmp_path):
     page.click("#show")
     page.wait_for_function("document.body.dataset.rows == 0", timeout=20_000)
     assert "unknown symbol" in page.locator("#status").inner_text()
+
+
+def test_a_range_of_provisional_days_says_so_in_a_header(postgres, monkeypatch):
+    """The page keeps its JSON shape; a header says the days come from the closures file."""
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    insert_bars(postgres, make_bars([CODE], ["2026-12-31", "2027-01-04"], seed=3))
+    quiet = RedisResource(url=REDIS_URL)  # read only: nothing lives in 2026-12 or 2027 there
+    with TestClient(create_app(UNUSED_CLICKHOUSE, postgres, redis=quiet),
+                    raise_server_exceptions=False) as c:
+        new = c.get("/api/bars/", params={"symbol": CODE, "start": "2027-01-04T09:00",
+                                          "period": 60})
+        old = c.get("/api/bars/", params={"symbol": CODE, "start": "2026-12-31T09:00",
+                                          "end": "2026-12-31T15:00", "period": 60})
+    assert new.status_code == 200 and new.json()["count"] == 4, new.text
+    assert set(new.json()) == {"count", "next", "previous", "results"}
+    assert new.headers[CALENDAR_HEADER] == (
+        f"provisional (closures file {sessions.DEFAULT_CLOSURES})")
+    assert old.status_code == 200 and old.json()["count"] == 4
+    assert CALENDAR_HEADER not in old.headers
+
+
+def test_the_page_says_when_its_days_are_provisional(postgres, monkeypatch):
+    """The /bars page shows the header's note under the form, beside the bars it drew."""
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    insert_bars(postgres, make_bars([CODE], ["2027-01-04"], seed=3))
+    quiet = RedisResource(url=REDIS_URL)  # read only: nothing lives in 2027 there
+    with serve(create_app(UNUSED_CLICKHOUSE, postgres, redis=quiet)) as url, \
+            chromium_page() as pg:
+        pg.goto(f"{url}/bars?symbol={CODE}&day=2027-01-04&period=60")
+        pg.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+        status = pg.locator("#status").inner_text()
+        assert pg.evaluate("document.body.dataset.calendar") == (
+            f"provisional (closures file {sessions.DEFAULT_CLOSURES})")
+        assert "calendar: provisional (closures file" in status, status

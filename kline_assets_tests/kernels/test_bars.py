@@ -356,10 +356,10 @@ def test_cumulative_reset_reported() -> None:
 
 # ---------------------------------------------------------------- a full synthetic day
 
-def full_day(symbols: int = 2, step_s: int = 3, seed: int = 3) -> list[Tick]:
+def full_day(symbols: int = 2, step_s: int = 3, seed: int = 3, day: str = DAY) -> list[Tick]:
     """3-second cumulative snapshots from the 09:25 auction to 15:00:00 for a few symbols."""
     rng = np.random.default_rng(seed)
-    midnight = datetime.fromisoformat(DAY)
+    midnight = datetime.fromisoformat(day)
     clock = [timedelta(hours=9, minutes=25)]
     for lo, hi in ((9 * 3600 + 30 * 60, 11 * 3600 + 30 * 60), (13 * 3600, 15 * 3600)):
         clock += [timedelta(seconds=s) for s in range(lo + step_s, hi + 1, step_s)]
@@ -407,6 +407,21 @@ def test_full_day_counts_and_reference(day_rows: list[Tick], profile: str, count
     if profile == "tushare":
         first = [str(f)[11:16] for f in out[15].frame[:1]]
         assert first == ["09:45"]
+
+
+def test_a_day_beyond_the_package_trades_by_the_closures_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2027 comes from the shipped closures file: its first Monday is a full session day, New
+    Year's Day is a closure."""
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    monday = full_day(symbols=1, step_s=30, day="2027-01-04")
+    ticks, mask = to_ticks(monday)
+    out, report = synthesize(ticks, mask, cumulative=True)
+    assert report.kept == len(monday) and len(out[1]) == 240 and len(out[60]) == 4
+    holiday, mask = to_ticks(full_day(symbols=1, step_s=30, day="2027-01-01"))
+    out, report = synthesize(holiday, mask, cumulative=True)
+    assert len(out[1]) == 0 and report.rejected["non_trading_day"] == len(holiday)
 
 
 def test_n_minute_from_sparse_bars() -> None:

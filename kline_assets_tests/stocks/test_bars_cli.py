@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from kline_assets.cli import cli
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.stocks import sessions
 from kline_assets.stocks.bars import OUTPUT
 from kline_assets_tests.support.stocks import insert_bars, make_bars
 
@@ -148,3 +149,19 @@ def test_query_vendor_history(postgres: PostgresResource, monkeypatch: pytest.Mo
     bad = CliRunner().invoke(cli, ["bars", "query", "X", "--from", "2025-10-09",
                                    "--to", "2025-10-09 10:00"])
     assert bad.exit_code == 2
+    assert "calendar" not in result.stderr
+
+
+def test_query_of_provisional_days_says_so_on_stderr(
+    postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    insert_bars(postgres, make_bars(["600000.SH"], ["2027-01-04"]))
+    monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
+    monkeypatch.setenv("KLINE_REDIS_URL", "redis://127.0.0.1:6379/13")  # no live bars there
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    result = run("bars", "query", "600000.SH", "--period", "60", "--from", "2027-01-04 09:00",
+                 "--to", "2027-01-04 15:00", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 4
+    assert result.stderr.strip() == (
+        f"calendar: provisional (closures file {sessions.DEFAULT_CLOSURES})")

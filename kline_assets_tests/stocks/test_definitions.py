@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 from dagster import (
+    AssetCheckSeverity,
     AssetKey,
+    DagsterInstance,
     Definitions,
     IdentityPartitionMapping,
     build_schedule_context,
@@ -67,7 +69,7 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
         "monthly_move_under_1000pct", "no_negative_volume_or_amount", "consistent_price_range",
         "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
-        "at_most_241_bars_per_code_and_day", "last_month_loaded",
+        "at_most_241_bars_per_code_and_day", "last_month_loaded", "calendar_covers_next_30_days",
         "accuracy_vs_vendor", "no_missing_minutes",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
@@ -97,3 +99,18 @@ def test_cli_offers_refresh_with_from_to_force_and_recreate() -> None:
     assert result.exit_code == 0
     for option in ("--from", "--to", "--force", "--recreate"):
         assert option in result.output
+
+
+def test_the_watch_job_evaluates_the_calendar_check(monkeypatch, tmp_path) -> None:
+    closures = tmp_path / "closures.csv"
+    closures.write_text("year,2027\nnot a closure\n", encoding="utf-8")
+    monkeypatch.setenv("KLINE_XSHG_CLOSURES", str(closures))
+    job = loaded().resolve_job_def("stocks_watch")
+    result = job.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success  # a failed check does not fail the run
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"last_month_loaded", "calendar_covers_next_30_days"}
+    calendar = checks["calendar_covers_next_30_days"]
+    assert calendar.asset_key == ONE_MIN and not calendar.passed
+    assert calendar.severity == AssetCheckSeverity.WARN
+    assert f"{closures}:2: " in calendar.metadata["error"].value

@@ -15,10 +15,12 @@ from dagster import (
     materialize,
 )
 
+from kline_assets.months import MonthWindow
 from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
+from kline_assets.stocks import STOCK_TABLE
 from kline_assets.stocks.assets import stock_1min
-from kline_assets.stocks.landing import month_of_path
+from kline_assets.stocks.landing import ReadOptions, load_month, month_of_path
 from kline_assets_tests.support.stocks import (
     LANDING,
     landing_config,
@@ -355,3 +357,21 @@ def test_undecodable_bytes_and_overlong_lines_are_named_by_line(
     assert "2024-01/gbk.csv: line 3: byte " in message and "is not utf-8" in message
     assert "2024-01/long.csv: line 4: a line of more than 1,048,576 bytes" in message
     assert read_bars(postgres).empty
+
+
+def test_a_month_beyond_the_package_loads_on_the_closures_file_trading_days(
+    postgres: PostgresResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """January 2027, which exchange-calendars 4.13 does not know: the shipped closures file
+    makes New Year's Day a closure and the first Monday a trading day."""
+    monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
+    days = ["2027-01-01 10:00", "2027-01-02 10:00", "2027-01-04 10:00", "2027-01-04 12:00"]
+    write_csv(frame([bar(d) for d in days]), tmp_path / "2027-01" / "a.csv")
+
+    month = load_month(postgres.connect, STOCK_TABLE, tmp_path,
+                       MonthWindow.of_months("2027-01", "2027-01"), ReadOptions(), workers=1,
+                       progress=False)
+
+    assert read_bars(postgres)["time"].astype(str).tolist() == ["2027-01-04 10:00:00"]
+    assert month.rows_loaded == 1
+    assert month.non_trading_day == 2 and month.outside_session == 1

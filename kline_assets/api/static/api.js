@@ -3,11 +3,17 @@
 const KlineApi = (function () {
   "use strict";
 
-  async function getJSON(url) {
+  async function fetchJSON(url) {
     const res = await fetch(url);
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.detail || `${res.status} ${res.statusText}`);
-    return body;
+    return {body, headers: res.headers};
+  }
+
+  /* The body alone; fetchJSON also gives the headers, where an endpoint says more about a
+   * page than its JSON shape allows (the bars' X-Kline-Calendar). */
+  async function getJSON(url) {
+    return (await fetchJSON(url)).body;
   }
 
   async function allPages(url, maxPages) {
@@ -25,5 +31,5 @@ const KlineApi = (function () {
     element.className = error ? "error" : "";
   }
 
-  return {getJSON, allPages, status};
+  return {fetchJSON, getJSON, allPages, status};
 })();

@@ -118,7 +118,9 @@
                                         limit: "5000"});
     say("loading …");
     try {
-      const page = await getJSON(`/api/bars/?${params}`);
+      const {body: page, headers} = await KlineApi.fetchJSON(`/api/bars/?${params}`);
+      // Days after exchange-calendars' range: their trading days come from the closures file.
+      const calendar = headers.get("X-Kline-Calendar") || "";
       const bars = page.results;
       const xs = bars.map((b) => Date.parse(b.frame));
       chart.setData(xs, [candles(bars)]);
@@ -130,8 +132,9 @@
         cell(b.source, `src-${b.source}`)]));
       const sources = [...new Set(bars.map((b) => b.source))].join(", ") || "none";
       say(`${bars.length} ${$("period").value}-minute bars of ${symbol} from ${start.replace("T", " ")}` +
-          ` for 24 hours (sources: ${sources})`);
+          ` for 24 hours (sources: ${sources})` + (calendar ? ` · calendar: ${calendar}` : ""));
       document.body.dataset.rows = String(bars.length);
+      document.body.dataset.calendar = calendar;
       document.body.dataset.sources = sources;
     } catch (err) {
       console.error(err.stack);

@@ -31,7 +31,7 @@ from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import STOCK_TZ
 
 from .. import STOCK_SYNTH_TABLE, STOCK_TABLE
-from ..sessions import is_trading_day
+from ..sessions import calendar_metadata, is_trading_day
 from .handover import DEFAULT_THRESHOLD, HandoverReport, accuracy_markdown, handover
 from .keys import LiveKeys
 
@@ -96,10 +96,12 @@ def stock_1min_synth(
                       context.partition_key, profile=config.profile,
                       delete=not config.keep_redis)
     context.log.info(report.summary())
+    window = context.partition_time_window
+    calendar = calendar_metadata(window.start, window.end)
     if not report.trading_day:
         note = report.summary()
         yield MaterializeResult(
-            metadata={"trading_day": False, "note": note},
+            metadata={"trading_day": False, "note": note, **calendar},
             check_results=[AssetCheckResult(check_name=name, passed=True,
                                             metadata={"note": note})
                            for name in (ACCURACY_CHECK, INTEGRITY_CHECK)])
@@ -120,7 +122,7 @@ def stock_1min_synth(
             "trading_day": True, "bars_in_redis": report.in_redis,
             "rows_archived": report.archived, "symbols": len(report.integrity),
             "missing_minutes": report.gaps, "redis_keys_deleted": report.deleted_keys,
-            "seconds": round(report.seconds, 3), **accuracy_meta,
+            "seconds": round(report.seconds, 3), **accuracy_meta, **calendar,
             "accuracy": MetadataValue.md(accuracy_markdown(report.accuracy)),
             "gaps": MetadataValue.md(_integrity_markdown(report)),
         },

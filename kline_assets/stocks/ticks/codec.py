@@ -24,6 +24,8 @@ import pyarrow.csv as pacsv
 from kline_assets.kernels.bars import Ticks
 from kline_assets.settings import STOCK_TZ
 
+from .. import rules
+
 FIELD = b"t"
 COLUMNS = ("symbol", "time_us", "price", "volume", "amount", "tick_id", "high", "low")
 _TYPES = {"symbol": pa.string(), "time_us": pa.int64(), "price": pa.float64(),
@@ -110,6 +112,25 @@ def _check_line(line: bytes) -> str | None:
     return None
 
 
+def _refused(table: pa.Table, names: np.ndarray, codes: np.ndarray) -> dict[int, str]:
+    """Rows of a parsed batch that break a rule of `kline_assets.stocks.rules`, with the
+    reason: every field is checked here, before the calendar, the kernel or Redis sees it, so
+    a value they cannot hold is parked instead of stopping the consumer. The checks are
+    vectorised; only refused rows are visited one by one, to word their reason."""
+    # Symbols become Redis keys and tab-separated lines.
+    unusable = np.array([not n.strip() or "\t" in n for n in names], dtype=bool)
+    us = table.column("time_us").to_numpy()
+    checks = [
+        (unusable[codes], lambda _row: "symbol is empty or holds a tab"),
+        (rules.time_outside(us), lambda row: rules.time_reason(int(us[row]))),
+    ]
+    refused: dict[int, str] = {}
+    for mask, reason in reversed(checks):  # the first rule broken is the one reported
+        for row in np.flatnonzero(mask).tolist():
+            refused[row] = reason(row)
+    return refused
+
+
 def as_dict(fields: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
     """An entry's fields as a dict, from redis-py's dict or Redis' flat [field, value, …]."""
     if isinstance(fields, dict):
@@ -164,13 +185,13 @@ def decode(entries: list) -> Decoded:
     encoded = table.column("symbol").combine_chunks().dictionary_encode()
     names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    unusable = [i for i, n in enumerate(names) if not n.strip() or "\t" in n]
-    if unusable:  # symbols become Redis keys and tab-separated lines
-        drop = np.isin(codes, unusable)
-        for pos in np.asarray(good)[drop]:
-            bad[int(pos)] = "symbol is empty or holds a tab"
-        keep = np.flatnonzero(~drop)
-        table, codes, good = table.take(keep), codes[keep], list(np.asarray(good)[keep])
+    refused = _refused(table, names, codes)
+    if refused:
+        at = np.asarray(good, dtype=np.int64)
+        for row, reason in refused.items():
+            bad[int(at[row])] = reason
+        keep = np.setdiff1d(np.arange(table.num_rows), np.fromiter(refused, np.int64))
+        table, codes, good = table.take(keep), codes[keep], list(at[keep])
 
     def col(name: str) -> np.ndarray | None:
         c = table.column(name)

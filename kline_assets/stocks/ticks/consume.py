@@ -172,7 +172,7 @@ class Consumer:
         self._raw.set_response_callback("XREADGROUP", lambda reply, **_kw: reply)
         self._apply = client.register_script(_APPLY)
         self._dead = client.register_script(_DEAD)
-        self._days: dict[int, np.ndarray | CalendarRangeError] = {}
+        self._days: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ the loop
 
@@ -276,12 +276,15 @@ class Consumer:
     # ------------------------------------------------------------------ one batch
 
     def _trading(self, day: int) -> np.ndarray | CalendarRangeError:
+        """The day's session (empty: not a trading day), or why the calendar cannot say. Only
+        answers are kept: a day beyond the calendar is asked again with the next batch, so a
+        year an operator adds to the closures file is accepted without a restart."""
         if day not in self._days:
             d = np.datetime64(day, "D")
             try:
                 self._days[day] = trading_days(str(d), str(d)).values.astype("datetime64[D]")
             except CalendarRangeError as exc:
-                self._days[day] = exc
+                return exc
         return self._days[day]
 
     def process(self, entries: list) -> None:

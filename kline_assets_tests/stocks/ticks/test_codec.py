@@ -57,3 +57,17 @@ def test_malformed_entries_are_named_by_position_and_the_rest_kept():
     assert decoded.ticks.names[decoded.ticks.symbol].tolist() == [
         "600000.SH", "000001.SZ", "600000.SH", "000001.SZ", "600000.SH"]
     assert str(decoded.ticks.time[-1]) == "2025-10-09T10:00:02.000000"
+
+
+def test_times_no_calendar_could_hold_are_refused_by_position():
+    lines = encode(ticks(False))
+    batch = entries([lines[0], b"600001.SH,-9223372036854775807,10.5,100,1000,,,",
+                     b"600001.SH,9223372036854775807,10.5,100,1000,,,",
+                     b"600001.SH,-100000000000000000,10.5,100,1000,,,", lines[1]])
+    batch.append((b"1-9", {b"symbol": b"600000.SH", b"time": b"1999-12-31T10:00:00",
+                           b"price": b"10.1", b"volume": b"1", b"amount": b"10.1"}))
+    decoded = decode(batch)
+    assert sorted(decoded.bad) == [1, 2, 3, 5]
+    assert "time -9223372036854775807 µs is outside 2000-01-01…2099-12-31" in decoded.bad[1]
+    assert decoded.entry.tolist() == [0, 4]
+    same(decoded.ticks, ticks(False).take(np.array([0, 1])))

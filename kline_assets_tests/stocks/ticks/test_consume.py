@@ -245,3 +245,58 @@ def test_holiday_ticks_leave_no_day_behind(redis_client):
     assert redis_client.keys(KEYS.day("2025-10-01") + "*") == []
     status = redis_client.hget(KEYS.status(STREAM, "bars"), "rejected:non_trading_day")
     assert int(status) == 1
+
+
+def test_provisional_days_trade_and_a_year_added_to_the_closures_file_is_taken_up(
+    redis_client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+):
+    closures = tmp_path / "closures.csv"
+    closures.write_text("year,2027\n2027-01-01,New Year's Day\n", encoding="utf-8")
+    monkeypatch.setenv("KLINE_XSHG_CLOSURES", str(closures))
+
+    def tick(stamp: str, price: float) -> list[bytes]:
+        return encode(Ticks.from_arrays(
+            np.array(["000001.SZ"]), np.array([stamp], dtype="datetime64[us]"),
+            np.array([price]), np.array([100.0]), np.array([1000.0])))
+
+    consumer = Consumer(redis_client, options(cumulative=False, volume_unit="shares"))
+    publish_lines(redis_client, tick("2027-01-04T10:00:00", 10.0) + tick("2027-01-01T10:00:00", 9.0)
+                  + tick("2028-01-03T10:00:00", 11.0), STREAM)
+    consumer.run()
+    assert live_days(redis_client, KEYS) == ["2027-01-04"]
+    assert read_day(redis_client, KEYS, "2027-01-04").close.tolist() == [10.0]
+    status = redis_client.hget(KEYS.status(STREAM, "bars"), "rejected:non_trading_day")
+    assert int(status) == 1  # New Year's Day, from the file
+    [(_, parked)] = redis_client.xrange(KEYS.dead(STREAM))
+    assert str(closures) in parked[b"reason"].decode()
+    assert "'year,2028'" in parked[b"reason"].decode()
+
+    closures.write_text("year,2027\n2027-01-01,New Year's Day\nyear,2028\n", encoding="utf-8")
+    publish_lines(redis_client, tick("2028-01-03T10:00:01", 11.5), STREAM)
+    consumer.run()  # the same consumer, without a restart
+    assert live_days(redis_client, KEYS) == ["2027-01-04", "2028-01-03"]
+
+
+def test_a_time_no_calendar_could_hold_is_parked_and_the_ticks_behind_it_applied(
+    redis_client, redis_url,
+):
+    good = encode(Ticks.from_arrays(
+        np.array(["600001.SH"] * 2), np.array([f"{DAY}T10:00:01", f"{DAY}T10:00:02"],
+                                              dtype="datetime64[us]"),
+        np.array([10.0, 10.2]), np.array([100.0, 200.0]), np.array([1000.0, 2040.0])))
+    publish_lines(redis_client, good[:1], STREAM)
+    for us in ("-9223372036854775807", "9223372036854775807", "-100000000000000000"):
+        redis_client.xadd(STREAM, {"t": f"600001.SH,{us},10.5,100,1000,,,"})
+    publish_lines(redis_client, good[1:], STREAM)
+
+    result = CliRunner(env={"KLINE_REDIS_URL": redis_url}).invoke(
+        cli, ["ticks", "consume", "--stream", STREAM, "--group", "g", "--until-idle", "0.3"])
+
+    assert result.exit_code == 0, result.output
+    assert redis_client.xpending(STREAM, "g")["pending"] == 0
+    dead = redis_client.xrange(KEYS.dead(STREAM))
+    assert [f[b"raw"].split(b",")[1] for _, f in dead] == [
+        b"-9223372036854775807", b"9223372036854775807", b"-100000000000000000"]
+    assert all(b"is outside 2000-01-01" in f[b"reason"] for _, f in dead)
+    bars = read_day(redis_client, KEYS, DAY)
+    assert bars.close.tolist() == [10.2] and bars.volume.tolist() == [300.0]

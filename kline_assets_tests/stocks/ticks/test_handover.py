@@ -35,6 +35,7 @@ from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import day_keys, live_days, read_day
 from kline_assets.stocks.ticks.publish import publish_file
 from kline_assets_tests.stocks.test_timescale import timescale  # noqa: F401  (fixture)
+from kline_assets_tests.support.calendar import package_ending
 from kline_assets_tests.support.stocks import insert_bars
 from kline_assets_tests.support.ticks import DAY, assert_same_bars, clean_bars, write_tick_file
 
@@ -233,3 +234,20 @@ def test_with_timescaledb_the_archive_is_a_hypertable(timescale, redis_client, l
         assert is_hypertable(conn, STOCK_SYNTH_TABLE)
     again = handover(timescale, redis_client, KEYS, DAY)  # idempotent on the hypertable too
     assert again.integrity.equals(report.integrity)
+
+
+def test_a_provisional_day_says_so_in_the_hand_over_metadata(postgres, redis_url, instance,
+                                                             tmp_path, monkeypatch):
+    note = package_ending(monkeypatch, "2025-12-31", tmp_path / "closures.csv",
+                          "year,2026\n2026-01-01,New Year's Day\n")
+    resources = {"postgres": postgres, "redis": RedisResource(url=redis_url)}
+    meta = {}
+    for day in ("2025-12-31", "2026-01-01", "2026-01-05"):
+        result = materialize([stock_1min_synth], partition_key=day, instance=instance,
+                             resources=resources)
+        [mat] = result.asset_materializations_for_node(STOCK_SYNTH_TABLE)
+        meta[day] = {k: v.value for k, v in mat.metadata.items()}
+    assert "calendar" not in meta["2025-12-31"] and meta["2025-12-31"]["trading_day"] is True
+    assert meta["2026-01-01"]["trading_day"] is False  # the file's closure
+    assert meta["2026-01-01"]["calendar"] == note == meta["2026-01-05"]["calendar"]
+    assert meta["2026-01-05"]["trading_day"] is True
