@@ -51,6 +51,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "leaves these out")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Say loudly when the TimescaleDB path went untested: a skip line is easy to miss, and
+    only a real TimescaleDB (KLINE_TIMESCALE_DSN) exercises the continuous aggregate."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "timescale" in getattr(r, "keywords", {})]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} TimescaleDB tests were SKIPPED: KLINE_TIMESCALE_DSN is not "
+            "set, so the continuous aggregate and hypertable paths are untested in "
+            "this run", yellow=True, bold=True)
+
+
 def _with_dbname(dsn: str, dbname: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     info["dbname"] = dbname

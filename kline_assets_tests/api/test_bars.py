@@ -177,11 +177,11 @@ def test_the_page_draws_a_demo_day(page, served, tmp_path):
     assert "unknown symbol" in page.locator("#status").inner_text()
 
 
-def test_a_range_of_provisional_days_says_so_in_a_header(postgres, monkeypatch):
+def test_a_range_of_provisional_days_says_so_in_a_header(postgres, monkeypatch, redis_url):
     """The page keeps its JSON shape; a header says the days come from the closures file."""
     monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
     insert_bars(postgres, make_bars([CODE], ["2026-12-31", "2027-01-04"], seed=3))
-    quiet = RedisResource(url=REDIS_URL)  # read only: nothing lives in 2026-12 or 2027 there
+    quiet = RedisResource(url=redis_url)  # read only: nothing lives in 2026-12 or 2027 there
     with TestClient(create_app(UNUSED_CLICKHOUSE, postgres, redis=quiet),
                     raise_server_exceptions=False) as c:
         new = c.get("/api/bars/", params={"symbol": CODE, "start": "2027-01-04T09:00",
@@ -196,11 +196,12 @@ def test_a_range_of_provisional_days_says_so_in_a_header(postgres, monkeypatch):
     assert CALENDAR_HEADER not in old.headers
 
 
-def test_the_page_says_when_its_days_are_provisional(postgres, monkeypatch):
+@pytest.mark.slow
+def test_the_page_says_when_its_days_are_provisional(postgres, monkeypatch, redis_url):
     """The /bars page shows the header's note under the form, beside the bars it drew."""
     monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
     insert_bars(postgres, make_bars([CODE], ["2027-01-04"], seed=3))
-    quiet = RedisResource(url=REDIS_URL)  # read only: nothing lives in 2027 there
+    quiet = RedisResource(url=redis_url)  # read only: nothing lives in 2027 there
     with serve(create_app(UNUSED_CLICKHOUSE, postgres, redis=quiet)) as url, \
             chromium_page() as pg:
         pg.goto(f"{url}/bars?symbol={CODE}&day=2027-01-04&period=60")

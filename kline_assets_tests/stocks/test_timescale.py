@@ -174,13 +174,14 @@ def test_a_plain_table_from_before_the_extension_is_replaced_only_on_recreate(
 
     monkeypatch.setenv("KLINE_PG_DSN", timescale.dsn)
     replaced = CliRunner().invoke(
-        stocks, ["refresh", "--from", "2024-01", "--to", "2024-03", "--recreate"])
+        stocks, ["refresh", "--from", "2024-01", "--to", "2024-03", "--recreate", "--yes"])
     assert replaced.exit_code == 0, replaced.output
     assert "dropping table stock_monthly_kline and its rows" in replaced.output
     assert "created continuous aggregate stock_monthly_kline" in replaced.output
 
     again = CliRunner().invoke(
-        stocks, ["refresh", "--from", "2024-01", "--to", "2024-03", "--recreate", "--force"])
+        stocks, ["refresh", "--from", "2024-01", "--to", "2024-03", "--recreate", "--force",
+                 "--yes"])
     assert again.exit_code == 0, again.output
     assert "dropping continuous aggregate stock_monthly_kline" in again.output
     assert "(policy_refresh_continuous_aggregate)" in again.output
