@@ -41,7 +41,14 @@ from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
 from . import sessions
-from .monthly import CLEAN_PREDICATE, VIEW, tune_for_batch
+from .monthly import (
+    CLEAN_PREDICATE,
+    VIEW,
+    StoragePath,
+    refresh_state,
+    storage_path,
+    tune_for_batch,
+)
 from .partitions import STOCK_MONTHS, MonthWindow, month_label, window_for_keys
 
 SAMPLE = 20
@@ -93,6 +100,7 @@ ROW_RULES = (
     ),
 )
 ROW_COUNT = "row_count_matches_source"
+POLICY = "refresh_policy_not_failing"
 
 SPECS = [
     AssetCheckSpec(rule.name, asset="stock_monthly_kline", description=rule.description,
@@ -104,7 +112,15 @@ SPECS = [
         asset="stock_monthly_kline",
         description="one row per distinct (code, month) of the clean 1-minute bars",
         partitions_def=STOCK_MONTHS,
-    )
+    ),
+    AssetCheckSpec(
+        POLICY,
+        asset="stock_monthly_kline",
+        description="TimescaleDB: the continuous aggregate's refresh policy did not fail its "
+                    "last run (warning; the last error is in the metadata). Plain "
+                    "PostgreSQL has no policy and passes",
+        partitions_def=STOCK_MONTHS,
+    ),
 ]
 
 
@@ -277,6 +293,22 @@ def monthly_kline_results(
             yield from per_month(window, lambda w, rule=rule: evaluate_rule(conn, rule, w))
     if selected is None or ROW_COUNT in selected:
         yield from per_month(window, lambda w: evaluate_row_count(conn, STOCK_TABLE, w))
+    if selected is None or POLICY in selected:
+        yield from per_month(window, lambda w: evaluate_policy(conn, w))
+
+
+def evaluate_policy(conn: psycopg.Connection, window: MonthWindow | None) -> AssetCheckResult:
+    """Warn when the refresh policy's last run failed: later refreshes by the policy would
+    leave the aggregate behind while every materialization still succeeds."""
+    path = storage_path(conn)
+    if path is StoragePath.TIMESCALEDB:
+        meta = {k: v for k, v in refresh_state(conn, path, window).items()
+                if k.startswith("policy_")}
+    else:
+        meta = {"policy_job": "none (plain PostgreSQL: maintained per month by SQL)"}
+    failing = bool(meta.get("policy_failing", False))
+    return AssetCheckResult(asset_key="stock_monthly_kline", check_name=POLICY, passed=not failing,
+                            severity=AssetCheckSeverity.WARN, metadata=meta)
 
 
 # --------------------------------------------------------------------------- stock_1min

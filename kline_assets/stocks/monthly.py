@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time as clock
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -297,7 +297,7 @@ def refresh(
     return report
 
 
-def refresh_state(conn: psycopg.Connection, path: StoragePath, window: MonthWindow
+def refresh_state(conn: psycopg.Connection, path: StoragePath, window: MonthWindow | None
                   ) -> dict[str, object]:
     """Metadata of the aggregate's refresh state after refreshing `window`.
 
@@ -306,27 +306,59 @@ def refresh_state(conn: psycopg.Connection, path: StoragePath, window: MonthWind
     timescaledb_information.job_stats, since the policy refreshes between materializations.
     """
     state: dict[str, object] = {
-        "last_refresh_window": window.label,
+        "last_refresh_window": window.label if window is not None else "all months",
         "last_refresh_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if path is not StoragePath.TIMESCALEDB:
         return state
-    row = conn.execute(
-        "SELECT s.job_id, s.last_run_status, s.last_run_started_at, s.last_successful_finish, "
-        "s.next_start, s.total_runs, s.total_failures "
-        "FROM timescaledb_information.job_stats s "
-        "JOIN timescaledb_information.jobs j ON j.job_id = s.job_id "
-        "WHERE j.hypertable_name = %s AND j.hypertable_schema = current_schema() "
-        "AND j.proc_name = 'policy_refresh_continuous_aggregate'",
-        (VIEW,),
-    ).fetchone()
-    if row is None:
-        return {**state, "policy_job": "none (no refresh policy found)"}
-    names = ["policy_job", "policy_last_run_status", "policy_last_run_started_at",
-             "policy_last_successful_finish", "policy_next_start", "policy_total_runs",
-             "policy_total_failures"]
-    return {**state, **{n: v if isinstance(v, int | str) or v is None else str(v)
-                        for n, v in zip(names, row, strict=True)}}
+    try:
+        with conn.transaction():  # a savepoint: a failed look never aborts the caller's work
+            stats = conn.execute(POLICY_STATS_SQL, (VIEW,)).fetchone()
+            error = None if stats is None else conn.execute(
+                POLICY_ERROR_SQL, (stats[0],)).fetchone()
+    except psycopg.Error as exc:
+        return {**state, "policy_job": f"unreadable ({type(exc).__name__}: {exc})"[:300]}
+    return {**state, **policy_metadata(stats, error)}
+
+
+# Timestamps as text: a policy that failed before it ever succeeded has
+# last_successful_finish = -infinity, which psycopg cannot turn into a datetime.
+POLICY_STATS_SQL = (
+    "SELECT s.job_id, s.last_run_status, s.last_run_started_at::text, "
+    "s.last_successful_finish::text, s.next_start::text, s.total_runs, s.total_failures "
+    "FROM timescaledb_information.job_stats s "
+    "JOIN timescaledb_information.jobs j ON j.job_id = s.job_id "
+    "WHERE j.hypertable_name = %s AND j.hypertable_schema = current_schema() "
+    "AND j.proc_name = 'policy_refresh_continuous_aggregate'")
+POLICY_ERROR_SQL = (
+    "SELECT finish_time::text, sqlerrcode, err_message FROM timescaledb_information.job_errors "
+    "WHERE job_id = %s ORDER BY finish_time DESC NULLS LAST LIMIT 1")
+_POLICY_FIELDS = ("policy_job", "policy_last_run_status", "policy_last_run_started_at",
+                  "policy_last_successful_finish", "policy_next_start", "policy_total_runs",
+                  "policy_total_failures")
+
+
+def _when(value: object) -> object:
+    """A job-stats time as the UI shows it: ±infinity or none is 'never'."""
+    if value is None or str(value).strip().lower() in {"-infinity", "infinity"}:
+        return "never"
+    return value if isinstance(value, int | str) else str(value)
+
+
+def policy_metadata(stats: Sequence[object] | None,
+                    error: Sequence[object] | None = None) -> dict[str, object]:
+    """The refresh policy's state as materialization metadata, from a job_stats row (times as
+    text) and its newest job_errors row; `policy_failing` says whether its last run failed."""
+    if stats is None:
+        return {"policy_job": "none (no refresh policy found)"}
+    out: dict[str, object] = {name: _when(value) if "_at" in name or "finish" in name
+                              or "next" in name else value
+                              for name, value in zip(_POLICY_FIELDS, stats, strict=True)}
+    out["policy_failing"] = str(out["policy_last_run_status"]).lower() == "failed"
+    if error is not None:
+        finished, code, message = error
+        out["policy_last_error"] = f"{_when(finished)}: {code} {message}"[:500]
+    return out
 
 
 # --------------------------------------------------------------------------- reading

@@ -73,7 +73,7 @@ def test_all_checks_pass_on_the_clean_aggregate(
 
     results = run(postgres, instance, key="2024-01-01")
 
-    assert len(results) == 7
+    assert len(results) == 8
     assert [name for name, (passed, _, _) in results.items() if not passed] == []
     assert results["row_count_matches_source"][2]["rows"] == 3
     assert results["row_count_matches_source"][2]["window"] == "2024-01"

@@ -68,6 +68,7 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
     assert checks == {
         "monthly_move_under_1000pct", "no_negative_volume_or_amount", "consistent_price_range",
         "amount_with_volume", "name_present", "finite_values", "row_count_matches_source",
+        "refresh_policy_not_failing",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
         "at_most_241_bars_per_code_and_day", "last_month_loaded", "calendar_covers_next_30_days",
         "accuracy_vs_vendor", "no_missing_minutes",

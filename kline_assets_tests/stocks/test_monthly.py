@@ -197,7 +197,7 @@ def test_the_cli_refresh_is_recorded_in_dagster(
     insert_bars(postgres, bars)
     cli = CliRunner().invoke(stocks, ["refresh", "--from", "2023-12", "--to", "2024-02"])
     assert cli.exit_code == 0, cli.output
-    assert "2 month(s) with rows materialized, 14 check evaluation(s), 0 failed" in cli.output
+    assert "2 month(s) with rows materialized, 16 check evaluation(s), 0 failed" in cli.output
     with DagsterInstance.get() as instance:
         records = instance.fetch_materializations(AssetKey("stock_monthly_kline"),
                                                   limit=10).records
@@ -313,3 +313,20 @@ def test_a_month_without_bars_is_not_materialized(
     assert result.asset_materializations_for_node("stock_monthly_kline") == []
     said = [e.user_message for e in instance.all_logs(result.run_id)]
     assert any("2024-02 holds no rows: nothing is materialized" in m for m in said)
+
+
+def test_a_policy_that_never_succeeded_reads_as_never_and_failing():
+    """TimescaleDB reports last_successful_finish = -infinity for a policy that failed before
+    it ever succeeded: metadata says 'never', flags the failure and carries the last error."""
+    stats = (1000, "Failed", "2026-12-01 10:00:00+00", "-infinity", "infinity", 3, 3)
+    error = ("2026-12-01 10:00:01+00", "42P01", 'relation "x" does not exist')
+    meta = monthly.policy_metadata(stats, error)
+    assert meta["policy_last_successful_finish"] == "never"
+    assert meta["policy_next_start"] == "never"
+    assert meta["policy_last_run_started_at"] == "2026-12-01 10:00:00+00"
+    assert meta["policy_failing"] is True and meta["policy_total_failures"] == 3
+    assert "42P01" in meta["policy_last_error"]
+    assert monthly.policy_metadata(None) == {"policy_job": "none (no refresh policy found)"}
+    healthy = monthly.policy_metadata((1000, "Success", None, "2026-12-01 10:00:00+00",
+                                       "2026-12-01 11:00:00+00", 5, 0))
+    assert healthy["policy_failing"] is False and "policy_last_error" not in healthy
