@@ -30,6 +30,7 @@ from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
+from . import rules
 from .sessions import provisional_note, trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
@@ -152,6 +153,11 @@ def read_ticks(path: Path | str) -> Ticks:
     nulls = np.flatnonzero(symbol.is_null().to_numpy(zero_copy_only=False))
     if len(nulls):
         raise TickFileError(f"{_where(path, fmt, int(nulls[0]))}: symbol is empty")
+    refused = np.flatnonzero(~rules.symbol_ok(symbol))
+    if len(refused):
+        row = int(refused[0])
+        raise TickFileError(f"{_where(path, fmt, row)}: "
+                            f"{rules.symbol_reason(symbol[row].as_py())}")
     encoded = symbol.combine_chunks().dictionary_encode()
     # Sorted names keep output ordered by symbol without sorting strings per tick.
     names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)

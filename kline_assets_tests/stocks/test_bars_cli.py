@@ -93,6 +93,8 @@ def test_synth_parquet_matches_csv_and_options(tmp_path: Path) -> None:
     ("600000.SH,2025-10-09 25:99:00,10,100,1000\n", 3),
     ("600000.SH,2025-10-09 09:30:06,10,100\n", 3),
     (",2025-10-09 09:30:06,10,100,1000\n", 3),
+    ("600000.sh,2025-10-09 09:30:06,10,100,1000\n", 3),
+    ("X" * 1_000_000 + ",2025-10-09 09:30:06,10,100,1000\n", 3),
 ])
 def test_malformed_csv_exits_1_and_writes_nothing(tmp_path: Path, body: str, line: int) -> None:
     src = tmp_path / "bad.csv"
