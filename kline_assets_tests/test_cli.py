@@ -54,6 +54,17 @@ def test_an_unreachable_postgres_names_its_address_without_the_password():
     assert "secretpw" not in result.stderr
 
 
+def test_a_dsn_with_a_space_in_the_password_is_one_line_without_it():
+    result = kline("bars", "query", "600000.SH", "--period", "5", "--from", "2025-10-09 09:30",
+                   "--to", "2025-10-09 15:00",
+                   KLINE_PG_DSN="postgresql://postgres:sec ret@127.0.0.1:5432/x")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1, \
+        result.stderr
+    assert "malformed PostgreSQL DSN postgresql://postgres:***@127.0.0.1:5432/x" in result.stderr
+    assert "sec ret" not in result.stdout + result.stderr
+
+
 def test_a_command_waiting_for_the_embedded_engine_says_who_holds_it(pg_dsn, tmp_path):
     dsn = f"chdb://{tmp_path / 'store'}"
     holder = ClickHouseResource(dsn=dsn, database=f"t_{uuid.uuid4().hex[:8]}")

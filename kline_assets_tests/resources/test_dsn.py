@@ -2,7 +2,8 @@
 
 import pytest
 
-from kline_assets.resources.dsn import host_port, redact
+from kline_assets.errors import MalformedDsnError
+from kline_assets.resources.dsn import check_postgres_dsn, host_port, redact
 
 
 @pytest.mark.parametrize(("dsn", "shown"), [
@@ -21,3 +22,29 @@ def test_redact_masks_every_credential_form(dsn, shown):
 def test_host_port_names_a_malformed_port_instead_of_raising():
     assert host_port("http://ch:81x23/db", 8123) == "http://ch:<invalid port>"
     assert host_port("http://ch/db", 8123) == "http://ch:8123"
+
+
+@pytest.mark.parametrize(("dsn", "reason"), [
+    ("postgresql://postgres:sec ret@127.0.0.1:5432/x", "a space is %20"),
+    ("postgresql://postgres:sec\tret@127.0.0.1:5432/x", "a space is %20"),
+    ("host=127.0.0.1 password=sec ret dbname=x", 'missing "=" after "***"'),
+    ("postgresql://postgres:secret@127.0.0.1:99999/x", "port '99999' is not a number"),
+    ("host=127.0.0.1 port=x5432 password=secret", "port 'x5432' is not a number"),
+    ("mysql://postgres:secret@127.0.0.1/x", "expected postgresql:// or postgres://"),
+    ("postgresql://postgres:secret@[::1/x", "Invalid IPv6 URL"),
+])
+def test_a_malformed_postgres_dsn_is_refused_before_the_driver_sees_it(dsn, reason):
+    with pytest.raises(MalformedDsnError) as caught:
+        check_postgres_dsn(dsn)
+    message = str(caught.value)
+    assert reason in message and "(KLINE_PG_DSN)" in message
+    assert "sec" not in message.replace("second", "") and "\n" not in message
+    assert caught.value.store == "PostgreSQL"
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://postgres:sec%20ret@127.0.0.1:5432/x", "host=db password='sec ret' port=5432",
+    "postgresql:///postgres", "postgresql://h1:5432,h2:5433/db", "postgres://u@h/db",
+])
+def test_valid_postgres_dsns_pass(dsn):
+    assert isinstance(check_postgres_dsn(dsn), dict)

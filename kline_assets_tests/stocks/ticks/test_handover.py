@@ -269,3 +269,13 @@ def test_a_provisional_day_says_so_in_the_hand_over_metadata(postgres, redis_url
     assert meta["2026-01-01"]["trading_day"] is False  # the file's closure
     assert meta["2026-01-01"]["calendar"] == note == meta["2026-01-05"]["calendar"]
     assert meta["2026-01-05"]["trading_day"] is True
+
+
+def test_cli_handover_with_a_malformed_dsn_is_one_line_without_the_password(redis_url):
+    result = CliRunner(env={"KLINE_REDIS_URL": redis_url,
+                            "KLINE_PG_DSN": "postgresql://postgres:sec ret@127.0.0.1:5432/x"}
+                       ).invoke(cli, ["ticks", "handover", "--date", DAY])
+    assert result.exit_code != 0
+    assert len(result.output.splitlines()) == 1, result.output
+    assert "malformed PostgreSQL DSN postgresql://postgres:***@127.0.0.1:5432/x" in result.output
+    assert "sec ret" not in result.output
