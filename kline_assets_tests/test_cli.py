@@ -65,6 +65,15 @@ def test_a_dsn_with_a_space_in_the_password_is_one_line_without_it():
     assert "sec ret" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/0", "redis://127.0.0.1:1/notadb"])
+def test_a_malformed_redis_url_is_one_line(url):
+    result = kline("ticks", "consume", "--until-idle", "1", KLINE_REDIS_URL=url)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1, \
+        result.stderr
+    assert f"malformed Redis URL {url} (KLINE_REDIS_URL)" in result.stderr
+
+
 def test_a_command_waiting_for_the_embedded_engine_says_who_holds_it(pg_dsn, tmp_path):
     dsn = f"chdb://{tmp_path / 'store'}"
     holder = ClickHouseResource(dsn=dsn, database=f"t_{uuid.uuid4().hex[:8]}")

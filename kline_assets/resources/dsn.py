@@ -23,6 +23,7 @@ _QUOTED = re.compile(r'"([^"]*)"')
 _PUNCTUATION = re.compile(r"[^\w\s]+")  # a quoted '=' or ']' says what was expected
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def redact(dsn: str) -> str:
@@ -61,7 +62,8 @@ def host_port(dsn: str, default_port: int) -> str:
 def malformed(store: str, variable: str, dsn: str, reason: str) -> MalformedDsnError:
     """The one-line error of a DSN that is refused: the variable, the masked DSN, why."""
     shown = redact(dsn)
-    return MalformedDsnError(f"malformed {store} DSN {shown} ({variable}): {reason}",
+    noun = "URL" if store == "Redis" else "DSN"  # what each store's documentation calls it
+    return MalformedDsnError(f"malformed {store} {noun} {shown} ({variable}): {reason}",
                              store=store, address=shown)
 
 
@@ -125,3 +127,23 @@ def check_postgres_dsn(dsn: str, variable: str = "KLINE_PG_DSN") -> dict[str, st
     for port in str(info.get("port") or "").split(","):
         _check_port(port.strip(), store, variable, dsn)
     return {k: str(v) for k, v in info.items()}
+
+
+def check_redis_url(url: str, variable: str = "KLINE_REDIS_URL") -> int:
+    """The database number of a Redis URL (`redis://host:port/N`, `rediss://…`,
+    `unix:///path?db=N`), once the URL is well formed; MalformedDsnError otherwise. redis-py
+    would take `…/notadb` as database 0 without a word — today's bars written where nobody
+    looks — and answer `http://…` with a traceback."""
+    store = "Redis"
+    parts = check_url(url, store=store, variable=variable, schemes=REDIS_SCHEMES,
+                      host=not url.lower().startswith("unix:"))
+    db_texts = [v for k, v in parse_qsl(parts.query) if k.lower() == "db"]
+    if parts.scheme.lower() != "unix" and parts.path not in ("", "/"):
+        db_texts.insert(0, parts.path[1:])
+    if len(db_texts) > 1:
+        raise malformed(store, variable, url, "the database is given twice")
+    text = db_texts[0] if db_texts else "0"
+    if not text.isdigit():
+        raise malformed(store, variable, url, f"database {text!r} is not a number "
+                        "(redis://host:port/N)")
+    return int(text)

@@ -3,7 +3,8 @@
 import pytest
 
 from kline_assets.errors import MalformedDsnError
-from kline_assets.resources.dsn import check_postgres_dsn, host_port, redact
+from kline_assets.resources.dsn import check_postgres_dsn, check_redis_url, host_port, redact
+from kline_assets.resources.redis import RedisResource
 
 
 @pytest.mark.parametrize(("dsn", "shown"), [
@@ -48,3 +49,27 @@ def test_a_malformed_postgres_dsn_is_refused_before_the_driver_sees_it(dsn, reas
 ])
 def test_valid_postgres_dsns_pass(dsn):
     assert isinstance(check_postgres_dsn(dsn), dict)
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:1/0", "scheme http://, expected redis:// or rediss:// or unix://"),
+    ("redis://127.0.0.1:1/notadb", "database 'notadb' is not a number"),
+    ("redis://127.0.0.1:6379/1?db=2", "the database is given twice"),
+    ("redis://:sec ret@127.0.0.1:6379/1", "a space is %20"),
+    ("redis://:secret@127.0.0.1:70000/1", "port '70000' is not a number"),
+    ("redis:///1", "no host"),
+])
+def test_a_malformed_redis_url_is_refused_before_redis_py_sees_it(url, reason):
+    with pytest.raises(MalformedDsnError) as caught:
+        RedisResource(url=url).client()
+    message = str(caught.value)
+    assert reason in message and "malformed Redis URL" in message
+    assert "(KLINE_REDIS_URL)" in message and "sec" not in message
+
+
+@pytest.mark.parametrize(("url", "db"), [
+    ("redis://127.0.0.1:6379/7", 7), ("redis://127.0.0.1", 0), ("rediss://h:6380/", 0),
+    ("unix:///run/redis.sock?db=3", 3), ("redis://:secret@h/2", 2),
+])
+def test_valid_redis_urls_name_their_database(url, db):
+    assert check_redis_url(url) == db
