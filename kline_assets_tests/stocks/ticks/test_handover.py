@@ -275,7 +275,7 @@ def test_cli_handover_with_a_malformed_dsn_is_one_line_without_the_password(redi
     result = CliRunner(env={"KLINE_REDIS_URL": redis_url,
                             "KLINE_PG_DSN": "postgresql://postgres:sec ret@127.0.0.1:5432/x"}
                        ).invoke(cli, ["ticks", "handover", "--date", DAY])
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert len(result.output.splitlines()) == 1, result.output
     assert "malformed PostgreSQL DSN postgresql://postgres:***@127.0.0.1:5432/x" in result.output
     assert "sec ret" not in result.output
