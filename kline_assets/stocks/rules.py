@@ -55,9 +55,13 @@ inside what every date library below (numpy, pandas, PostgreSQL) represents exac
 TIME_RULE = f"{FIRST_TIME.astype('datetime64[D]')}…{(END_TIME - 1).astype('datetime64[D]')}"
 
 
-def time_outside(us: np.ndarray) -> np.ndarray:
-    """Mask of times (µs since 1970-01-01, Beijing wall clock, int64) outside the rule."""
-    us = np.asarray(us, dtype=np.int64)
+def time_outside(times: np.ndarray) -> np.ndarray:
+    """Mask of times outside the rule: datetime64 of any unit, or int64 µs since 1970-01-01
+    (Beijing wall clock, as the stream carries them)."""
+    times = np.asarray(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        return (times < FIRST_TIME) | (times >= END_TIME)
+    us = times.astype(np.int64, copy=False)
     return (us < FIRST_TIME.view(np.int64)) | (us >= END_TIME.view(np.int64))
 
 
