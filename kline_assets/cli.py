@@ -1,8 +1,15 @@
-"""The root `kline` command: `init`, `demo` and `serve`; each domain mounts its own group."""
+"""The root `kline` command: `init`, `demo` and `serve`; each domain mounts its own group.
+
+Other tools script these commands, so how they fail is a contract, kept here once for every
+command: a deliberate error — a KlineError from any layer, a bad option or argument, a store
+that is down — prints one line `error: <what and where>` on stderr and exits 2, without a
+traceback. Exit 1 stays what it means elsewhere: a prompt answered no (`Aborted!`), a pipeline
+step that failed.
+"""
 
 from __future__ import annotations
 
-import sys
+from typing import IO, Any
 
 import click
 
@@ -16,8 +23,46 @@ from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.ticks.cli import ticks
 
+ERROR_EXIT = 2
 
-@click.group()
+
+class CommandError(click.ClickException):
+    """What every deliberate error of a `kline` command becomes: one line, exit 2."""
+
+    exit_code = ERROR_EXIT
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+class KlineGroup(click.Group):
+    """The root group: turns every deliberate error of any subcommand into a CommandError."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CommandError:
+            raise
+        except KlineError as exc:
+            raise CommandError(_one_line(str(exc))) from exc
+        except _HELP_ERRORS:
+            raise  # `kline bars` alone shows the group's help, as click does
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+            raise CommandError(_one_line(exc.format_message()) + where) from exc
+        except click.ClickException as exc:
+            raise CommandError(_one_line(exc.format_message())) from exc
+
+
+_HELP_ERRORS = tuple(getattr(click.exceptions, name) for name in ("NoArgsIsHelpError",)
+                     if hasattr(click.exceptions, name))
+
+
+@click.group(cls=KlineGroup)
 def cli() -> None:
     """kline_assets: market data → bars and features (Dagster, ClickHouse, TimescaleDB)."""
 
@@ -50,11 +95,7 @@ cli.add_command(serve)
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    cli()
 
 
 if __name__ == "__main__":

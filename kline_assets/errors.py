@@ -22,6 +22,13 @@ class ServiceUnavailableError(KlineError):
 StoreUnavailable = ServiceUnavailableError
 
 
+class MalformedDsnError(ServiceUnavailableError):
+    """A store's DSN or URL that its driver must never see: it cannot be parsed, or names no
+    usable address. Refused before any driver parses it, because drivers quote the offending
+    text — a password with a space in it — in their own messages. The message names the
+    variable and the DSN with every secret masked."""
+
+
 class InvalidQueryError(KlineError, ValueError):
     """A read request names an unknown column, order or filter value, or a limit beyond the
     cap: the caller's mistake (HTTP 400), said in words."""

@@ -46,7 +46,7 @@ def test_cli_registers_run_ids(tmp_path, monkeypatch, clickhouse_dsn):
     assert [(r["run_id"], r["registered"], r["months"]) for r in json.loads(listed.output)] == [
         ("backfill_20251101_v3", True, [])]
     bad = runner.invoke(cli, ["runs", "create", "Bad|Id"])
-    assert bad.exit_code != 0 and "malformed run id" in str(bad.exception)
+    assert bad.exit_code == 2 and "malformed run id" in bad.stderr
 
 
 def test_loading_the_code_location_does_not_import_torch():

@@ -23,8 +23,7 @@ _DEFAULTS = {"seed": 7, "start": "2025-10", "months": 2, "shops": 24, "iphones":
               help="Number of iPhone models (1–40).")
 @click.option("--stock-months", default=_DEFAULTS["stock_months"], show_default=True,
               help="Months of 1-minute stock bars from --start (0: none); XSHG sessions.")
-@click.pass_context
-def demo(ctx: click.Context, seed: int, start: str, months: int, shops: int, iphones: int,
+def demo(seed: int, start: str, months: int, shops: int, iphones: int,
          stock_months: int) -> None:
     """Load realistic synthetic data and materialize every asset for run `demo`.
 
@@ -36,8 +35,7 @@ def demo(ctx: click.Context, seed: int, start: str, months: int, shops: int, iph
     try:
         cfg = DemoConfig(seed=seed, start=start, months=months, n_shops=shops,
                          n_iphones=iphones, stock_months=stock_months)
-        validate(cfg)
-        run_demo(cfg, echo=click.echo)
-    except (KlineError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    except ValueError as exc:  # the configuration's own rules: bad arguments
+        raise KlineError(str(exc)) from exc
+    validate(cfg)
+    run_demo(cfg, echo=click.echo)

@@ -279,18 +279,14 @@ def pipeline(ctx: click.Context, run_id: str, first: str, last: str, device: str
     from kline_assets.prices.pipeline import PipelinePlan, month_range, parse_steps
     from kline_assets.prices.run_config import PriceRun
 
-    try:
-        plan = PipelinePlan(
-            run_id=validate_run_id(run_id), months=month_range(first, last),
-            steps=parse_steps(steps),
-            settings=PriceRun(iphone_ids=_ids(iphone_ids, "--iphone-ids"),
-                              shop_ids=_ids(shop_ids, "--shop-ids"), device=device,
-                              outlier_band=outlier_band, quorum_policy=quorum_policy))
-        resources = store_resources()
-        device_text = _device_text(resources["torch_device"], device)
-    except KlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(2)
+    plan = PipelinePlan(
+        run_id=validate_run_id(run_id), months=month_range(first, last),
+        steps=parse_steps(steps),
+        settings=PriceRun(iphone_ids=_ids(iphone_ids, "--iphone-ids"),
+                          shop_ids=_ids(shop_ids, "--shop-ids"), device=device,
+                          outlier_band=outlier_band, quorum_policy=quorum_policy))
+    resources = store_resources()
+    device_text = _device_text(resources["torch_device"], device)
     ctx.exit(_run_and_report(plan, resources, device_text, click.echo))
 
 

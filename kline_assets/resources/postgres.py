@@ -19,8 +19,8 @@ from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.errors import MissingTableError, ServiceUnavailableError
-from kline_assets.resources.dsn import redact
+from kline_assets.errors import MalformedDsnError, MissingTableError, ServiceUnavailableError
+from kline_assets.resources.dsn import check_postgres_dsn, redact
 from kline_assets.settings import DEFAULT_PG_DSN
 
 
@@ -32,8 +32,8 @@ def table_ident(table: str) -> sql.Identifier:
 def describe_dsn(dsn: str) -> str:
     """host:port/dbname of a DSN, without the password, for error messages."""
     try:
-        info = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
+        info = check_postgres_dsn(dsn)
+    except MalformedDsnError:
         return "<unparseable DSN>"
     host = info.get("host") or "localhost"
     return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
@@ -52,6 +52,7 @@ class PostgresResource(ConfigurableResource):
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         """A connection that commits on success and rolls back on error (unless autocommit)."""
+        check_postgres_dsn(self.dsn)  # the driver would quote a malformed one, password too
         try:
             conn = psycopg.connect(
                 self.dsn, autocommit=autocommit, connect_timeout=self.connect_timeout_s

@@ -7,15 +7,19 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
-from kline_assets.resources.dsn import redact
+from kline_assets.resources.dsn import check_redis_url, redact
 from kline_assets.settings import DEFAULT_REDIS_URL
 
 
 class RedisResource(ConfigurableResource):
+    """Today's bars and the tick stream live here; `url` names the database number."""
+
     url: str = Field(default=DEFAULT_REDIS_URL, description="redis://host:port/db")
     key_prefix: str = "kline"
 
     def client(self) -> redis.Redis:
+        """A connected client; a malformed URL is refused before redis-py parses it."""
+        check_redis_url(self.url)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=3)
         try:
             client.ping()

@@ -1,7 +1,8 @@
 """`kline bars …`: ticks → bars from files, and N-minute bars of the vendor history.
 
 Other tools script these commands, so their inputs, outputs and exit codes are a contract:
-a malformed tick file stops with exit 1 naming the file and line, and nothing is written.
+a malformed tick file stops with one line naming the file and line (exit 2, as every
+deliberate error of `kline`), and nothing is written.
 Both commands run the one kernel (`kline_assets.kernels.bars`), so synthesised bars and
 history bars follow the same vendor conventions; `query` is the merged query of
 `kline_assets.stocks.merged` (vendor history, synthesised archive, today's bars in Redis).
@@ -30,6 +31,7 @@ from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
+from . import rules
 from .sessions import provisional_note, trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
@@ -152,6 +154,11 @@ def read_ticks(path: Path | str) -> Ticks:
     nulls = np.flatnonzero(symbol.is_null().to_numpy(zero_copy_only=False))
     if len(nulls):
         raise TickFileError(f"{_where(path, fmt, int(nulls[0]))}: symbol is empty")
+    refused = np.flatnonzero(~rules.symbol_ok(symbol))
+    if len(refused):
+        row = int(refused[0])
+        raise TickFileError(f"{_where(path, fmt, row)}: "
+                            f"{rules.symbol_reason(symbol[row].as_py())}")
     encoded = symbol.combine_chunks().dictionary_encode()
     # Sorted names keep output ordered by symbol without sorting strings per tick.
     names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
@@ -294,11 +301,8 @@ def synth_command(ticks_file: Path, out: Path, periods: str, profile: str, cumul
     """Synthesise bars from TICKS_FILE (columns symbol, time, price, volume, amount; optional
     tick_id, high, low; time Beijing wall clock, naive or +08:00)."""
     chosen = _periods(periods)
-    try:
-        made, report = synth_file(ticks_file, out, chosen, profile=profile,
-                                  cumulative=cumulative, volume_unit=volume_unit, fill=fill)
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
+    made, report = synth_file(ticks_file, out, chosen, profile=profile,
+                              cumulative=cumulative, volume_unit=volume_unit, fill=fill)
     click.echo(report.summary())
     counts = ", ".join(f"{p}-minute {len(b)}" for p, b in made.items())
     click.echo(f"wrote {out}: {counts} bars ({profile} profile)")
@@ -331,10 +335,7 @@ def query_command(symbol: str, period: str, start: str, end: str, as_json: bool)
     lo, hi = _clock(start, "--from"), _clock(end, "--to")
     if hi < lo:
         raise click.BadParameter("--to is before --from", param_hint="--to")
-    try:
-        rows = merged_bars(symbol, int(period), lo, hi)
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
+    rows = merged_bars(symbol, int(period), lo, hi)
     note = provisional_note(lo, hi)
     if note:  # on stderr: the table or the JSON on stdout keep their shape
         click.echo(f"calendar: {note}", err=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 from dagster import AssetCheckEvaluation, AssetMaterialization
 
-from kline_assets.errors import KlineError
 from kline_assets.instance import get_instance
 from kline_assets.resources.build import store_resources
 
@@ -50,17 +49,14 @@ def refresh_command(
     postgres = store_resources()["postgres"]
     if recreate and window.label.split("..")[0] != FIRST_MONTH:
         click.echo(f"note: --recreate empties every month; only {window.label} is refreshed now")
-    try:
-        if recreate and not yes:
-            with postgres.connect() as conn:
-                doomed = monthly.describe_drop(conn)
-            if doomed:
-                click.confirm(f"Drop and recreate in {postgres.address}: {'; '.join(doomed)}?",
-                              abort=True)
-        report = monthly.refresh(postgres, window, force=force, recreate=recreate,
-                                 announce=click.echo)
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if recreate and not yes:
+        with postgres.connect() as conn:
+            doomed = monthly.describe_drop(conn)
+        if doomed:
+            click.confirm(f"Drop and recreate in {postgres.address}: {'; '.join(doomed)}?",
+                          abort=True)
+    report = monthly.refresh(postgres, window, force=force, recreate=recreate,
+                             announce=click.echo)
     events = refresh_events(postgres, report, refreshed_by="kline stocks refresh")
     with get_instance() as instance:
         run = record_in_dagster(instance, events, "kline_stocks_refresh",

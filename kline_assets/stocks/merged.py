@@ -26,7 +26,7 @@ from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import STOCK_TZ
 
-from . import STOCK_SYNTH_TABLE, STOCK_TABLE
+from . import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
 from .bars import minute_bars
 from .ticks.keys import LiveKeys
 from .ticks.live import live_days, read_day
@@ -43,7 +43,9 @@ class UnknownSymbolError(NotFoundError):
 
 
 def parse_clock(value: datetime | str, name: str) -> datetime:
-    """Naive Beijing wall clock from a datetime or text (an offset is converted)."""
+    """Naive Beijing wall clock from a datetime or text (an offset is converted), within the
+    times any bar can have (`rules.TIME_RULE`): pandas reads `-1` as the year -1, which no
+    datetime — and no store — holds."""
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -53,6 +55,9 @@ def parse_clock(value: datetime | str, name: str) -> datetime:
         raise BarsQueryError(f"{name} is missing")
     if ts.tzinfo is not None:
         ts = ts.tz_convert(STOCK_TZ).tz_localize(None)
+    if rules.time_outside(np.array([ts.to_datetime64()]))[0]:
+        raise BarsQueryError(f"{name} {value!r} is outside {rules.TIME_RULE} "
+                             "(YYYY-MM-DD HH:MM, Asia/Shanghai)")
     return ts.to_pydatetime()
 
 

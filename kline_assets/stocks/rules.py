@@ -9,8 +9,41 @@ calendar, the kernel or the database — where one bad value would stop every go
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .sessions import CALENDAR_START
+
+# --------------------------------------------------------------------------- symbols
+
+SYMBOL_PATTERN = r"^[0-9]{6}\.(SH|SZ|BJ)$"
+"""A symbol is the exchange code form: six digits, a dot, the exchange (Shanghai, Shenzhen,
+Beijing), e.g. 600000.SH, 000001.SZ. It becomes Redis keys, tab-separated lines and an indexed
+column, so anything else (an empty or 1 MB string, a tab, a lower-case suffix) is refused at
+the door rather than failing the nightly hand-over of every symbol of the day."""
+SYMBOL_RULE = "six digits, a dot and SH, SZ or BJ (e.g. 600000.SH)"
+_SHOWN = 40
+
+
+def symbol_ok(symbols: pa.Array | pa.ChunkedArray | np.ndarray | list) -> np.ndarray:
+    """Mask of symbols that follow the rule (null: not); one regex pass in Arrow."""
+    if not isinstance(symbols, pa.Array | pa.ChunkedArray):
+        symbols = pa.array(np.asarray(symbols, dtype=object).tolist(), pa.string())
+    matched = pc.fill_null(pc.match_substring_regex(symbols, SYMBOL_PATTERN), False)
+    return np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def shown_symbol(symbol: object) -> str:
+    """A refused symbol as a message shows it: quoted, and cut short when long."""
+    text = "" if symbol is None else str(symbol)
+    if len(text) <= _SHOWN:
+        return repr(text)
+    return f"{text[:_SHOWN]!r}… ({len(text):,} characters)"
+
+
+def symbol_reason(symbol: object) -> str:
+    """Why one symbol is refused."""
+    return f"symbol {shown_symbol(symbol)} is not {SYMBOL_RULE}"
 
 # --------------------------------------------------------------------------- times
 
@@ -22,9 +55,13 @@ inside what every date library below (numpy, pandas, PostgreSQL) represents exac
 TIME_RULE = f"{FIRST_TIME.astype('datetime64[D]')}…{(END_TIME - 1).astype('datetime64[D]')}"
 
 
-def time_outside(us: np.ndarray) -> np.ndarray:
-    """Mask of times (µs since 1970-01-01, Beijing wall clock, int64) outside the rule."""
-    us = np.asarray(us, dtype=np.int64)
+def time_outside(times: np.ndarray) -> np.ndarray:
+    """Mask of times outside the rule: datetime64 of any unit, or int64 µs since 1970-01-01
+    (Beijing wall clock, as the stream carries them)."""
+    times = np.asarray(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        return (times < FIRST_TIME) | (times >= END_TIME)
+    us = times.astype(np.int64, copy=False)
     return (us < FIRST_TIME.view(np.int64)) | (us >= END_TIME.view(np.int64))
 
 

@@ -221,10 +221,11 @@ def _uncovered_years(first: pd.Timestamp, last: pd.Timestamp) -> list[int]:
 def _beyond_message(first: pd.Timestamp, last: pd.Timestamp, years: list[int]) -> str:
     hi = package_range()[1]
     path = closures_path()
-    listed = ", ".join(map(str, years)) if len(years) <= 3 else f"{years[0]}…{years[-1]}"
+    listed = (", ".join(map(str, years)) if len(years) <= 3
+              else f"{years[0]}…{years[-1]} ({len(years)} years)")
     example = years[0]
-    return (f"{first:%Y-%m-%d}…{last:%Y-%m-%d} is outside the {CALENDAR} calendar: it "
-            f"reaches {listed}, which neither "
+    return (f"{first:%Y-%m-%d}…{last:%Y-%m-%d} is outside the {CALENDAR} calendar: it reaches "
+            f"{listed}, which neither "
             f"exchange-calendars {_package_version()} ({CALENDAR} to {hi:%Y-%m-%d}) nor the "
             f"closures file {path} ({_origin(path)}) covers: add a line 'year,{example}' and "
             f"the exchange's announced closures of {example} to that file, or upgrade "

@@ -73,6 +73,9 @@ def test_bars_across_live_and_vendor_days(client):
     ({"end": f"{DAY}T08:00"}, 400, "is after end"),
     ({"end": "2025-12-31T00:00"}, 400, "at most 31 days"),
     ({"start": "9999-12-31T23:00"}, 400, ""),
+    ({"start": "-1"}, 400, "start '-1' is outside 2000-01-01…2099-12-31"),
+    ({"end": "-1"}, 400, "end '-1' is outside 2000-01-01…2099-12-31"),
+    ({"start": "1999-12-31T09:00"}, 400, "is outside 2000-01-01…2099-12-31"),
 ])
 def test_clear_errors(client, params, status, text):
     query = {"symbol": CODE, "start": f"{DAY}T09:00", **params}

@@ -9,10 +9,12 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
 from kline_assets.api.app import create_app
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.redis import RedisResource
 
 
 def closed_port() -> int:
@@ -124,3 +126,45 @@ def test_a_store_without_tables_is_503_saying_kline_init(read_store, clickhouse_
         res = client.get("/api/overall-bars/")
     assert res.status_code == 503
     assert "kline init" in res.json()["detail"] and res.json()["store"] == "ClickHouse"
+
+
+# Text in the shapes a date parameter takes, and its near misses: what random strings from the
+# spec almost never hit (`-1`, year 1 or 99999, offsets, times past the day's end).
+DATE_TEXT = st.one_of(
+    st.integers(-10**18, 10**18).map(str),
+    st.builds(lambda d, sep: d.isoformat(sep=sep), st.datetimes(), st.sampled_from("T ")),
+    st.from_regex(r"\A-?[0-9]{1,6}(-[0-9]{1,2}(-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}"
+                  r"(:[0-9]{2}(\.[0-9]{1,9})?)?([+-][0-9]{2}:?[0-9]{2}|Z)?)?)?)?\Z"),
+)
+
+
+@pytest.fixture(scope="module")
+def bars_on_stores_down() -> TestClient:
+    """The service on stores nothing listens on (port 1): a refused range never reaches them,
+    an accepted one is a 503 naming the store the bar query found down first."""
+    down = "127.0.0.1:1"
+    app = create_app(ClickHouseResource(dsn=f"http://{down}/kline"),
+                     PostgresResource(dsn=f"postgresql://postgres@{down}/kline",
+                                      connect_timeout_s=1),
+                     redis=RedisResource(url=f"redis://{down}/0"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_bars_date_parameters_never_get_a_500(bars_on_stores_down):
+    """Any text in a date's shape, as start or end, is a 400 with the rule or reaches the
+    stores — never a 500."""
+
+    @given(start=DATE_TEXT, end=st.one_of(st.none(), DATE_TEXT))
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(start: str, end: str | None) -> None:
+        params = {"symbol": "600000.SH", "period": 1, "start": start}
+        if end is not None:
+            params["end"] = end
+        response = bars_on_stores_down.get("/api/bars/", params=params)
+        assert response.status_code in (400, 503), (params, response.text)
+        if response.status_code == 503:
+            assert response.json()["store"] in ("PostgreSQL", "Redis"), response.text
+
+    check()

@@ -93,14 +93,16 @@ def test_synth_parquet_matches_csv_and_options(tmp_path: Path) -> None:
     ("600000.SH,2025-10-09 25:99:00,10,100,1000\n", 3),
     ("600000.SH,2025-10-09 09:30:06,10,100\n", 3),
     (",2025-10-09 09:30:06,10,100,1000\n", 3),
+    ("600000.sh,2025-10-09 09:30:06,10,100,1000\n", 3),
+    ("X" * 1_000_000 + ",2025-10-09 09:30:06,10,100,1000\n", 3),
 ])
-def test_malformed_csv_exits_1_and_writes_nothing(tmp_path: Path, body: str, line: int) -> None:
+def test_malformed_csv_exits_2_and_writes_nothing(tmp_path: Path, body: str, line: int) -> None:
     src = tmp_path / "bad.csv"
     src.write_text("symbol,time,price,volume,amount\n"
                    "600000.SH,2025-10-09 09:30:03,10,100,1000\n" + body)
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(cli, ["bars", "synth", str(src), "--out", str(out)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
     assert f"{src}:{line}" in result.output
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [src]
@@ -110,12 +112,12 @@ def test_missing_column_and_bad_parquet(tmp_path: Path) -> None:
     src = tmp_path / "t.csv"
     src.write_text("symbol,time,price,volume\n600000.SH,2025-10-09 09:30:03,10,100\n")
     result = CliRunner().invoke(cli, ["bars", "synth", str(src), "--out", str(tmp_path / "o.csv")])
-    assert result.exit_code == 1 and f"{src}:1" in result.output and "amount" in result.output
+    assert result.exit_code == 2 and f"{src}:1" in result.output and "amount" in result.output
     junk = tmp_path / "t.parquet"
     junk.write_bytes(b"not parquet")
     result = CliRunner().invoke(cli, ["bars", "synth", str(junk), "--out",
                                       str(tmp_path / "o.parquet")])
-    assert result.exit_code == 1 and str(junk) in result.output
+    assert result.exit_code == 2 and str(junk) in result.output
     assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.csv").exists()
 
 

@@ -375,3 +375,19 @@ def test_a_month_beyond_the_package_loads_on_the_closures_file_trading_days(
     assert read_bars(postgres)["time"].astype(str).tolist() == ["2027-01-04 10:00:00"]
     assert month.rows_loaded == 1
     assert month.non_trading_day == 2 and month.outside_session == 1
+
+
+def test_a_code_that_is_not_a_symbol_fails_the_file_by_line(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    header = ",".join(LANDING)
+    (tmp_path / "2024-01").mkdir()
+    (tmp_path / "2024-01" / "a.csv").write_text(
+        f"{header}\n2024-01-03 09:31:00,000001.SZ,x,1,1,1,1,1,1\n"
+        f"2024-01-03 09:32:00,{'9' * 1_000_000},x,1,1,1,1,1,1\n")
+
+    message = failure(load(postgres, instance, tmp_path))
+
+    assert ("2024-01/a.csv: line 3: code: symbol '9999999999999999999999999999999999999999'… "
+            "(1,000,000 characters) is not six digits, a dot and SH, SZ or BJ") in message
+    assert read_bars(postgres).empty

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.processes import pid_alive
-from kline_assets.resources.dsn import host_port, redact
+from kline_assets.resources.dsn import check_url, host_port, redact
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -197,13 +197,8 @@ class ClickHouseResource(ConfigurableResource):
             with self._embedded_client() as client:
                 yield client
             return
-        try:
-            urlparse(self.dsn).port  # noqa: B018  (a malformed port raises here, clearly)
-        except ValueError as exc:
-            raise ServiceUnavailableError(
-                f"malformed ClickHouse DSN {redact(self.dsn)} (KLINE_CLICKHOUSE_DSN): {exc}",
-                store="ClickHouse", address=redact(self.dsn),
-            ) from exc
+        check_url(self.dsn, store="ClickHouse", variable="KLINE_CLICKHOUSE_DSN",
+                  schemes=("http", "https"))
         try:
             client = clickhouse_connect.get_client(dsn=self.dsn, database="default")
         except Exception as exc:  # the driver raises several types for one failure

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from kline_assets.errors import KlineError
 from kline_assets.settings import STOCK_TZ
 
+from .. import rules
 from .discover import LandingFile
 
 COLUMNS = ("time", "code", "name", "open", "high", "low", "close", "volume", "amount")
@@ -291,6 +292,10 @@ def read_file(f: LandingFile, options: ReadOptions) -> pa.Table:
         missing = pc.is_null(arr)
         if pc.any(missing).as_py():
             raise LandingFileError(f.rel, f.where(_first(missing)), f"{label} is empty")
+    refused = np.flatnonzero(~rules.symbol_ok(code))
+    if len(refused):
+        i = int(refused[0])
+        raise LandingFileError(f.rel, f.where(i), f"code: {rules.symbol_reason(code[i].as_py())}")
     columns = {"time": times, "code": code, "name": _to_text(raw["name"])}
     columns |= {c: _to_float(f, c, raw[c]) for c in NUMERIC}
     return pa.table(columns)

@@ -30,7 +30,7 @@ from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import STOCK_TZ
 
-from .. import STOCK_SYNTH_TABLE, STOCK_TABLE
+from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
 from ..sessions import calendar_metadata, is_trading_day
 from .handover import DEFAULT_THRESHOLD, HandoverReport, accuracy_markdown, handover
 from .keys import LiveKeys
@@ -66,6 +66,18 @@ def _integrity_markdown(report: HandoverReport, limit: int = 20) -> str:
     lines += [f"| {r.symbol} | {r.bars} | {r.span} | {r.missing} | {r.gaps} |"
               for r in gaps.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def _refused_metadata(report: HandoverReport, limit: int = 20) -> dict[str, MetadataValue]:
+    """The symbols left out of the archive because they break the symbol rule, when any."""
+    if not report.refused_symbols:
+        return {}
+    lines = [f"* {rules.shown_symbol(s)}" for s in report.refused_symbols[:limit]]
+    more = len(report.refused_symbols) - limit
+    if more > 0:
+        lines.append(f"* … {more} more")
+    return {"refused": MetadataValue.md(f"Not {rules.SYMBOL_RULE}, so not archived:\n\n"
+                                        + "\n".join(lines))}
 
 
 @asset(
@@ -122,6 +134,8 @@ def stock_1min_synth(
             "trading_day": True, "bars_in_redis": report.in_redis,
             "rows_archived": report.archived, "symbols": len(report.integrity),
             "missing_minutes": report.gaps, "redis_keys_deleted": report.deleted_keys,
+            "refused_symbols": len(report.refused_symbols),
+            **_refused_metadata(report),
             "seconds": round(report.seconds, 3), **accuracy_meta, **calendar,
             "accuracy": MetadataValue.md(accuracy_markdown(report.accuracy)),
             "gaps": MetadataValue.md(_integrity_markdown(report)),

@@ -1,7 +1,8 @@
 """`kline ticks publish|consume|handover`: a black-box contract other tools script.
 
 Errors a user can act on (an unreachable store, a malformed file, a date beyond the calendar)
-print one line and exit non-zero; the consumer stops gracefully on SIGTERM/SIGINT.
+print one line and exit 2 (the root `kline` command's convention); the consumer stops
+gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 import redis
 
-from kline_assets.errors import KlineError
+from kline_assets.errors import ServiceUnavailableError
 from kline_assets.kernels.bars import PROFILES
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
@@ -26,11 +27,13 @@ def _redis() -> tuple[redis.Redis, LiveKeys]:
     return resource.client(), LiveKeys(resource.key_prefix)
 
 
-def _lost(exc: redis.RedisError) -> click.ClickException:
+def _lost(exc: redis.RedisError) -> ServiceUnavailableError:
     """Redis went away mid-run: say where, without credentials; the entries in hand stay
     pending and are delivered again."""
     url = redact(store_resources()["redis"].url)
-    return click.ClickException(f"Redis at {url} (KLINE_REDIS_URL) failed: {redact(str(exc))}")
+    return ServiceUnavailableError(
+        f"Redis at {url} (KLINE_REDIS_URL) failed: {redact(str(exc))}", store="Redis",
+        address=url)
 
 
 @click.group("ticks")
@@ -51,8 +54,6 @@ def publish_command(file: Path, stream: str, rate: float | None) -> None:
     try:
         client, _ = _redis()
         n, seconds = publish_file(client, file, stream, rate)
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
     except redis.RedisError as exc:
         raise _lost(exc) from exc
     click.echo(f"published {n} ticks to {stream} in {seconds:.2f} s "
@@ -95,8 +96,6 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
         signal.signal(signal.SIGTERM, worker.stop)
         signal.signal(signal.SIGINT, worker.stop)
         stats = worker.run()
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
     except redis.RedisError as exc:
         raise _lost(exc) from exc
     click.echo(f"stopped: {stats.ticks} ticks from {stats.entries} entries, "
@@ -116,13 +115,10 @@ def handover_command(day: str, keep_redis: bool) -> None:
         parsed = datetime.strptime(day, "%Y-%m-%d").date()
     except ValueError as exc:
         raise click.BadParameter(f"{day!r}: expected YYYY-MM-DD", param_hint="--date") from exc
-    try:
-        resources = store_resources()
-        client = resources["redis"].client()
-        keys = LiveKeys(resources["redis"].key_prefix)
-        report = handover(resources["postgres"], client, keys, parsed, delete=not keep_redis)
-    except KlineError as exc:
-        raise click.ClickException(str(exc)) from exc
+    resources = store_resources()
+    client = resources["redis"].client()
+    keys = LiveKeys(resources["redis"].key_prefix)
+    report = handover(resources["postgres"], client, keys, parsed, delete=not keep_redis)
     click.echo(report.summary())
     if report.vendor_has_day:
         click.echo(accuracy_markdown(report.accuracy, limit=20))

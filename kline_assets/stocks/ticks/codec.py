@@ -117,11 +117,10 @@ def _refused(table: pa.Table, names: np.ndarray, codes: np.ndarray) -> dict[int,
     reason: every field is checked here, before the calendar, the kernel or Redis sees it, so
     a value they cannot hold is parked instead of stopping the consumer. The checks are
     vectorised; only refused rows are visited one by one, to word their reason."""
-    # Symbols become Redis keys and tab-separated lines.
-    unusable = np.array([not n.strip() or "\t" in n for n in names], dtype=bool)
+    unusable = ~rules.symbol_ok(names)  # per distinct symbol, then per row
     us = table.column("time_us").to_numpy()
     checks = [
-        (unusable[codes], lambda _row: "symbol is empty or holds a tab"),
+        (unusable[codes], lambda row: rules.symbol_reason(names[codes[row]])),
         (rules.time_outside(us), lambda row: rules.time_reason(int(us[row]))),
     ]
     refused: dict[int, str] = {}

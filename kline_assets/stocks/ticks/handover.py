@@ -28,11 +28,11 @@ from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import ensure_hypertable, replace_time_window
 from kline_assets.settings import SQL_DIR
 
-from .. import STOCK_SYNTH_TABLE, STOCK_TABLE
+from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
 from ..bars import minute_bars
 from ..sessions import is_trading_day
 from .keys import LiveKeys
-from .live import delete_day, read_day
+from .live import day_symbols, delete_day, read_day
 
 PRICE_TOLERANCE = 1e-6  # prices are quoted in 0.001/0.01 CNY: anything closer is the same price
 DEFAULT_THRESHOLD = 0.05
@@ -46,6 +46,7 @@ class HandoverReport:
     in_redis: int = 0
     archived: int = 0
     deleted_keys: int = 0
+    refused_symbols: list[str] = field(default_factory=list)
     integrity: pd.DataFrame = field(default_factory=pd.DataFrame)
     accuracy: pd.DataFrame | None = None
     seconds: float = 0.0
@@ -72,6 +73,10 @@ class HandoverReport:
         text = (f"{self.day}: {self.in_redis} bars in Redis, {self.archived} archived to "
                 f"{STOCK_SYNTH_TABLE}, {len(self.integrity)} symbols, {self.gaps} missing "
                 f"session minutes, {self.deleted_keys} Redis keys deleted")
+        if self.refused_symbols:
+            shown = ", ".join(rules.shown_symbol(s) for s in self.refused_symbols[:5])
+            text += (f"; {len(self.refused_symbols)} symbol(s) not archived, not "
+                     f"{rules.SYMBOL_RULE}: {shown}")
         share = self.exact_share
         if share is None:
             return text + f"; the vendor ({STOCK_TABLE}) has no bars of that day"
@@ -210,20 +215,27 @@ def handover(postgres: PostgresResource, client, keys: LiveKeys, day: date | str
     text = d.isoformat()
     if not is_trading_day(d):
         return HandoverReport(text, trading_day=False)
-    live = read_day(client, keys, text)
-    report = HandoverReport(text, trading_day=True, in_redis=len(live))
+    # A symbol no table could index (one that got into Redis before the rule, or by hand) is
+    # left out and listed: it must never hold back the day of every other symbol.
+    names = day_symbols(client, keys, text)
+    ok = rules.symbol_ok(names)
+    live = read_day(client, keys, text, [n for n, good in zip(names, ok, strict=True) if good])
+    report = HandoverReport(text, trading_day=True, in_redis=len(live),
+                            refused_symbols=[n for n, good in zip(names, ok, strict=True)
+                                             if not good])
     if len(live):
         report.archived = archive(postgres, d, live)
     archived = minute_bars(postgres, STOCK_SYNTH_TABLE, d, d)
     report.integrity = integrity(archived, profile)
     report.accuracy = accuracy(archived, minute_bars(postgres, STOCK_TABLE, d, d))
-    if len(live) and delete:
+    if (len(live) or report.refused_symbols) and delete:
         report.deleted_keys = delete_day(client, keys, text)
     report.seconds = (datetime.now(UTC) - clock).total_seconds()
     share = report.exact_share
     client.hset(keys.handover, mapping={
         "day": text, "archived": report.archived, "symbols": len(report.integrity),
         "missing_minutes": report.gaps, "deleted_keys": report.deleted_keys,
+        "refused_symbols": len(report.refused_symbols),
         "exact_share": "" if share is None else f"{share:.6f}",
         "at": clock.isoformat(timespec="seconds"),
     })

@@ -71,3 +71,19 @@ def test_times_no_calendar_could_hold_are_refused_by_position():
     assert "time -9223372036854775807 µs is outside 2000-01-01…2099-12-31" in decoded.bad[1]
     assert decoded.entry.tolist() == [0, 4]
     same(decoded.ticks, ticks(False).take(np.array([0, 1])))
+
+
+def test_symbols_that_break_the_rule_are_refused_by_position():
+    lines = encode(ticks(False))
+    huge = b"6" * 1_000_000
+    batch = entries([lines[0], huge + b",1760000000000000,1,1,1,,,",
+                     b"600000.sh,1760000000000000,1,1,1,,,", b"BJ,1760000000000000,1,1,1,,,",
+                     b"830799.BJ,1760000000000000,1,1,1,,,", lines[1]])
+    decoded = decode(batch)
+    assert sorted(decoded.bad) == [1, 2, 3]
+    assert decoded.bad[1].startswith("symbol '666666") and "(1,000,000 characters)" in \
+        decoded.bad[1]
+    assert decoded.bad[2] == ("symbol '600000.sh' is not six digits, a dot and SH, SZ or BJ "
+                              "(e.g. 600000.SH)")
+    assert decoded.ticks.names[decoded.ticks.symbol].tolist() == [
+        "600000.SH", "830799.BJ", "000001.SZ"]

@@ -79,7 +79,7 @@ def test_cli_errors_name_the_store(tmp_path, tick_file):
     runner = CliRunner(env={"KLINE_REDIS_URL": "redis://:secret@127.0.0.1:1/12"})
     for args in (["publish", str(tick_file)], ["consume", "--until-idle", "1"]):
         result = runner.invoke(cli, ["ticks", *args])
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert "Redis unreachable at redis://:***@127.0.0.1:1/12" in result.output
         assert "secret" not in result.output and "Traceback" not in result.output
 

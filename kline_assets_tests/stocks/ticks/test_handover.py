@@ -87,6 +87,24 @@ def test_handover_archives_then_clears_redis(postgres, redis_client, live_day):
             live_day)
 
 
+def test_a_symbol_no_table_could_index_never_blocks_the_others(postgres, redis_client,
+                                                             live_day):
+    """A symbol that reached Redis some other way than the consumer (which refuses it)."""
+    huge = "6" * 1_000_000
+    redis_client.sadd(KEYS.symbols(DAY), huge)
+    redis_client.hset(KEYS.bars(DAY, huge), "10:00", "10,10,10,10,100,1000")
+
+    report = handover(postgres, redis_client, KEYS, DAY)
+
+    assert report.archived == len(live_day) and report.refused_symbols == [huge]
+    assert_same_bars(minute_bars(postgres, STOCK_SYNTH_TABLE, date(2025, 10, 9),
+                                 date(2025, 10, 9)), live_day)
+    assert "1 symbol(s) not archived" in report.summary()
+    assert "(1,000,000 characters)" in report.summary()
+    assert day_keys(redis_client, KEYS, DAY) == []
+    assert redis_client.hget(KEYS.handover, "refused_symbols") == b"1"
+
+
 def test_redis_is_cleared_only_once_the_archive_is_committed(postgres, redis_client, live_day,
                                                             monkeypatch):
     import kline_assets.stocks.ticks.handover as module
@@ -251,3 +269,13 @@ def test_a_provisional_day_says_so_in_the_hand_over_metadata(postgres, redis_url
     assert meta["2026-01-01"]["trading_day"] is False  # the file's closure
     assert meta["2026-01-01"]["calendar"] == note == meta["2026-01-05"]["calendar"]
     assert meta["2026-01-05"]["trading_day"] is True
+
+
+def test_cli_handover_with_a_malformed_dsn_is_one_line_without_the_password(redis_url):
+    result = CliRunner(env={"KLINE_REDIS_URL": redis_url,
+                            "KLINE_PG_DSN": "postgresql://postgres:sec ret@127.0.0.1:5432/x"}
+                       ).invoke(cli, ["ticks", "handover", "--date", DAY])
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == 1, result.output
+    assert "malformed PostgreSQL DSN postgresql://postgres:***@127.0.0.1:5432/x" in result.output
+    assert "sec ret" not in result.output
