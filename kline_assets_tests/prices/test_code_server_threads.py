@@ -32,15 +32,16 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_the_code_server_stays_flat_over_200_live_sensor_evaluations(
-        catalog, clickhouse, persistent_instance):
+        catalog, clickhouse, persistent_instance, tmp_path):
     insert_records(catalog, [(1, 1, 10, 100_000, None, None, "2025-11-05 11:35:00")])
     port = _free_port()
     env = {**os.environ, "KLINE_PG_DSN": catalog.dsn, "KLINE_CLICKHOUSE_DSN": clickhouse.dsn,
            "KLINE_CLICKHOUSE_DATABASE": clickhouse.db}
+    log = tmp_path / "code_server.log"  # a file, not a pipe: a full pipe would block the server
     server = subprocess.Popen(
         [sys.executable, "-m", "dagster", "api", "grpc", "-m", "kline_assets.definitions",
          "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = DagsterGrpcClient(host="127.0.0.1", port=port)
         deadline = time.monotonic() + 120
@@ -49,7 +50,7 @@ def test_the_code_server_stays_flat_over_200_live_sensor_evaluations(
                 client.ping("")
                 break
             except Exception:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert server.poll() is None, log.read_text()[-2000:]
                 assert time.monotonic() < deadline, "the code server did not come up"
                 time.sleep(0.5)
         origin = GrpcServerCodeLocationOrigin(host="127.0.0.1", port=port,
