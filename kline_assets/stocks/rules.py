@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kline_assets.kernels.bars import Ticks, good_price, good_volume
+
 from .sessions import CALENDAR_START
 
 # --------------------------------------------------------------------------- symbols
@@ -69,3 +71,27 @@ def time_reason(us: int) -> str:
     """Why one time is refused, with its value as it arrived."""
     return (f"time {us} µs is outside {TIME_RULE} (Beijing wall clock as microseconds since "
             "1970-01-01)")
+
+
+# --------------------------------------------------------------------------- values
+
+
+def tick_value_refusals(ticks: Ticks) -> dict[int, str]:
+    """Ticks whose values no bar may take, by position, with the reason: the kernel's own
+    `bad_price` (not finite, or ≤ 0) and `bad_volume` (volume or amount not finite, or < 0).
+    The kernel still rejects and counts them; the stream consumer also parks them in its
+    dead-letter stream, so the raw fields can be looked at. Vectorised; only refused ticks
+    are visited, to word their reason."""
+    price, volume, amount = ticks.price, ticks.volume, ticks.amount
+    checks = [
+        (~good_price(price),
+         lambda i: f"bad_price: price {float(price[i])!r} is not a finite number above 0"),
+        (~good_volume(volume, amount),
+         lambda i: f"bad_volume: volume {float(volume[i])!r} and amount {float(amount[i])!r} "
+                   "must be finite and ≥ 0"),
+    ]
+    refused: dict[int, str] = {}
+    for mask, reason in reversed(checks):  # the first rule broken is the one reported
+        for i in np.flatnonzero(mask).tolist():
+            refused[i] = reason(i)
+    return refused
