@@ -220,7 +220,7 @@ def synth_file(
     cumulative: bool = False, volume_unit: str = "shares", fill: bool = False,
 ) -> tuple[dict[int, Bars], SynthReport]:
     fmt = _file_format(ticks_file)
-    ticks = read_ticks(ticks_file)
+    ticks, _ = rules.screen_tick_values(read_ticks(ticks_file))  # as the stream: counted
     days = np.zeros(0, dtype="datetime64[D]")
     if len(ticks):
         first, last = ticks.time.min(), ticks.time.max()

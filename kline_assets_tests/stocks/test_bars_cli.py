@@ -167,3 +167,18 @@ def test_query_of_provisional_days_says_so_on_stderr(
     assert len(json.loads(result.stdout)) == 4
     assert result.stderr.strip() == (
         f"calendar: provisional (closures file {sessions.DEFAULT_CLOSURES})")
+
+
+def test_synth_refuses_absurd_values_as_the_stream_does(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("symbol,time,price,volume,amount\n"
+                   "600000.SH,2025-10-09 10:00:01,10,100,1000\n"
+                   "600000.SH,2025-10-09 10:00:02,10.5,1e300,1e300\n"
+                   "600000.SH,2025-10-09 10:00:03,3000000,100,1000\n")
+    out = tmp_path / "o.csv"
+    result = CliRunner().invoke(cli, ["bars", "synth", str(src), "--out", str(out),
+                                      "--periods", "1"])
+    assert result.exit_code == 0, result.output
+    assert "bad_price 1" in result.output and "bad_volume 1" in result.output, result.output
+    bars = pd.read_csv(out)
+    assert bars[["open", "high", "close", "volume"]].values.tolist() == [[10, 10, 10, 100]]

@@ -274,6 +274,14 @@ def _to_float(f: LandingFile, name: str, col: pa.ChunkedArray) -> pa.Array:
         raise LandingFileError(
             f.rel, f.where(i), f"{name} {source[i].as_py()!r} is not a finite number"
         )
+    beyond = np.flatnonzero(rules.beyond_bound(
+        values.to_numpy(zero_copy_only=False), name))  # NaN compares False: missing passes
+    if len(beyond):
+        i = int(beyond[0])
+        raise LandingFileError(
+            f.rel, f.where(i), f"{name} {source[i].as_py()!r} is beyond ±{rules.BOUNDS[name]:g}"
+            " (no A-share bar comes near it)"
+        )
     return pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
 
 

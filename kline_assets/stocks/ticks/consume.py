@@ -295,9 +295,10 @@ class Consumer:
         dec = decode(present)
         bad = dict(dec.bad)
         t = dec.ticks
-        # Ticks the kernel will reject for their values: counted by it as before, and parked
-        # too, with the reason and their raw fields.
-        for i, reason in rules.tick_value_refusals(t).items():
+        # Ticks refused for their values: rejected and counted by the kernel, and parked too,
+        # with the reason and their raw fields.
+        t, refused = rules.screen_tick_values(t)
+        for i, reason in refused.items():
             bad[int(dec.entry[i])] = reason
         if len(t):
             day_of = t.time.view(np.int64) // _DAY_US

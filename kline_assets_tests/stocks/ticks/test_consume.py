@@ -325,3 +325,22 @@ def test_ticks_rejected_for_their_values_are_counted_and_parked_with_their_field
     assert int(report[b"rejected:bad_price"]) == 2 and int(report[b"rejected:bad_volume"]) == 2
     bars = read_day(redis_client, KEYS, DAY)
     assert bars.close.tolist() == [10.0] and bars.volume.tolist() == [100.0]
+
+
+def test_absurd_values_never_become_bars_or_day_extremes(redis_client):
+    stamps = np.array([f"{DAY}T10:00:0{s}" for s in range(1, 4)], dtype="datetime64[us]")
+    t = Ticks.from_arrays(np.array(["600001.SH"] * 3), stamps, np.array([10.0, 10.5, 10.6]),
+                          np.array([100.0, 1e300, 100.0]), np.array([1000.0, 1e300, 1060.0]),
+                          high=np.array([10.0, 10.5, -5.0]), low=np.array([10.0, 10.5, np.inf]))
+    publish_lines(redis_client, encode(t), STREAM)
+
+    Consumer(redis_client, options(cumulative=False, volume_unit="shares")).run()
+
+    reasons = [f[b"reason"].decode() for _, f in redis_client.xrange(KEYS.dead(STREAM))]
+    assert reasons == ["bad_volume: volume 1e+300 or amount 1e+300 is above 1e+15",
+                       "bad_price: day high -5.0 is not a price in (0, 1e+06]"]
+    bars = read_day(redis_client, KEYS, DAY)
+    assert (bars.open.tolist(), bars.high.tolist(), bars.low.tolist()) == ([10.0], [10.0], [10.0])
+    assert bars.volume.tolist() == [100.0]
+    report = redis_client.hgetall(KEYS.report(DAY))
+    assert int(report[b"rejected:bad_price"]) == 1 and int(report[b"rejected:bad_volume"]) == 1
