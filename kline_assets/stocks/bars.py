@@ -32,6 +32,7 @@ from kline_assets.settings import STOCK_TZ
 from kline_assets.stocks import STOCK_TABLE
 
 from . import rules
+from .csvfiles import BLOCK_BYTES, locate_bad_line
 from .sessions import provisional_note, trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
@@ -60,15 +61,58 @@ def _where(path: Path, fmt: str, row: int) -> str:
     return f"{path}:{row + 2}" if fmt == "csv" else f"{path}: row {row + 1}"
 
 
-def _csv_shape_error(path: Path, header_len: int) -> str:
-    """Locate a row with the wrong number of fields; only runs once parsing already failed."""
-    import csv
+def _csv_header(path: Path) -> list[str]:
+    """Column names from the first line, read as bytes: decoding the file as text would fail
+    on bytes of a later line and blame line 1."""
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(BLOCK_BYTES + 1)
+    except OSError as exc:
+        raise TickFileError(f"{path}:1: cannot read ({exc.strerror or exc})") from exc
+    if len(first) > BLOCK_BYTES:
+        raise TickFileError(f"{path}:1: a line of more than {BLOCK_BYTES:,} bytes")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TickFileError(f"{path}:1: byte {first[exc.start:exc.start + 1].hex()} at column "
+                            f"{exc.start + 1} is not utf-8") from None
+    return [name.strip() for name in text.rstrip("\r\n").split(",")]
 
-    with path.open(newline="") as fh:
-        for line_no, fields in enumerate(csv.reader(fh), start=1):
-            if len(fields) != header_len:
-                return (f"{path}:{line_no}: expected {header_len} fields, got {len(fields)}")
-    return f"{path}: not a readable CSV file"
+
+def _read_csv(path: Path) -> pa.Table:
+    """A tick CSV as text columns; a row with the wrong number of fields, an overlong line or
+    bytes that are not UTF-8 are named by file and physical line."""
+    types = {name: pa.string() for name in _csv_header(path)}
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    def read(use_threads: bool) -> pa.Table:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=use_threads, block_size=BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+
+    try:
+        table = read(use_threads=True)
+        if invalid and invalid[0].number is None:  # threaded parsing does not number rows
+            invalid.clear()
+            table = read(use_threads=False)
+    except (pa.ArrowInvalid, OSError) as exc:
+        located = locate_bad_line(path, "utf-8")
+        if located is not None:
+            raise TickFileError(f"{path}:{located[0]}: {located[1]}") from None
+        raise TickFileError(f"{path}: not a readable CSV file "
+                            f"({str(exc).strip().splitlines()[0][:200]})") from None
+    if invalid:
+        row = invalid[0]
+        raise TickFileError(f"{path}:{row.number}: expected {row.expected_columns} fields, "
+                            f"got {row.actual_columns}")
+    return table
 
 
 def _read_table(path: Path, fmt: str) -> pa.Table:
@@ -77,19 +121,7 @@ def _read_table(path: Path, fmt: str) -> pa.Table:
             return pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
             raise TickFileError(f"{path}: not a readable Parquet file ({exc})") from exc
-    try:
-        with path.open(newline="") as fh:
-            header = fh.readline().rstrip("\r\n").split(",")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TickFileError(f"{path}:1: cannot read ({exc})") from exc
-    types = {name.strip(): pa.string() for name in header}
-    try:
-        return pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
-        )
-    except pa.ArrowInvalid as exc:
-        raise TickFileError(_csv_shape_error(path, len(header))) from exc
+    return _read_csv(path)
 
 
 def _numbers(col: pa.ChunkedArray, name: str, path: Path, fmt: str) -> np.ndarray:
@@ -220,7 +252,7 @@ def synth_file(
     cumulative: bool = False, volume_unit: str = "shares", fill: bool = False,
 ) -> tuple[dict[int, Bars], SynthReport]:
     fmt = _file_format(ticks_file)
-    ticks = read_ticks(ticks_file)
+    ticks, _ = rules.screen_tick_values(read_ticks(ticks_file))  # as the stream: counted
     days = np.zeros(0, dtype="datetime64[D]")
     if len(ticks):
         first, last = ticks.time.min(), ticks.time.max()

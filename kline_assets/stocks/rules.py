@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kline_assets.kernels.bars import Ticks, good_price, good_volume
+
 from .sessions import CALENDAR_START
 
 # --------------------------------------------------------------------------- symbols
@@ -69,3 +71,84 @@ def time_reason(us: int) -> str:
     """Why one time is refused, with its value as it arrived."""
     return (f"time {us} µs is outside {TIME_RULE} (Beijing wall clock as microseconds since "
             "1970-01-01)")
+
+
+# --------------------------------------------------------------------------- values
+
+MAX_PRICE = 1e6
+"""No A-share trades near a million CNY a share (the dearest ever were a few thousand): a
+price, open, high, low, close or a snapshot's day high/low beyond it is a feed error."""
+MAX_QUANTITY = 1e15
+"""Volume (shares) and amount (CNY) of a print, a bar or a day's running total stay below
+this: orders of magnitude above any real day of the whole market, and below 2**53, so sums of
+them stay exact to the unit in float64."""
+BOUNDS = {"open": MAX_PRICE, "high": MAX_PRICE, "low": MAX_PRICE, "close": MAX_PRICE,
+          "price": MAX_PRICE, "volume": MAX_QUANTITY, "amount": MAX_QUANTITY}
+"""The magnitude bound of every numeric column an input may carry (landing bars, ticks)."""
+
+
+def beyond_bound(values: np.ndarray, column: str) -> np.ndarray:
+    """Mask of finite values whose magnitude exceeds the column's bound (landing keeps
+    negative prices for the monthly view's cleaning rule to drop, so only size is checked)."""
+    return np.abs(np.asarray(values, dtype=np.float64)) > BOUNDS[column]
+
+
+def _ok_day_extreme(values: np.ndarray | None, n: int) -> np.ndarray:
+    """A snapshot's day high/low: absent (NaN), or a price in (0, MAX_PRICE]."""
+    if values is None:
+        return np.ones(n, dtype=bool)
+    return np.isnan(values) | ((values > 0) & (values <= MAX_PRICE))
+
+
+def screen_tick_values(ticks: Ticks) -> tuple[Ticks, dict[int, str]]:
+    """Ticks whose values no bar may take, by position, with the reason, and the ticks as the
+    kernel should see them.
+
+    Refused: the kernel's own `bad_price` (price not finite, or ≤ 0) and `bad_volume` (volume
+    or amount not finite, or < 0); a price above MAX_PRICE, a volume or amount above
+    MAX_QUANTITY (the landing bounds); a day high or low that is not a price in (0, MAX_PRICE],
+    or a day low above the day high. The kernel rejects and counts the first two kinds itself;
+    a tick refused for the others is handed to it with NaN in the field it checks (price for
+    prices, volume for quantities), so it is rejected and counted under the same reason
+    instead of becoming a bar. Vectorised; only refused ticks are visited, to word their
+    reason."""
+    price, volume, amount = ticks.price, ticks.volume, ticks.amount
+    high, low, n = ticks.high, ticks.low, len(ticks.price)
+
+    def num(v: float) -> str:
+        return repr(float(v))
+
+    inverted = np.zeros(n, dtype=bool)
+    if high is not None and low is not None:
+        inverted = low > high  # NaN compares False: an absent extreme never inverts
+    price_checks = [
+        (~good_price(price), lambda i: f"bad_price: price {num(price[i])} is not a finite "
+                                       "number above 0"),
+        (price > MAX_PRICE, lambda i: f"bad_price: price {num(price[i])} is above "
+                                      f"{MAX_PRICE:g}"),
+        (~_ok_day_extreme(high, n), lambda i: f"bad_price: day high {num(high[i])} is not a "
+                                              f"price in (0, {MAX_PRICE:g}]"),
+        (~_ok_day_extreme(low, n), lambda i: f"bad_price: day low {num(low[i])} is not a "
+                                             f"price in (0, {MAX_PRICE:g}]"),
+        (inverted, lambda i: f"bad_price: day low {num(low[i])} is above day high "
+                             f"{num(high[i])}"),
+    ]
+    volume_checks = [
+        (~good_volume(volume, amount),
+         lambda i: f"bad_volume: volume {num(volume[i])} and amount {num(amount[i])} must be "
+                   "finite and ≥ 0"),
+        ((volume > MAX_QUANTITY) | (amount > MAX_QUANTITY),
+         lambda i: f"bad_volume: volume {num(volume[i])} or amount {num(amount[i])} is above "
+                   f"{MAX_QUANTITY:g}"),
+    ]
+    refused: dict[int, str] = {}
+    for mask, reason in reversed(price_checks + volume_checks):  # the first broken is reported
+        for i in np.flatnonzero(mask).tolist():
+            refused[i] = reason(i)
+    bad_price = np.logical_or.reduce([m for m, _ in price_checks[1:]])
+    bad_volume = volume_checks[1][0]
+    if bad_price.any() or bad_volume.any():
+        ticks = Ticks(ticks.symbol, ticks.names, ticks.time,
+                      np.where(bad_price, np.nan, price), np.where(bad_volume, np.nan, volume),
+                      amount, ticks.tick_id, high, low)
+    return ticks, refused

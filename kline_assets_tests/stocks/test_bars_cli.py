@@ -95,6 +95,7 @@ def test_synth_parquet_matches_csv_and_options(tmp_path: Path) -> None:
     (",2025-10-09 09:30:06,10,100,1000\n", 3),
     ("600000.sh,2025-10-09 09:30:06,10,100,1000\n", 3),
     ("X" * 1_000_000 + ",2025-10-09 09:30:06,10,100,1000\n", 3),
+    ("600000.SH,2025-10-09 09:30:06," + "1" * 5_000_000 + ",100,1000\n", 3),
 ])
 def test_malformed_csv_exits_2_and_writes_nothing(tmp_path: Path, body: str, line: int) -> None:
     src = tmp_path / "bad.csv"
@@ -167,3 +168,39 @@ def test_query_of_provisional_days_says_so_on_stderr(
     assert len(json.loads(result.stdout)) == 4
     assert result.stderr.strip() == (
         f"calendar: provisional (closures file {sessions.DEFAULT_CLOSURES})")
+
+
+def test_synth_refuses_absurd_values_as_the_stream_does(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("symbol,time,price,volume,amount\n"
+                   "600000.SH,2025-10-09 10:00:01,10,100,1000\n"
+                   "600000.SH,2025-10-09 10:00:02,10.5,1e300,1e300\n"
+                   "600000.SH,2025-10-09 10:00:03,3000000,100,1000\n")
+    out = tmp_path / "o.csv"
+    result = CliRunner().invoke(cli, ["bars", "synth", str(src), "--out", str(out),
+                                      "--periods", "1"])
+    assert result.exit_code == 0, result.output
+    assert "bad_price 1" in result.output and "bad_volume 1" in result.output, result.output
+    bars = pd.read_csv(out)
+    assert bars[["open", "high", "close", "volume"]].values.tolist() == [[10, 10, 10, 100]]
+
+
+GBK = "浦发,2025-10-09 09:30:04,10,1,1".encode("gbk")
+
+
+@pytest.mark.parametrize(("lines", "line", "says"), [
+    ([b"600000.SH,2025-10-09 09:30:03,10,100,1000", GBK], 3, "byte c6 at column 1 is not utf-8"),
+    ([GBK], 2, "byte c6 at column 1 is not utf-8"),
+    ([b"600000.SH,2025-10-09 09:30:03," + b"1" * 5_000_000 + b",100,1000"], 2,
+     "a line of more than 1,048,576 bytes"),
+    ([b"600000.SH,2025-10-09 09:30:03,10,100"], 2, "expected 5 fields, got 4"),
+])
+def test_unreadable_lines_are_one_error_naming_the_right_line(
+    tmp_path: Path, lines: list[bytes], line: int, says: str,
+) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_bytes(b"\n".join([b"symbol,time,price,volume,amount", *lines]) + b"\n")
+    result = CliRunner().invoke(cli, ["bars", "synth", str(src), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: {src}:{line}: {says}"], result.stderr
+    assert "Traceback" not in result.output

@@ -391,3 +391,21 @@ def test_a_code_that_is_not_a_symbol_fails_the_file_by_line(
     assert ("2024-01/a.csv: line 3: code: symbol '9999999999999999999999999999999999999999'… "
             "(1,000,000 characters) is not six digits, a dot and SH, SZ or BJ") in message
     assert read_bars(postgres).empty
+
+
+def test_values_beyond_the_bounds_fail_the_file_by_line(
+    postgres: PostgresResource, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    header = ",".join(LANDING)
+    (tmp_path / "2024-01").mkdir()
+    (tmp_path / "2024-01" / "a.csv").write_text(
+        f"{header}\n2024-01-03 09:31:00,000001.SZ,x,1,1,1,1,1,1\n"
+        "2024-01-03 09:32:00,000001.SZ,x,1,1,1,1,1e300,1\n")
+    (tmp_path / "2024-01" / "b.csv").write_text(
+        f"{header}\n2024-01-03 09:31:00,000002.SZ,x,-5,1,1,2000000,1,1\n")
+
+    message = failure(load(postgres, instance, tmp_path))
+
+    assert "2024-01/a.csv: line 3: volume '1e300' is beyond ±1e+15" in message
+    assert "2024-01/b.csv: line 2: close '2000000' is beyond ±1e+06" in message
+    assert read_bars(postgres).empty

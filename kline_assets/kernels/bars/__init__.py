@@ -35,6 +35,8 @@ from kline_assets.kernels.bars.clock import (
     REASONS,
     VOLUME_UNITS,
     block_end_minutes,
+    good_price,
+    good_volume,
     minute_labels,
 )
 from kline_assets.kernels.bars.frames import Bars, SynthReport, Ticks
@@ -55,6 +57,8 @@ __all__ = [
     "block_end_minutes",
     "continue_bars",
     "fill_bars",
+    "good_price",
+    "good_volume",
     "minute_labels",
     "resample_bars",
     "synthesize",

@@ -11,6 +11,19 @@ VOLUME_UNITS = {"shares": 1.0, "lots": 100.0}
 # Rejection reasons in priority order: a print failing several is counted under the first.
 REASONS = ("non_trading_day", "pre_open", "lunch", "after_close", "bad_price", "bad_volume")
 
+
+
+def good_price(price: np.ndarray) -> np.ndarray:
+    """Prints with a usable price: finite and > 0 (NaN fails both comparisons). The one
+    definition: the kernel rejects the others as `bad_price`, the stream consumer parks them."""
+    return (price > 0) & (price < np.inf)
+
+
+def good_volume(volume: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Prints with usable volume and amount: both finite and ≥ 0 (else `bad_volume`)."""
+    return (volume >= 0) & (volume < np.inf) & (amount >= 0) & (amount < np.inf)
+
+
 _MIN_US = 60_000_000
 _DAY_US = 86_400 * 1_000_000
 _AUCTION_OPEN = (9 * 60 + 25) * _MIN_US

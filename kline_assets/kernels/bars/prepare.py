@@ -19,6 +19,8 @@ from kline_assets.kernels.bars.clock import (
     _SLOT_REASON,
     REASONS,
     VOLUME_UNITS,
+    good_price,
+    good_volume,
 )
 from kline_assets.kernels.bars.frames import Bars, SynthReport, Ticks, _Carry
 
@@ -143,8 +145,8 @@ def _reasons(t: Ticks, us: np.ndarray, is_trading: np.ndarray) -> np.ndarray:
         sod < _AUCTION_OPEN,
         (sod > _NOON) & (sod < _REOPEN),
         sod > _CLOSE,
-        ~(np.isfinite(price) & (price > 0)),
-        ~(np.isfinite(vol) & (vol >= 0) & np.isfinite(amt) & (amt >= 0)),
+        ~good_price(price),
+        ~good_volume(vol, amt),
     ]
     for i in range(len(checks) - 1, -1, -1):  # lowest priority first, so the first reason wins
         code[checks[i]] = i + 1
@@ -198,24 +200,24 @@ def _prepare(
     is_trading = mask.astype(bool) if mask is not None else _day_mask(trading_day, day)
     price, vol, amt = t.price, t.volume, t.amount
     time_code = _SLOT_REASON[slot]
-    good_price = (price > 0) & (price < np.inf)  # NaN fails both
-    good_volume = (vol >= 0) & (vol < np.inf) & (amt >= 0) & (amt < np.inf)
-    ok = is_trading & good_price
-    ok &= good_volume
+    price_ok = good_price(price)
+    volume_ok = good_volume(vol, amt)
+    ok = is_trading & price_ok
+    ok &= volume_ok
     ok &= time_code == 0
     n_ok = int(np.count_nonzero(ok))
     counts = np.zeros(len(REASONS) + 1, dtype=np.int64)
     if n_ok != len(t):
         bad = np.flatnonzero(~ok)
         code = np.zeros(len(bad), dtype=np.int8)  # lowest priority first: the first reason wins
-        code[~good_volume[bad]] = 6
-        code[~good_price[bad]] = 5
+        code[~volume_ok[bad]] = 6
+        code[~price_ok[bad]] = 5
         tc = time_code[bad]
         code[tc > 0] = tc[tc > 0]
         code[~is_trading[bad]] = 1
         counts = np.bincount(code, minlength=len(REASONS) + 1)
     report.rejected = {r: int(counts[i + 1]) for i, r in enumerate(REASONS)}
-    del good_price, good_volume, time_code, is_trading
+    del price_ok, volume_ok, time_code, is_trading
     if n_ok != len(t):
         keep = np.flatnonzero(ok)
         t, us, day, slot = t.take(keep), us[keep], day[keep], slot[keep]

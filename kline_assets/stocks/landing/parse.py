@@ -24,12 +24,11 @@ from kline_assets.errors import KlineError
 from kline_assets.settings import STOCK_TZ
 
 from .. import rules
+from ..csvfiles import BLOCK_BYTES, locate_bad_line
 from .discover import LandingFile
 
 COLUMNS = ("time", "code", "name", "open", "high", "low", "close", "volume", "amount")
 NUMERIC = ("open", "high", "low", "close", "volume", "amount")
-BLOCK_BYTES = 1 << 20
-"""pyarrow's CSV block: a line longer than this cannot be parsed, and no real bar is."""
 
 
 class LandingFileError(KlineError):
@@ -88,33 +87,6 @@ def _csv_header(f: LandingFile, options: ReadOptions) -> list[str]:
     return next(csv.reader([text]), [])
 
 
-def locate_bad_line(f: LandingFile, encoding: str) -> tuple[int, str] | None:
-    """The first physical line that pyarrow cannot take — longer than a block, or not in
-    `encoding` — as (line number, reason). pyarrow reports neither with a line, so the file is
-    scanned again in binary, only after it has failed."""
-    number, carry = 1, b""
-    with pa.input_stream(str(f.path), compression="detect") as stream:
-        while True:
-            chunk = stream.read(BLOCK_BYTES)
-            lines = (carry + chunk).split(b"\n")
-            carry = lines.pop() if chunk else b""
-            for line in lines:
-                if len(line) > BLOCK_BYTES:
-                    return number, f"a line of {len(line):,} bytes (at most {BLOCK_BYTES:,})"
-                try:
-                    line.decode(encoding)
-                except UnicodeDecodeError as exc:
-                    return number, (
-                        f"byte {line[exc.start:exc.start + 1].hex()} at column {exc.start + 1} "
-                        f"is not {encoding}; set `encoding` (e.g. gbk) to the file's encoding"
-                    )
-                number += 1
-            if len(carry) > BLOCK_BYTES:
-                return number, f"a line of more than {BLOCK_BYTES:,} bytes"
-            if not chunk:
-                return None
-
-
 def _read_csv(f: LandingFile, options: ReadOptions) -> pa.Table:
     names = _resolve_names(f, _csv_header(f, options), options)
     invalid: list[tuple[int | None, str, int, int]] = []
@@ -143,9 +115,12 @@ def _read_csv(f: LandingFile, options: ReadOptions) -> pa.Table:
             invalid.clear()
             read(use_threads=False)
     except (pa.ArrowInvalid, pa.ArrowKeyError, UnicodeDecodeError) as exc:
-        located = locate_bad_line(f, options.encoding)
+        located = locate_bad_line(f.path, options.encoding)
         if located is not None:
-            raise LandingFileError(f.rel, f"line {located[0]}", located[1]) from exc
+            line, reason = located
+            if reason.startswith("byte "):
+                reason += "; set `encoding` (e.g. gbk) to the file's encoding"
+            raise LandingFileError(f.rel, f"line {line}", reason) from exc
         raise LandingFileError(f.rel, "file", str(exc).splitlines()[0]) from exc
     if invalid:
         number, text, expected, actual = invalid[0]
@@ -273,6 +248,14 @@ def _to_float(f: LandingFile, name: str, col: pa.ChunkedArray) -> pa.Array:
         i = _first(infinite)
         raise LandingFileError(
             f.rel, f.where(i), f"{name} {source[i].as_py()!r} is not a finite number"
+        )
+    beyond = np.flatnonzero(rules.beyond_bound(
+        values.to_numpy(zero_copy_only=False), name))  # NaN compares False: missing passes
+    if len(beyond):
+        i = int(beyond[0])
+        raise LandingFileError(
+            f.rel, f.where(i), f"{name} {source[i].as_py()!r} is beyond ±{rules.BOUNDS[name]:g}"
+            " (no A-share bar comes near it)"
         )
     return pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
 

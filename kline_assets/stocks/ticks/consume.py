@@ -35,6 +35,7 @@ import redis
 from kline_assets.errors import CalendarRangeError
 from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continue_bars
 
+from .. import rules
 from ..sessions import trading_days
 from .codec import as_dict, decode
 from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
@@ -294,6 +295,11 @@ class Consumer:
         dec = decode(present)
         bad = dict(dec.bad)
         t = dec.ticks
+        # Ticks refused for their values: rejected and counted by the kernel, and parked too,
+        # with the reason and their raw fields.
+        t, refused = rules.screen_tick_values(t)
+        for i, reason in refused.items():
+            bad[int(dec.entry[i])] = reason
         if len(t):
             day_of = t.time.view(np.int64) // _DAY_US
             for day in np.unique(day_of):

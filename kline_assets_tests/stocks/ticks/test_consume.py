@@ -300,3 +300,49 @@ def test_a_time_no_calendar_could_hold_is_parked_and_the_ticks_behind_it_applied
     assert all(b"is outside 2000-01-01" in f[b"reason"] for _, f in dead)
     bars = read_day(redis_client, KEYS, DAY)
     assert bars.close.tolist() == [10.2] and bars.volume.tolist() == [300.0]
+
+
+def test_ticks_rejected_for_their_values_are_counted_and_parked_with_their_fields(
+    redis_client,
+):
+    stamps = np.array([f"{DAY}T10:00:0{s}" for s in range(1, 6)], dtype="datetime64[us]")
+    t = Ticks.from_arrays(np.array(["600001.SH"] * 5), stamps,
+                          np.array([10.0, np.nan, 10.1, 10.2, -1.0]),
+                          np.array([100.0, 100.0, -5.0, 100.0, 100.0]),
+                          np.array([1000.0, 1000.0, 1000.0, np.inf, 1000.0]))
+    publish_lines(redis_client, encode(t), STREAM)
+
+    stats = Consumer(redis_client, options(cumulative=False, volume_unit="shares")).run()
+
+    dead = redis_client.xrange(KEYS.dead(STREAM))
+    reasons = [f[b"reason"].decode() for _, f in dead]
+    assert reasons == ["bad_price: price nan is not a finite number above 0",
+                       "bad_volume: volume -5.0 and amount 1000.0 must be finite and ≥ 0",
+                       "bad_volume: volume 100.0 and amount inf must be finite and ≥ 0",
+                       "bad_price: price -1.0 is not a finite number above 0"]
+    raw = dead[0][1][b"raw"]
+    assert raw.startswith(b"t=600001.SH,") and raw.split(b",")[2:5] == [b"nan", b"100", b"1000"]
+    assert stats.malformed == 4 and redis_client.xpending(STREAM, "bars")["pending"] == 0
+    report = redis_client.hgetall(KEYS.report(DAY))
+    assert int(report[b"rejected:bad_price"]) == 2 and int(report[b"rejected:bad_volume"]) == 2
+    bars = read_day(redis_client, KEYS, DAY)
+    assert bars.close.tolist() == [10.0] and bars.volume.tolist() == [100.0]
+
+
+def test_absurd_values_never_become_bars_or_day_extremes(redis_client):
+    stamps = np.array([f"{DAY}T10:00:0{s}" for s in range(1, 4)], dtype="datetime64[us]")
+    t = Ticks.from_arrays(np.array(["600001.SH"] * 3), stamps, np.array([10.0, 10.5, 10.6]),
+                          np.array([100.0, 1e300, 100.0]), np.array([1000.0, 1e300, 1060.0]),
+                          high=np.array([10.0, 10.5, -5.0]), low=np.array([10.0, 10.5, np.inf]))
+    publish_lines(redis_client, encode(t), STREAM)
+
+    Consumer(redis_client, options(cumulative=False, volume_unit="shares")).run()
+
+    reasons = [f[b"reason"].decode() for _, f in redis_client.xrange(KEYS.dead(STREAM))]
+    assert reasons == ["bad_volume: volume 1e+300 or amount 1e+300 is above 1e+15",
+                       "bad_price: day high -5.0 is not a price in (0, 1e+06]"]
+    bars = read_day(redis_client, KEYS, DAY)
+    assert (bars.open.tolist(), bars.high.tolist(), bars.low.tolist()) == ([10.0], [10.0], [10.0])
+    assert bars.volume.tolist() == [100.0]
+    report = redis_client.hgetall(KEYS.report(DAY))
+    assert int(report[b"rejected:bad_price"]) == 1 and int(report[b"rejected:bad_volume"]) == 1
