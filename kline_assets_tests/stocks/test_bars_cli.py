@@ -156,11 +156,11 @@ def test_query_vendor_history(postgres: PostgresResource, monkeypatch: pytest.Mo
 
 
 def test_query_of_provisional_days_says_so_on_stderr(
-    postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch,
+    postgres: PostgresResource, monkeypatch: pytest.MonkeyPatch, redis_url: str,
 ) -> None:
     insert_bars(postgres, make_bars(["600000.SH"], ["2027-01-04"]))
     monkeypatch.setenv("KLINE_PG_DSN", postgres.dsn)
-    monkeypatch.setenv("KLINE_REDIS_URL", "redis://127.0.0.1:6379/13")  # no live bars there
+    monkeypatch.setenv("KLINE_REDIS_URL", redis_url)  # no live bars there
     monkeypatch.delenv("KLINE_XSHG_CLOSURES", raising=False)
     result = run("bars", "query", "600000.SH", "--period", "60", "--from", "2027-01-04 09:00",
                  "--to", "2027-01-04 15:00", "--json")
