@@ -16,6 +16,18 @@ from kline_assets_tests.api.test_errors import closed_port
 from kline_assets_tests.support.processes import children, tree_threads
 
 
+def first_answer(proc: subprocess.Popen, url: str, within_s: float = 60) -> httpx.Response:
+    """The service's first response, once it listens (it is still starting before)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return httpx.get(url, timeout=30)
+        except httpx.TransportError:
+            assert proc.poll() is None, "kline serve exited"
+            assert time.monotonic() < deadline, f"kline serve did not answer within {within_s}s"
+            time.sleep(0.2)
+
+
 def test_kline_serve_starts_and_reports_stores_down(repo_root):
     port, ch_port, pg_port = closed_port(), closed_port(), closed_port()
     env = {**os.environ, "PYTHONPATH": str(repo_root),
@@ -26,14 +38,7 @@ def test_kline_serve_starts_and_reports_stores_down(repo_root):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(url + "/", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-                time.sleep(0.2)
+        page = first_answer(proc, url + "/")
         assert page.status_code == 200 and "<canvas id=\"chart\">" in page.text
         assert httpx.get(url + "/static/chart.js").status_code == 200
         spec = httpx.get(url + "/openapi.json").json()
@@ -68,14 +73,7 @@ def test_kline_serve_replaces_its_worker_before_reopens_pile_up_and_never_refuse
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api/runs/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert httpx.get(url, timeout=30).status_code == 200
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
+        assert first_answer(proc, url).status_code == 200
         _, start = tree_threads(proc.pid)
         peak, workers, closed = start, set(), 0
         for _ in range(60):
