@@ -327,7 +327,8 @@ def bars() -> None:
 @click.option("--volume-unit", type=click.Choice(["shares", "lots"]), default="shares",
               show_default=True, help="Unit of the input volume; output is always shares.")
 @click.option("--fill", is_flag=True,
-              help="Flat zero-volume 1-minute bars for empty session minutes.")
+              help="Flat zero-volume 1-minute bars for empty session minutes; N-minute bars are "
+                   "built from the filled ones.")
 def synth_command(ticks_file: Path, out: Path, periods: str, profile: str, cumulative: bool,
                   volume_unit: str, fill: bool) -> None:
     """Synthesise bars from TICKS_FILE (columns symbol, time, price, volume, amount; optional

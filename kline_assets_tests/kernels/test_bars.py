@@ -544,13 +544,30 @@ def test_first_snapshot_volume_is_kept() -> None:
     assert live.bars().volume.tolist() == [5_300]
 
 
-def test_fill_needs_profile_labels_and_keeps_n_minute() -> None:
+def test_fill_reaches_the_n_minute_bars() -> None:
+    """With fill, N-minute bars come from the filled 1-minute bars, as vendors serve an
+    illiquid symbol: every block up to the last print, flat at the last close."""
     ticks, mask = to_ticks(edge_day())
-    plain, _ = synthesize(ticks, mask, periods=(1, 5))
-    filled, _ = synthesize(ticks, mask, periods=(1, 5), fill=True)
+    plain, _ = synthesize(ticks, mask, periods=(1, 5, 60))
+    filled, _ = synthesize(ticks, mask, periods=(1, 5, 60), fill=True)
     assert len(filled[1]) > len(plain[1])
-    assert_same(rows_of(filled[5]), rows_of(plain[5]))
     assert_same(rows_of(fill_bars(plain[1])), rows_of(filled[1]))
+    reference_filled = ref_fill(rows_of(plain[1]), "end")
+    for period in (5, 60):
+        assert_same(rows_of(filled[period]), ref_resample(reference_filled, period))
+    assert len(filled[5]) > len(plain[5])  # the edge day has 5-minute blocks without a trade
+
+
+def test_an_illiquid_symbol_gets_every_block_and_its_hour_opens_at_the_first_minute() -> None:
+    rows = [Tick("600001.SH", at("09:30:30"), 10.0, 100.0, 1_000.0),
+            Tick("600001.SH", at("09:43:10"), 10.5, 100.0, 1_050.0)]
+    ticks, mask = to_ticks(rows)
+    bars, _ = synthesize(ticks, mask, periods=(5, 60), fill=True)
+    five = rows_of(bars[5])
+    assert [b[1].strftime("%H:%M") for b in five] == ["09:35", "09:40", "09:45"]
+    assert five[1][2:6] == (10.0, 10.0, 10.0, 10.0) and five[1][6] == 0  # flat, no volume
+    hour = rows_of(bars[60])
+    assert len(hour) == 1 and hour[0][2] == 10.0 and hour[0][5] == 10.5
 
 
 def test_bad_options_raise() -> None:

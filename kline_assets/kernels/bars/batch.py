@@ -179,13 +179,12 @@ def synthesize(
     volume_unit: str = "shares",
     fill: bool = False,
 ) -> tuple[dict[int, Bars], SynthReport]:
-    """Bars of every asked period from one pass over the ticks. N-minute bars come from the
-    unfilled 1-minute bars, so `fill` never changes them."""
+    """Bars of every asked period from one pass over the ticks. With `fill`, N-minute bars
+    come from the filled 1-minute bars: an N-minute series is as complete as the 1-minute
+    series it is built from (vendors serve an illiquid symbol's every block, flat at the last
+    close)."""
     for p in periods:
         block_end_minutes(np.zeros(0, dtype=np.int64), p)
     one, report = ticks_to_bars(ticks, trading_day, profile=profile, cumulative=cumulative,
-                                volume_unit=volume_unit)
-    out = {p: resample_bars(one, p) for p in periods if p != 1}
-    if 1 in periods:
-        out[1] = fill_bars(one, profile) if fill else one
-    return {p: out[p] for p in periods}, report
+                                volume_unit=volume_unit, fill=fill)
+    return {p: one if p == 1 else resample_bars(one, p) for p in periods}, report
