@@ -22,8 +22,9 @@ from kline_assets.settings import SQL_DIR
 
 ADMIN_DSN = os.environ.get("KLINE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("KLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-# Databases 0–7 stay clear for the product's default (0) and whatever else a user runs.
-REDIS_FIRST_TEST_DB = 8
+# Databases 0–7 stay clear for the product's default (0) and whatever else a user runs. A
+# second checkout testing on the same machine at the same time sets another first database.
+REDIS_FIRST_TEST_DB = int(os.environ.get("KLINE_TEST_REDIS_FIRST_DB", "8"))
 REDIS_DATABASES = 16
 
 
@@ -38,8 +39,9 @@ def worker_redis_url() -> str:
     db = REDIS_FIRST_TEST_DB + worker_index()
     if db >= REDIS_DATABASES:
         raise pytest.UsageError(
-            f"xdist worker {worker_index()} has no Redis database of its own (8…15): run at "
-            f"most {REDIS_DATABASES - REDIS_FIRST_TEST_DB} workers")
+            f"xdist worker {worker_index()} has no Redis database of its own "
+            f"({REDIS_FIRST_TEST_DB}…{REDIS_DATABASES - 1}): run at most "
+            f"{REDIS_DATABASES - REDIS_FIRST_TEST_DB} workers")
     return f"{REDIS_TEST_URL}/{db}"
 
 
