@@ -8,7 +8,9 @@ per partition; a single-partition run yields Dagster's usual result. (No `from _
 import annotations`: Dagster reads the check's `context` annotation.) `partitioned_check`
 builds such a check from a function of one partition key: a subsettable multi_asset_check of
 one spec, whose output is optional (an @asset_check's is required, so it would have to yield
-a result without a partition as well).
+a result without a partition as well). Over a range, only the partitions that hold a
+materialization of the asset are evaluated: a month the run found without data has nothing to
+check, and a check that "passed" on it would be a green mark on an empty month.
 """
 
 from collections.abc import Callable, Iterator
@@ -36,8 +38,13 @@ def per_partition(
         yield evaluate(op.partition_key)
         return
     (spec,) = context.check_specs
+    materialized = context.instance.get_materialized_partitions(spec.asset_key)
     for key in op.partition_keys:
-        yield as_evaluation(evaluate(key), key, spec.key, spec.blocking)
+        if key in materialized:
+            yield as_evaluation(evaluate(key), key, spec.key, spec.blocking)
+        else:
+            context.log.info(f"{spec.key.to_user_string()}: {key} holds no materialization of "
+                             f"{spec.asset_key.to_user_string()}, so there is nothing to check")
 
 
 def as_evaluation(result: AssetCheckResult, partition: str | None,

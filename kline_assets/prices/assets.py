@@ -163,7 +163,8 @@ def price_aligned(
                 f"{screened.rejected_total} source rows rejected: {screened.rejected}")
         return metadata
 
-    yield Output(FrameStream(aligned.frames(), summary))
+    yield from emit_unless_empty(context, clickhouse, FrameStream(aligned.frames(), summary),
+                                 table="price_aligned", run_id=run_id, start=start, end=end)
 
 
 SCOPE_KIND_EXPR = "splitByChar(':', scope)[1]"

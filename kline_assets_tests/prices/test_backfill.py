@@ -105,3 +105,47 @@ def test_the_backfill_run_equals_two_sequential_months(price_resources, runs, de
                                            rtol=1e-9, equal_nan=True, err_msg=col)
     finally:
         backfilled.drop_database()
+
+
+def test_each_month_of_a_backfill_run_is_materialized_alone_and_an_empty_month_not_at_all(
+        price_resources, runs, demo_months):
+    """A backfill of the month before the demo's data and the demo's two months: one run, but
+    each month with data gets its own materialization (its own row count and partition), the
+    empty month none, and the checks evaluate only the months that were materialized."""
+    from kline_assets.months import add_months, month_key, parse_month
+    from kline_assets.prices.checks import aggregate_checks, price_aligned_checks
+
+    empty = month_key(add_months(parse_month(demo_months[0]), -1))
+    keys = [f"{m}|live" for m in (empty, *demo_months)]
+    (request,) = backfill_runs(runs, keys)
+    assert request.tags["dagster/asset_partition_range_start"] == keys[0]
+    result = materialize([*ALL, *price_aligned_checks, *aggregate_checks],
+                         selection=request.asset_selection, tags=request.tags,
+                         resources=price_resources, instance=runs)
+    assert result.success
+    events = result.get_asset_materialization_events()
+    materialized = sorted((e.asset_key.to_user_string(), e.partition) for e in events)
+    assert materialized == sorted((k.to_user_string(), p) for k in PRICE_KEYS
+                                  for p in keys[1:])
+    for event in events:
+        m = event.materialization.metadata
+        name = event.asset_key.to_user_string()
+        where = f"run_id = 'live' AND toStartOfMonth(bucket, 'Asia/Tokyo') = " \
+                f"'{event.partition[:10]}'"
+        if name in ("features_wide", "cohorts"):
+            kind = "iphone" if name == "features_wide" else "cohort"
+            where += f" AND splitByChar(':', scope)[1] = '{kind}'"
+        stored = len(table(price_resources["clickhouse"], "features_wide" if name in
+                           ("features_wide", "cohorts") else name, where))
+        assert m["dagster/row_count"].value == m["rows"].value == stored > 0, (name, event)
+        assert m["month"].value == event.partition[:7]
+        assert "/" + event.partition[:7].replace("-", "") in m["partitions_replaced"].value
+        assert event.materialization.tags[
+            "dagster/partition/month"] == event.partition[:10]
+    counts = {e.partition: e.materialization.metadata["rows"].value for e in events
+              if e.asset_key == AssetKey("price_aligned")}
+    assert counts[keys[1]] != counts[keys[2]]
+    checked = {(e.asset_key.to_user_string(), e.partition)
+               for e in result.get_asset_check_evaluations()}
+    assert checked and {p for _, p in checked} == set(keys[1:])
+    assert runs.get_materialized_partitions(AssetKey("price_aligned")) == set(keys[1:])

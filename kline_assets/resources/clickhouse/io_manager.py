@@ -23,7 +23,10 @@ from dagster._core.storage.db_io_manager import DbIOManager, TablePartitionDimen
 
 from kline_assets.resources.clickhouse.db_client import ClickHouseDbClient
 from kline_assets.resources.clickhouse.resource import ClickHouseResource
-from kline_assets.resources.clickhouse.type_handler import ClickHousePandasTypeHandler
+from kline_assets.resources.clickhouse.type_handler import (
+    ClickHousePandasTypeHandler,
+    FrameStream,
+)
 
 
 class _ClickHouseDbIOManager(DbIOManager):
@@ -42,12 +45,15 @@ class _ClickHouseDbIOManager(DbIOManager):
                 self._db_client.ensure_schema_exists(context, table_slice, conn)
                 handler = self._resolve_handler(type(obj))
                 metadata = handler.handle_output(context, table_slice, obj, conn) or {}
-            context.add_output_metadata({
+            metadata = {
                 **metadata,
                 "query": MetadataValue.md(
                     f"```sql\n{self._db_client.get_select_statement(table_slice)}\n```"),
                 "dagster/table_name": self._db_client.get_table_name(table_slice),
-            })
+            }
+            if isinstance(obj, FrameStream):
+                obj.written = metadata
+            context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> object:
         with partition_loading_context(dynamic_partitions_store=context.instance):

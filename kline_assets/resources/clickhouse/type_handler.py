@@ -25,12 +25,14 @@ class FrameStream:
     to the staging table as it comes, so memory holds one chunk, and the partitions are
     swapped in at the end exactly as for one frame. `summary`, called once every chunk is
     written, adds what the producer learned on the way (counts, rejections) to the output's
-    metadata."""
+    metadata. `written` holds the metadata of the write once it is done, for a producer that
+    reports its partitions itself."""
 
     def __init__(self, frames: Iterable[pd.DataFrame],
                  summary: Callable[[], dict] | None = None) -> None:
         self.frames = frames
         self.summary = summary
+        self.written: dict = {}
 
 
 class ClickHousePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
