@@ -14,6 +14,8 @@ check, and a check that "passed" on it would be a green mark on an empty month.
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
 
 from dagster import (
     AssetCheckEvaluation,
@@ -61,6 +63,33 @@ def as_evaluation(result: AssetCheckResult, partition: str | None,
     )
 
 
+@dataclass(frozen=True)
+class PartitionEvaluator:
+    """A partitioned check as a plain function of one partition key and its resources, for the
+    jobs that write partitions without materializing the asset through Dagster (the live
+    refresh): they evaluate the checks of what they wrote themselves."""
+
+    key: AssetCheckKey
+    evaluate: Callable[..., AssetCheckResult]
+    resources: frozenset[str]
+    blocking: bool
+
+    def evaluation(self, partition: str, available: dict[str, object]) -> AssetCheckEvaluation:
+        given = {name: available[name] for name in self.resources}
+        return as_evaluation(self.evaluate(partition, **given), partition, self.key,
+                             self.blocking)
+
+
+_EVALUATORS: dict[AssetCheckKey, PartitionEvaluator] = {}
+
+
+def evaluators_of(asset_key: AssetKey, module: ModuleType) -> list[PartitionEvaluator]:
+    """The partitioned checks on `asset_key` that `module` defines with `partitioned_check`
+    (passing the module makes sure it was imported, so its checks are known)."""
+    return [e for k, e in _EVALUATORS.items()
+            if k.asset_key == asset_key and e.evaluate.__module__ == module.__name__]
+
+
 def partitioned_check(
     *, asset: AssetsDefinition, partitions_def: PartitionsDefinition, description: str,
     resources: set[str], blocking: bool = False,
@@ -78,6 +107,8 @@ def partitioned_check(
             given = {key: getattr(context.resources, key) for key in resources}
             yield from per_partition(context, lambda key: evaluate(key, **given))
 
+        _EVALUATORS[spec.key] = PartitionEvaluator(spec.key, evaluate, frozenset(resources),
+                                                   blocking)
         return check
 
     return build

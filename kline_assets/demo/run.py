@@ -130,6 +130,13 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> dict[str, object]:
         step += 1
         execute(step, "stock_monthly_job", month, f"stock assets, month {month[:7]}")
 
+    if landed:
+        # The freshness and calendar checks as the stocks_watch schedule evaluates them.
+        watched = defs.resolve_job_def("stocks_watch").execute_in_process(
+            instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+        if not watched.success:
+            raise DemoError("the stocks_watch checks failed to run; see the run in the UI")
+
     counts = asset_month_counts(clickhouse, DEMO_RUN_ID)
     stocks = stock_table_counts(postgres) if stock_keys else {}  # no stock months: no view
     total = time.perf_counter() - started

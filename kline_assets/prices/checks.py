@@ -152,8 +152,10 @@ def _off(column: str, level: str) -> str:
     blocking=True,
     description=(
         "One row per (scope, bucket) of the iphone:ID scopes, with no bucket missing "
-        "between a scope's first and last row in the month — read without FINAL, so an "
-        "unmerged duplicate counts too (each partition is written once, by a staged swap)."
+        "between a scope's first and last row in the month as readers see it (FINAL), and no "
+        "row stored twice as the same version (same inserted_at). Newer versions not merged "
+        "yet are counted apart (`unmerged_row_versions`): the live refresh INSERTs them for the "
+        "buckets it recomputes and ReplacingMergeTree merges them later."
     ),
     resources={"clickhouse"},
 )
@@ -161,17 +163,20 @@ def features_wide_one_row_per_scope_and_bucket(
     partition_key: str, clickhouse: ClickHouseResource
 ) -> AssetCheckResult:
     with clickhouse.client() as client:
-        scopes, duplicated, gaps = client.query(
-            "SELECT count(), countIf(n != u), countIf(u != span) FROM ("
-            "SELECT scope, count() AS n, uniqExact(bucket) AS u, intDiv(toUnixTimestamp("
-            "max(bucket)) - toUnixTimestamp(min(bucket)), 900) + 1 AS span "
-            f"FROM {clickhouse.table('features_wide')} "
-            f"WHERE {partition_filter(partition_key)} AND {IPHONE_ROWS} GROUP BY scope)"
-        ).result_rows[0]
+        table = clickhouse.table("features_wide")
+        where = f"WHERE {partition_filter(partition_key)} AND {IPHONE_ROWS} GROUP BY scope"
+        scopes, gaps = client.query(
+            "SELECT count(), countIf(n != span) FROM (SELECT scope, count() AS n, "
+            "intDiv(toUnixTimestamp(max(bucket)) - toUnixTimestamp(min(bucket)), 900) + 1 "
+            f"AS span FROM {table} FINAL {where})").result_rows[0]
+        duplicated, versions = client.query(
+            "SELECT countIf(n != v), sum(v - u) FROM (SELECT scope, count() AS n, "
+            "uniqExact(bucket, inserted_at) AS v, uniqExact(bucket) AS u "
+            f"FROM {table} {where})").result_rows[0]
     return AssetCheckResult(
         passed=duplicated == 0 and gaps == 0, severity=AssetCheckSeverity.ERROR,
         metadata={"scopes": int(scopes), "scopes_with_duplicates": int(duplicated),
-                  "scopes_with_gaps": int(gaps)})
+                  "scopes_with_gaps": int(gaps), "unmerged_row_versions": int(versions or 0)})
 
 
 @partitioned_check(

@@ -41,6 +41,8 @@ from pydantic import Field
 from kline_assets.errors import KlineError
 from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.months import add_months, month_key, month_of, months_between, zoned
+from kline_assets.partitioned_checks import evaluators_of
+from kline_assets.prices import checks as price_checks
 from kline_assets.prices.aligned import align_month
 from kline_assets.prices.partitions import LIVE, month_partitions, price_partition_key
 from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
@@ -397,6 +399,11 @@ def refresh_live_window(context: OpExecutionContext, config: LiveRefreshConfig,
                           "rows_refreshed": report.rows.get(asset, 0),
                           "cross_shop_rows_deleted": report.deleted,
                           **report.seconds}))
+            # What a whole-month materialization would check (price_checks defines them),
+            # checked on what was written.
+            for evaluator in evaluators_of(AssetKey(asset), price_checks):
+                context.log_event(evaluator.evaluation(
+                    str(key), {"clickhouse": clickhouse, "postgres": postgres}))
 
 
 @job(name="live_refresh", tags={"kline/live_writer": "live"},

@@ -156,11 +156,14 @@ def was_interrupted(result: Any, error: str) -> bool:
 
 
 def price_job(resources: dict[str, Any]):
-    """The `price_assets` job on these resources (the stores a CLI or test points at)."""
+    """The `price_assets` job on these resources (the stores a CLI or test points at), with
+    the price checks: selecting a step's asset brings its checks along, so every partition the
+    pipeline materializes is checked in the same run, as a materialization from the UI is."""
     from kline_assets.prices.definitions import defs as price_defs
 
-    assets = list(price_defs.assets or [])
-    return Definitions(assets=assets, jobs=list(price_defs.jobs or []),
+    return Definitions(assets=list(price_defs.assets or []),
+                       asset_checks=list(price_defs.asset_checks or []),
+                       jobs=list(price_defs.jobs or []),
                        resources=resources).resolve_job_def("price_assets")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from kline_assets.cli import cli
 from kline_assets.demo.catalog import DemoConfig, DemoError
@@ -63,7 +64,7 @@ def test_every_option_has_a_help_line() -> None:
 def test_demo_shows_progress_per_price_month_and_step(pg_dsn, clickhouse, clickhouse_dsn,
                                                       tmp_path) -> None:
     result = CliRunner().invoke(
-        cli, ["demo", "--months", "2", "--shops", "3", "--iphones", "2", "--stock-months", "0"],
+        cli, ["demo", "--months", "2", "--shops", "3", "--iphones", "2", "--stock-months", "1"],
         env={"KLINE_PG_DSN": pg_dsn, "KLINE_CLICKHOUSE_DSN": clickhouse_dsn,
              "KLINE_CLICKHOUSE_DATABASE": clickhouse.db, "DAGSTER_HOME": str(tmp_path)})
     assert result.exit_code == 0, result.output
@@ -73,6 +74,33 @@ def test_demo_shows_progress_per_price_month_and_step(pg_dsn, clickhouse, clickh
     steps = [line.split()[0] for line in lines if "done in" in line and "(" in line]
     assert steps == ["align", "aggregate", "features", "cohorts"] * 2
     assert "cohorts" in result.output.split("rows written")[1]
+    unchecked = unevaluated_checks(DagsterInstance.from_config(str(tmp_path)))
+    assert unchecked == [], unchecked
+
+
+def unevaluated_checks(instance: DagsterInstance) -> list[tuple[str, str]]:
+    """(check, partition) for every partitioned check of the project whose asset has a
+    materialized partition that the check never evaluated, and (check, "") for every
+    unpartitioned check of a materialized asset that was never evaluated."""
+    from kline_assets.definitions import defs
+
+    evaluated = {(e.event_specific_data.asset_check_key, e.event_specific_data.partition)
+                 for r in
+                 instance.get_event_records(EventRecordsFilter(
+                     DagsterEventType.ASSET_CHECK_EVALUATION))
+                 for e in [r.event_log_entry.dagster_event]}
+    missing = []
+    graph = defs.resolve_asset_graph()
+    for check_key in graph.asset_check_keys:
+        if graph.get(check_key).partitions_def is None:
+            if (instance.get_latest_materialization_event(check_key.asset_key)
+                    and not any(k == check_key for k, _ in evaluated)):
+                missing.append((check_key.to_user_string(), ""))
+            continue
+        for partition in instance.get_materialized_partitions(check_key.asset_key):
+            if (check_key, partition) not in evaluated:
+                missing.append((check_key.to_user_string(), partition))
+    return sorted(missing)
 
 
 def test_demo_options_have_help_lines() -> None:

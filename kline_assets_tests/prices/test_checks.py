@@ -192,8 +192,8 @@ def test_each_check_fails_on_its_planted_row(checked_store):
     _insert(ch, "cross_shop_agg",
             f"SELECT run_id, bucket, iphone_id, mean, median, 5.0, 1, 0.5, quorum_met, "
             f"now() + 60 FROM {agg} FINAL ORDER BY bucket DESC LIMIT 1")
-    # a second copy of an iphone row (a duplicate the staged swap never writes) carrying a
-    # NaN, and a constant 2-hour window whose WMA is off
+    # a newer version of an iphone row (what the live refresh writes) carrying a NaN, and a
+    # constant 2-hour window whose WMA is off
     cols = [c for c in _columns(ch, "features_wide") if c != "inserted_at"]
     copy = ", ".join(
         "nan" if c == "median" else
@@ -202,6 +202,10 @@ def test_each_check_fails_on_its_planted_row(checked_store):
     _insert(ch, "features_wide",
             f"SELECT {copy}, now() + 60 FROM {wide} FINAL WHERE scope LIKE 'iphone:%' "
             f"AND isNotNull(boll_mid_120) ORDER BY bucket DESC LIMIT 1")
+    # the same version of an iphone row stored twice (the staged swap never writes one)
+    _insert(ch, "features_wide",
+            f"SELECT {', '.join(cols)}, inserted_at FROM {wide} FINAL "
+            f"WHERE scope LIKE 'iphone:%' AND isNotNull(mean) ORDER BY bucket DESC LIMIT 1")
     # a cohort mean off its members' weighted mean
     moved = ", ".join("mean * 1.01" if c == "mean" else c for c in cols)
     _insert(ch, "features_wide",

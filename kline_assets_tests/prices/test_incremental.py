@@ -67,9 +67,15 @@ def tick(resources, instance, cursor: str | None):
     result = live_prices_sensor(context)
     [request] = result.run_requests
     assert request.job_name == "live_refresh", request.tags["kline/plan"]
-    assert live_refresh_job.execute_in_process(
+    refreshed = live_refresh_job.execute_in_process(
         run_config=request.run_config, instance=instance, resources={
-            k: resources[k] for k in ("postgres", "clickhouse", "torch_device")}).success
+            k: resources[k] for k in ("postgres", "clickhouse", "torch_device")})
+    assert refreshed.success
+    # Every partition the refresh wrote is checked in the same run, like a whole month.
+    written = {(e.asset_key, e.partition) for e in refreshed.get_asset_materialization_events()}
+    checked = {(e.asset_key, e.partition) for e in refreshed.get_asset_check_evaluations()}
+    assert written and checked == written
+    assert all(e.passed for e in refreshed.get_asset_check_evaluations())
     return result.cursor, request
 
 
