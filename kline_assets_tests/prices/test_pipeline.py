@@ -3,6 +3,8 @@ ClickHouse, through a Dagster instance the way the UI sees it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from click.testing import CliRunner
 from dagster import (
@@ -174,7 +176,20 @@ def test_ctrl_c_stops_between_steps_saying_what_was_written(demo_source, instanc
             import signal
             import threading
 
-            threading.Timer(0.05, lambda: signal.raise_signal(signal.SIGINT)).start()
+            def once_the_step_computes() -> None:
+                # Ctrl-C inside the step's body, not while Dagster writes its events (where
+                # it delays interrupts): wait for the step to start.
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    runs = instance.get_runs(limit=1)
+                    if runs and any(e.step_key == "cross_shop_agg" and e.is_step_start for e in
+                                    instance.all_logs(runs[0].run_id) if e.is_dagster_event
+                                    for e in [e.dagster_event]):
+                        signal.raise_signal(signal.SIGINT)
+                        return
+                    time.sleep(0.01)
+
+            threading.Thread(target=once_the_step_computes, daemon=True).start()
 
     outcome = run_pipeline(instance, demo_source,
                            PipelinePlan("stop", ["2025-10-01"], parse_steps("")),
