@@ -73,4 +73,10 @@ def create_app(clickhouse: ClickHouseResource | None = None,
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    # Browsers ask for /favicon.ico whatever the page links: answer it, so no page load logs
+    # a 404 in the console.
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     return app

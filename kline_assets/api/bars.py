@@ -1,7 +1,8 @@
 """Stock bar endpoints and the bars page: `GET /api/bars/` (the merged query — vendor history,
 synthesised archive, today's bars in Redis — one row per frame with its source), `GET
-/api/bars/status` (the stream consumer and the last hand-over, for the page's status view) and
-`GET /bars` (candlesticks, volume, the rows, the status)."""
+/api/bars/status` (the stream consumer and the last hand-over, for the page's status view),
+`GET /api/bars/symbols` (the symbols the stores hold, for the page's picker) and `GET /bars`
+(candlesticks, volume, the rows, the status)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from kline_assets.api.pagination import Limit, Offset, Page, page
 from kline_assets.api.stores import Stores
 from kline_assets.errors import InvalidQueryError
 from kline_assets.kernels.bars import PERIODS
-from kline_assets.stocks.merged import parse_clock
+from kline_assets.stocks.merged import known_symbols, parse_clock
 from kline_assets.stocks.sessions import provisional_note
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import day_symbols, status
@@ -104,6 +105,24 @@ def bars_status(stores: Stores = Depends(bar_stores)) -> dict:
     latest = out["live_days"][-1] if out["live_days"] else None
     out["symbols"] = day_symbols(client, keys, latest)[:200] if latest else []
     return out
+
+
+class KnownSymbol(BaseModel):
+    symbol: str
+    sources: list[str]
+    last_day: str
+
+
+@router.get("/api/bars/symbols", response_model=list[KnownSymbol])
+def bars_symbols(
+    prefix: Annotated[str, Query(max_length=16, pattern=r"^[0-9A-Z.]*$",
+                                 description="only symbols starting so, e.g. 6000")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    stores: Stores = Depends(bar_stores),
+) -> list[dict]:
+    """The symbols some store holds bars of, sorted: their sources (vendor, synth, live) and
+    the last day with bars, so a page can offer them and open on a day with data."""
+    return known_symbols(stores.postgres, stores.redis, prefix, limit)
 
 
 @router.get("/bars", include_in_schema=False)

@@ -169,3 +169,52 @@ def bars(
         row["source"] = SOURCES[int(r)]
     return rows
 
+
+
+# Distinct codes by skipping along the (code, time) index, then each code's last bar by the
+# same index: milliseconds however many bars a code has.
+_SYMBOLS_SQL = """
+WITH RECURSIVE codes(code) AS (
+    (SELECT code FROM {t} WHERE code >= %(prefix)s ORDER BY code LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.code FROM {t} t WHERE t.code > codes.code ORDER BY t.code LIMIT 1)
+    FROM codes WHERE codes.code IS NOT NULL AND starts_with(codes.code, %(prefix)s)
+)
+SELECT code, (SELECT max(time) FROM {t} WHERE {t}.code = codes.code)::date
+FROM codes WHERE code IS NOT NULL AND starts_with(code, %(prefix)s) LIMIT %(limit)s
+"""
+
+
+def known_symbols(postgres: PostgresResource, redis: RedisResource, prefix: str = "",
+                  limit: int = 200) -> list[dict[str, object]]:
+    """The symbols some store holds bars of, sorted, with the stores (`vendor`, `synth`,
+    `live`) and the last day each has: what a page offers to pick from, opening on a day that
+    has data."""
+    found: dict[str, dict[str, object]] = {}
+
+    def note(symbol: str, source: str, day: str) -> None:
+        entry = found.setdefault(symbol, {"symbol": symbol, "sources": [], "last_day": day})
+        entry["sources"].append(source)
+        entry["last_day"] = max(str(entry["last_day"]), day)
+
+    with postgres.connect() as conn:
+        for source, table in (("vendor", STOCK_TABLE), ("synth", STOCK_SYNTH_TABLE)):
+            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+                continue
+            query = sql.SQL(_SYMBOLS_SQL).format(t=table_ident(table))
+            for code, day in conn.execute(query, {"prefix": prefix, "limit": limit}):
+                note(code, source, day.isoformat())
+    client = redis.client()
+    keys = LiveKeys(redis.key_prefix)
+    try:
+        for day in live_days(client, keys):
+            for symbol in client.smembers(keys.symbols(day)):
+                if symbol.decode().startswith(prefix):
+                    note(symbol.decode(), "live", day)
+    except redislib.RedisError as exc:
+        raise ServiceUnavailableError(
+            f"Redis unreachable at {redact(redis.url)} (KLINE_REDIS_URL): {redact(str(exc))}",
+            store="Redis", address=redact(redis.url)) from exc
+    for entry in found.values():
+        entry["sources"] = sorted(set(entry["sources"]), key=SOURCES.index)
+    return [found[s] for s in sorted(found)][:limit]

@@ -144,8 +144,11 @@ def colours(page, canvas: str) -> dict[str, int]:
 def test_the_page_draws_a_demo_day(page, served, tmp_path):
     page.goto(served + "/bars")
     page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
-    # Defaults: the latest day in Redis and its first symbol, 24 hours from 09:00.
+    # Defaults: the latest day in Redis and its first symbol, 24 hours from 09:00; the
+    # symbol field offers every symbol the stores hold.
     assert page.locator("#symbol").input_value() == CODE
+    offered = page.eval_on_selector_all("#symbols option", "os => os.map(o => o.value)")
+    assert CODE in offered and offered == sorted(offered)
     assert page.locator("#from-date").input_value() == DAY
     assert int(page.evaluate("document.body.dataset.rows")) == 238
     assert page.evaluate("document.body.dataset.sources") == "live"
@@ -213,3 +216,31 @@ def test_the_page_says_when_its_days_are_provisional(postgres, monkeypatch, redi
         assert pg.evaluate("document.body.dataset.calendar") == (
             f"provisional (closures file {sessions.DEFAULT_CLOSURES})")
         assert "calendar: provisional (closures file" in status, status
+
+
+def test_symbols_lists_what_each_store_holds_with_its_last_day(client, bar_stores):
+    postgres, _ = bar_stores
+    insert_bars(postgres, make_bars(["688981.SH"], ["2025-10-09", NEXT_DAY], seed=3))
+    res = client.get("/api/bars/symbols")
+    assert res.status_code == 200, res.text
+    known = {k["symbol"]: k for k in res.json()}
+    assert known[CODE] == {"symbol": CODE, "sources": ["vendor", "live"], "last_day": NEXT_DAY}
+    assert known["688981.SH"] == {"symbol": "688981.SH", "sources": ["vendor"],
+                                  "last_day": NEXT_DAY}
+    assert list(known) == sorted(known)
+    only = client.get("/api/bars/symbols", params={"prefix": "6889"}).json()
+    assert [k["symbol"] for k in only] == ["688981.SH"]
+    assert len(client.get("/api/bars/symbols", params={"limit": 1}).json()) == 1
+    assert client.get("/api/bars/symbols", params={"prefix": "'; drop"}).status_code == 400
+
+
+@pytest.mark.slow
+def test_without_live_bars_the_page_opens_on_a_vendor_symbol_and_day(postgres, redis_url):
+    insert_bars(postgres, make_bars(["600000.SH"], [NEXT_DAY], seed=3))
+    app = create_app(UNUSED_CLICKHOUSE, postgres, redis=RedisResource(url=redis_url))
+    with serve(app) as url, chromium_page() as page:
+        page.goto(url + "/bars")
+        page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+        assert page.locator("#symbol").input_value() == "600000.SH"
+        assert page.locator("#from-date").input_value() == NEXT_DAY
+        assert page.evaluate("document.body.dataset.sources") == "vendor"

@@ -4,6 +4,7 @@ redraws it with the rows of that range."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -97,3 +98,36 @@ def test_a_bad_time_is_refused_by_the_form(page, served):
     page.click("#show")
     assert page.evaluate("document.getElementById('from-time').validity.valid") is False
     assert page.evaluate("document.body.dataset.rows") == rows
+
+
+@pytest.mark.slow
+def test_one_year_first_24_hour_format_a_reversed_window_and_a_quiet_console(served, tmp_path):
+    with chromium_page(height=900) as page:
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.goto(served + "/")
+        page.wait_for_function("document.body.dataset.rows > 0", timeout=20_000)
+        # The date fields hold what the axis and the tables show: YYYY-MM-DD, 24-hour.
+        assert page.locator("#to-date").get_attribute("type") == "text"
+        assert page.locator("#to-date").input_value() == "2025-10-31"
+        chart = page.locator("#chart")
+        label = chart.get_attribute("data-last-label")
+        assert re.fullmatch(r"2025-10-\d\d \d\d:\d\d", label), label
+        width = page.evaluate("document.getElementById('chart').clientWidth")
+        assert int(chart.get_attribute("data-last-label-right")) <= width
+        page.screenshot(path=str(tmp_path / "week.png"))
+
+        page.fill("#from-date", "2025-10-21")
+        page.fill("#from-time", "00:00")
+        page.fill("#to-date", "2025-10-20")
+        page.fill("#to-time", "23:45")
+        page.click("#show")
+        page.wait_for_function("document.body.dataset.rows == 0", timeout=20_000)
+        status = page.locator("#status").inner_text()
+        assert status == ("the window is reversed: From 2025-10-21 00:00 is after To "
+                          "2025-10-20 23:45"), status
+        assert chart.get_attribute("data-points") == "0"
+        assert page.locator("#rows tbody tr").count() == 0
+        page.screenshot(path=str(tmp_path / "reversed.png"))
+        assert page.request.get(served + "/favicon.ico").status == 200
+        assert console == []

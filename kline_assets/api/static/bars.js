@@ -123,8 +123,8 @@
       const calendar = headers.get("X-Kline-Calendar") || "";
       const bars = page.results;
       const xs = bars.map((b) => Date.parse(b.frame));
-      chart.setData(xs, [candles(bars)]);
-      volume.setData(xs, [volumes(bars)]);
+      chart.setData(xs, [candles(bars)], `no bars of ${symbol} in these 24 hours`);
+      volume.setData(xs, [volumes(bars)], "");
       fill($("rows").querySelector("tbody"), bars.slice().reverse().map((b) => [
         cell(b.frame.slice(0, 16).replace("T", " ")), cell(fmt(b.open)), cell(fmt(b.high)),
         cell(fmt(b.low)), cell(fmt(b.close), b.close >= b.open ? "up" : "down"),
@@ -148,14 +148,37 @@
     if ($("controls").reportValidity()) show();
   });
 
+  /* The symbols the stores hold, offered in the symbol field; → {symbol: last day}. */
+  async function loadSymbols() {
+    const known = await getJSON("/api/bars/symbols?limit=1000");
+    $("symbols").replaceChildren(...known.map((k) => {
+      const o = document.createElement("option");
+      o.value = k.symbol;
+      o.label = `${k.sources.join(", ")} · last ${k.last_day}`;
+      return o;
+    }));
+    document.body.dataset.symbols = String(known.length);
+    return known;
+  }
+
   (async function init() {
     const q = new URLSearchParams(location.search);
     let s = {live_days: [], symbols: []};
+    let known = [];
     try { s = await showStatus(); } catch (err) { say(err.message, true); }
-    const day = q.get("day") || s.live_days[s.live_days.length - 1] || s.handover?.day;
-    $("symbol").value = q.get("symbol") || (s.symbols || [])[0] || "";
+    try { known = await loadSymbols(); } catch (err) { say(err.message, true); }
+    // Open on a symbol with data: today's live one, else the first the stores hold, on its
+    // last day with bars.
+    const latestLive = s.live_days[s.live_days.length - 1];
+    const wanted = q.get("symbol") || (s.symbols || [])[0] || known[0]?.symbol || "";
+    const entry = known.find((k) => k.symbol === wanted);
+    const isLive = (s.symbols || []).includes(wanted);
+    const day = q.get("day") || (isLive ? latestLive : entry?.last_day) || latestLive ||
+      s.handover?.day;
+    $("symbol").value = wanted;
     if (q.get("period")) $("period").value = q.get("period");
     if (day) { $("from-date").value = day; $("from-time").value = "09:00"; }
+    if (!known.length) say("no store holds bars yet: load vendor history or start the consumer");
     if ($("symbol").value && day) show();
     setInterval(() => showStatus().catch(() => {}), 5000);
   })();

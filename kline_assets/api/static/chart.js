@@ -136,12 +136,11 @@
       "white-space:nowrap;box-shadow:0 1px 4px rgba(0,0,0,.2);z-index:10";
     canvas.parentElement.style.position = "relative";
     canvas.parentElement.appendChild(tip);
-    const dateFmt = new Intl.DateTimeFormat("en-GB", {timeZone: opts.timeZone, month: "2-digit",
-      day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+    // One format everywhere: year first, 24-hour (what the date inputs and the tables show).
     const fullFmt = new Intl.DateTimeFormat("sv-SE", {timeZone: opts.timeZone, year: "numeric",
       month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
 
-    const state = {xs: [], series: [], x0: 0, x1: 1, hover: -1, drag: null};
+    const state = {xs: [], series: [], x0: 0, x1: 1, hover: -1, drag: null, empty: "no data"};
 
     function size() {
       const dpr = global.devicePixelRatio || 1;
@@ -201,7 +200,13 @@
         x += xStep) {
         const px = v.xToPx(x);
         ctx.beginPath(); ctx.moveTo(px, PAD.top); ctx.lineTo(px, v.h - PAD.bottom); ctx.stroke();
-        ctx.fillText(dateFmt.format(new Date(x)).replace(",", ""), px, v.h - PAD.bottom + 6);
+        // A label near an edge slides inward rather than being cut by the canvas.
+        const label = fullFmt.format(new Date(x));
+        const half = ctx.measureText(label).width / 2 + 2;
+        const at = Math.min(Math.max(px, half), v.w - half);
+        ctx.fillText(label, at, v.h - PAD.bottom + 6);
+        canvas.dataset.lastLabel = label;
+        canvas.dataset.lastLabelRight = String(Math.ceil(at + half));
       }
       ctx.strokeStyle = "#888";
       ctx.strokeRect(PAD.left, PAD.top, v.pw, v.ph);
@@ -211,6 +216,18 @@
     function draw() {
       const v = view();
       ctx.clearRect(0, 0, v.w, v.h);
+      if (!state.xs.length) {  // no axes made up for data that is not there
+        ctx.save();
+        ctx.font = "14px sans-serif";
+        ctx.fillStyle = "#666";
+        ctx.textAlign = "center";
+        ctx.textBaseline = "middle";
+        ctx.fillText(state.empty, v.w / 2, v.h / 2);
+        ctx.restore();
+        canvas.dataset.points = "0";
+        canvas.dataset.draws = String((+canvas.dataset.draws || 0) + 1);
+        return;
+      }
       drawAxes(v);
       ctx.save();
       ctx.beginPath();
@@ -314,8 +331,9 @@
 
     return {
       canvas,
-      setData(xs, series) {
+      setData(xs, series, empty) {
         state.xs = xs;
+        state.empty = empty || "no data";
         state.series = series.map((s) => (s.type === "band" ? bandSeries(s)
           : s.type === "line" || !s.type ? lineSeries(s) : s));
         state.hover = -1;

@@ -63,6 +63,17 @@
     const form = $("controls");
     if (!form.reportValidity()) return;
     const w = $("window").value;
+    const from = `${$("from-date").value} ${$("from-time").value}`;
+    const to = `${$("to-date").value} ${$("to-time").value}`;
+    if (from > to) {  // both are YYYY-MM-DD HH:MM: text order is time order
+      ++loaded;
+      const text = `the window is reversed: From ${from} is after To ${to}`;
+      chart.setData([], [], "window reversed");
+      $("rows").tBodies[0].replaceChildren();
+      status(text, true);
+      document.body.dataset.rows = "0";
+      return;
+    }
     const names = ["mean", `ema_${w}`, `boll_low_${w}`, `boll_mid_${w}`, `boll_up_${w}`];
     const params = new URLSearchParams({
       run_id: $("run").value, scope: $("scope").value, name: names.join(","),
@@ -104,8 +115,9 @@
       return tr;
     }));
     const scopeText = $("scope").selectedOptions[0]?.textContent || $("scope").value;
+    if (!rows.length) chart.setData([], [], "no data in this window");
     status(rows.length ? `${rows.length} buckets of ${scopeText}, run ${$("run").value}`
-      : "no data in this range");
+      : `no data from ${from} to ${to}`);
     document.body.dataset.rows = String(rows.length);
   }
 
