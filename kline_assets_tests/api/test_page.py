@@ -36,6 +36,15 @@ def ink(page) -> int:
     }""")
 
 
+def show_window(page, start: str, end: str) -> None:
+    """Type a From and a To ('YYYY-MM-DD HH:MM') into the form and press Show."""
+    for side, value in (("from", start), ("to", end)):
+        date, time = value.split()
+        page.fill(f"#{side}-date", date)
+        page.fill(f"#{side}-time", time)
+    page.click("#show")
+
+
 @pytest.mark.slow
 def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
     page.goto(served + "/")
@@ -55,11 +64,7 @@ def test_page_draws_the_chart_and_follows_the_range(page, served, tmp_path):
 
     # One day, 09:00–17:45 in 24-hour time: 36 buckets.
     draws = int(page.locator("#chart").get_attribute("data-draws"))
-    page.fill("#from-date", "2025-10-20")
-    page.fill("#from-time", "09:00")
-    page.fill("#to-date", "2025-10-20")
-    page.fill("#to-time", "17:45")
-    page.click("#show")
+    show_window(page, "2025-10-20 09:00", "2025-10-20 17:45")
     page.wait_for_function("document.body.dataset.rows == 36", timeout=20_000)
     assert int(page.locator("#chart").get_attribute("data-draws")) > draws
     assert int(page.locator("#chart").get_attribute("data-points")) == 36
@@ -117,11 +122,7 @@ def test_one_year_first_24_hour_format_a_reversed_window_and_a_quiet_console(ser
         assert int(chart.get_attribute("data-last-label-right")) <= width
         page.screenshot(path=str(tmp_path / "week.png"))
 
-        page.fill("#from-date", "2025-10-21")
-        page.fill("#from-time", "00:00")
-        page.fill("#to-date", "2025-10-20")
-        page.fill("#to-time", "23:45")
-        page.click("#show")
+        show_window(page, "2025-10-21 00:00", "2025-10-20 23:45")
         page.wait_for_function("document.body.dataset.rows == 0", timeout=20_000)
         status = page.locator("#status").inner_text()
         assert status == ("the window is reversed: From 2025-10-21 00:00 is after To "
