@@ -69,8 +69,8 @@ def cli() -> None:
 
 @cli.command()
 def init() -> None:
-    """Create the PostgreSQL source schema and the ClickHouse tables (idempotent); sweep
-    staging tables left by killed writers."""
+    """Create the PostgreSQL source schema and the ClickHouse tables (idempotent) after
+    checking the ClickHouse version; sweep staging tables left by killed writers."""
     from kline_assets.resources.build import store_resources
     from kline_assets.resources.clickhouse.sql import sweep_stale_staging
 
@@ -78,10 +78,12 @@ def init() -> None:
     pg, ch = resources["postgres"], resources["clickhouse"]
     pg.execute_file(SQL_DIR / "postgres" / "source.sql")
     with ch.client() as client:
+        version = ch.check_server(client)
         ch.ensure_schema(client)
         swept = sweep_stale_staging(client, ch.db)
     click.echo(f"PostgreSQL {pg.address}: source schema ready")
-    click.echo(f"ClickHouse {ch.address}, database {ch.db}: tables ready"
+    click.echo(f"ClickHouse {ch.address} (version {version}, features ok), database {ch.db}: "
+               "tables ready"
                + (f"; swept {len(swept)} stale staging table(s)" if swept else ""))
 
 

@@ -38,6 +38,11 @@ class NotFoundError(KlineError, LookupError):
     """A read request names a run or scope that has no data (HTTP 404)."""
 
 
+class ServerVersionError(KlineError):
+    """A ClickHouse server older than the features the project's SQL relies on
+    (resources/clickhouse/features.py); the message names the minimum release."""
+
+
 class MissingTableError(KlineError):
     """A table the pipeline reads does not exist."""
 

@@ -102,6 +102,7 @@ def test_a_command_waiting_for_the_embedded_engine_says_who_holds_it(pg_dsn, tmp
     assert f"held by pid {os.getpid()}" in waiting
     assert proc.returncode == 0, err
     assert "tables ready" in out
+    assert "features ok" in out
 
 
 @pytest.mark.parametrize("args", [["runs", "create", "Bad-Name"], ["runs", "create", "abc\n"]])

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.processes import pid_alive
+from kline_assets.resources.clickhouse.features import require_server_features
 from kline_assets.resources.dsn import check_url, host_port, redact
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
@@ -277,12 +278,19 @@ class ClickHouseResource(ConfigurableResource):
         finally:
             self._close_embedded()
 
+    def check_server(self, client: Client) -> str:
+        """The engine's version, or ServerVersionError when it lacks a feature the SQL relies
+        on (no round trip: the driver read the version when it connected)."""
+        return require_server_features(client.server_version, self.address)
+
     def ensure_schema(self, client: Client | None = None) -> None:
-        """Create the database and every table of sql/clickhouse/init.sql (idempotent)."""
+        """Create the database and every table of sql/clickhouse/init.sql (idempotent), on an
+        engine recent enough for the project's SQL."""
         if client is None:
             with self.client() as own:
                 self.ensure_schema(own)
             return
+        self.check_server(client)
         client.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
         for stmt in split_statements(INIT_SQL.read_text()):
             client.command(_CREATE.sub(lambda m: f"{m.group(1)}{self.db}.{m.group(2)}", stmt))

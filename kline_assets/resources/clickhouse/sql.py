@@ -28,8 +28,8 @@ from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSl
 
 from kline_assets.months import add_months, months_between, yyyymm
 from kline_assets.processes import pid_alive
+from kline_assets.resources.clickhouse.features import replace_partition_settings
 
-REPLACE_SETTINGS = {"allow_replace_partition_from_empty_source": 1}
 STAGING_MARK = "__staging_"
 STALE_FOREIGN_AFTER_S = 6 * 3600  # staging of another host: swept once this old
 _STAGING_NAME = re.compile(STAGING_MARK + r"h([0-9a-f]{8})_p(\d+)_")
@@ -211,7 +211,7 @@ def swap_in(client: Client, table: str, staging: str, partitions: Sequence[Parti
         client.command(
             f"ALTER TABLE {table} REPLACE PARTITION {partition_literal(partition)} "
             f"FROM {staging}",
-            settings=REPLACE_SETTINGS,
+            settings=replace_partition_settings(client),
         )
 
 
