@@ -22,6 +22,7 @@ from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.bars import bars
 from kline_assets.stocks.cli import stocks
 from kline_assets.stocks.ticks.cli import ticks
+from kline_assets.stocks.vendor.cli import ingest_command, publish_vendor_command
 
 ERROR_EXIT = 2
 
@@ -77,6 +78,7 @@ def init() -> None:
     resources = store_resources()
     pg, ch = resources["postgres"], resources["clickhouse"]
     pg.execute_file(SQL_DIR / "postgres" / "source.sql")
+    pg.execute_file(SQL_DIR / "postgres" / "stock_vendor.sql")
     with ch.client() as client:
         version = ch.check_server(client)
         ch.ensure_schema(client)
@@ -91,6 +93,8 @@ cli.add_command(runs)
 cli.add_command(pipeline)
 cli.add_command(stocks)
 cli.add_command(bars)
+bars.add_command(publish_vendor_command)
+bars.add_command(ingest_command)
 cli.add_command(ticks)
 cli.add_command(demo)
 cli.add_command(serve)
