@@ -71,7 +71,7 @@ def test_jobs_checks_and_schedule_are_registered() -> None:
         "refresh_policy_not_failing",
         "no_conflicting_duplicates", "bars_on_trading_days_in_sessions", "finite_bar_values",
         "at_most_241_bars_per_code_and_day", "last_month_loaded", "calendar_covers_next_30_days",
-        "accuracy_vs_vendor", "no_missing_minutes",
+        "accuracy_vs_vendor", "no_missing_minutes", "vendor_bars_match_kernel",
     }
     assert definitions.resolve_schedule_def("stock_current_month").execution_timezone == (
         "Asia/Shanghai")
