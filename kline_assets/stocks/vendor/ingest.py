@@ -33,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import psycopg
 import redis
 
@@ -247,24 +248,22 @@ class Ingestor:
                 "duplicates": t["duplicates"], "corrections": t["corrections"],
                 "rejected": json.dumps(t["rejected"] or {}),
                 "last_commit_at": datetime.now(UTC).isoformat(timespec="seconds")})
-        if written.last_frames:
-            self._store_last_frames(written.last_frames)
+        if written.last_frames is not None:
+            self._store_last_frames(*written.last_frames)
         if self.events is not None:
             self.events.add(written)
 
-    def _store_last_frames(self, frames: dict[str, datetime]) -> None:
+    def _store_last_frames(self, symbols: np.ndarray, frames: np.ndarray) -> None:
         """symbol → newest 1-minute frame, never moved backwards (a correction of an old bar
-        leaves it)."""
+        leaves it); ISO text compares like time."""
         key = self.keys.last_frames(self.stream)
-        symbols = list(frames)
-        known = self.r.hmget(key, symbols)
-        newer = {}
-        for sym, old in zip(symbols, known, strict=True):
-            text = frames[sym].strftime("%Y-%m-%dT%H:%M:%S")
-            if old is None or _text(old) < text:
-                newer[sym] = text
-        if newer:
-            self.r.hset(key, mapping=newer)
+        known = np.array([b"" if v is None else v for v in self.r.hmget(key, symbols.tolist())],
+                         dtype=object)
+        text = np.char.encode(frames.astype(str), "ascii").astype(object)
+        newer = known < text
+        if newer.any():
+            self.r.hset(key, mapping=dict(zip(symbols[newer].tolist(), text[newer].tolist(),
+                                              strict=True)))
 
     def _park_rejected(self, ids: list[str], rejected: dict[int, tuple[str, str]]) -> None:
         pipe = self.r.pipeline(transaction=False)

@@ -95,7 +95,8 @@ class Written:
     rejected: dict[str, int] = field(default_factory=dict)
     by_month: dict[str, dict[str, int]] = field(default_factory=dict)
     corrected: list[dict] = field(default_factory=list)
-    last_frames: dict[str, datetime] = field(default_factory=dict)  # 1-minute, per symbol
+    # (symbols, their newest 1-minute frame as YYYY-MM-DDTHH:MM:SS), both object arrays
+    last_frames: tuple[np.ndarray, np.ndarray] | None = None
     last_id: str | None = None
     totals: dict = field(default_factory=dict)  # the group's committed counters after it
 
@@ -180,7 +181,8 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
     it, exactly as if the copies had come in separate batches. Almost every batch is one
     round."""
     key = ["code", "period", "time"]
-    rank = rows.groupby(key, sort=False).cumcount().to_numpy()
+    rank = (rows.groupby(key, sort=False).cumcount().to_numpy()
+            if rows.duplicated(key).any() else np.zeros(len(rows), dtype=np.int64))
     conn.execute(sql.SQL(
         "CREATE TEMP TABLE IF NOT EXISTS {} (entry_id text, code text, period int2, "
         "time timestamp, name text, open float8, high float8, low float8, close float8, "
@@ -192,9 +194,15 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
         part = rows[rank == r]
         if r:
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
-        stage = part.assign(entry_id=ids[part["pos"].to_numpy()])[list(STAGE_TYPES)]
-        copy_table(conn, STAGE, pa.Table.from_pandas(stage, preserve_index=False).cast(schema),
-                   STAGE_TYPES)
+        stage = pa.table({
+            "entry_id": pa.array(ids[part["pos"].to_numpy()], pa.string()),
+            "code": pa.array(part["code"].to_numpy(), pa.string()),
+            "period": pa.array(part["period"].to_numpy(), pa.int16()),
+            "time": pa.array(part["time"].to_numpy().astype("datetime64[us]"),
+                             pa.timestamp("us")),
+            "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+            **{c: pa.array(part[c].to_numpy(), pa.float64()) for c in VALUES}}, schema=schema)
+        copy_table(conn, STAGE, stage, STAGE_TYPES)
         months: dict[str, tuple[int, int]] = {}
         periods = part["period"].to_numpy()
         for minute in (True, False):
@@ -202,8 +210,10 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
                 for m, (i, c) in _upsert(conn, stream, group, minute).items():
                     pi, pc_ = months.get(m, (0, 0))
                     months[m] = (pi + i, pc_ + c)
-        staged = part["time"].dt.strftime("%Y-%m").value_counts().to_dict()
-        for m, count in staged.items():
+        month_of = part["time"].to_numpy().astype("datetime64[M]")
+        labels, counts = np.unique(month_of, return_counts=True)
+        for m, count in zip(np.datetime_as_string(labels, unit="M").tolist(), counts.tolist(),
+                            strict=True):
             ins, cor = months.get(m, (0, 0))
             into = out.by_month.setdefault(m, {"inserted": 0, "corrections": 0,
                                                "duplicates": 0})
@@ -217,8 +227,9 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
         out.corrected = _corrections(conn, stream, group)
     minute_rows = rows[rows["period"] == 1]
     if len(minute_rows):
-        latest = minute_rows.groupby("code")["time"].max()
-        out.last_frames = {str(k): v.to_pydatetime() for k, v in latest.items()}
+        latest = minute_rows.groupby("code", sort=False)["time"].max()
+        out.last_frames = (latest.index.to_numpy(dtype=object), np.datetime_as_string(
+            latest.to_numpy().astype("datetime64[s]"), unit="s").astype(object))
 
 
 def write_batch(conn: psycopg.Connection, stream: str, group: str, batch: Batch) -> Written:
