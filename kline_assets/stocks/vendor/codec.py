@@ -52,7 +52,7 @@ _ORDER = np.array([f.encode() for f in FIELDS], dtype=object)
 _WIDTH = 2 * len(FIELDS)
 
 
-def _strings(values: list[bytes]) -> pa.Array:
+def _strings(values: np.ndarray | list[bytes]) -> pa.Array:
     """Bytes → an Arrow string array; bytes that are not UTF-8 are replaced (such a value
     breaks a rule anyway, and the dead-letter stream keeps the raw fields)."""
     arr = pa.array(values, pa.binary())
@@ -89,7 +89,7 @@ def decode(entries: list) -> pa.Table:
             if name in got:
                 cols[name][i] = got[name]
     table = {"id": _strings(ids), "nfields": pa.array(counts // 2)}
-    table |= {name: _strings(cols[name].tolist()) for name in names}
+    table |= {name: _strings(cols[name]) for name in names}
     return pa.table(table)
 
 

@@ -148,7 +148,8 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
             detail[i] = words(i)
 
     nfields = pc.cast(table.column("nfields"), pa.int64()).to_numpy()
-    present = {name: pc.not_equal(_text(table, name), "").to_numpy(zero_copy_only=False)
+    texts = {name: _text(table, name) for name in (*FIELDS, "name")}
+    present = {name: pc.not_equal(texts[name], "").to_numpy(zero_copy_only=False)
                for name in FIELDS}
     missing = np.zeros(n, dtype=bool)
     for name in FIELDS:
@@ -157,11 +158,11 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
     reject(missing, "malformed", lambda i: "missing field(s) " + ", ".join(
         f for f in FIELDS if not present[f][i]))
 
-    symbol = _text(table, "symbol")
+    symbol = texts["symbol"]
     reject(~rules.symbol_ok(symbol), "bad_symbol",
            lambda i: rules.symbol_reason(symbol[i].as_py()))
 
-    period_text = _text(table, "period")
+    period_text = texts["period"]
     period_num, period_bad = _numbers(period_text)
     reject(period_bad, "malformed", lambda i: f"period {period_text[i].as_py()!r} is not a "
                                               "number")
@@ -170,7 +171,7 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
                                              f"{', '.join(map(str, PERIODS))}")
     period = np.where(allowed, period_num, 1).astype(np.int16)
 
-    frame_text = _text(table, "frame")
+    frame_text = texts["frame"]
     frame = _frames(frame_text)
     reject(np.isnat(frame), "malformed",
            lambda i: f"frame {frame_text[i].as_py()!r} is not ISO-8601 (bar end, Beijing wall "
@@ -181,7 +182,7 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
 
     values: dict[str, np.ndarray] = {}
     for name in VALUES:
-        text = _text(table, name)
+        text = texts[name]
         values[name], bad = _numbers(text)
         reject(bad, "malformed", lambda i, t=text, c=name: f"{c} {t[i].as_py()!r} is not a "
                                                            "number")
@@ -229,15 +230,14 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
                      "be ≥ 0")
 
     keep = np.flatnonzero(reason < 0)
-    name = pc.utf8_trim_whitespace(table.column("name").combine_chunks())
+    name = texts["name"]
     name = pc.if_else(pc.equal(name, ""), pa.scalar(None, pa.string()), name)
     rows = pd.DataFrame({
         "pos": keep,
-        "code": np.asarray(symbol.take(pa.array(keep)).to_pylist(), dtype=object)
-        if len(keep) < n else np.asarray(symbol.to_pylist(), dtype=object),
+        "code": symbol.to_numpy(zero_copy_only=False)[keep],
         "period": period[keep],
         "time": frame[keep],
-        "name": np.asarray(name.take(pa.array(keep)).to_pylist(), dtype=object),
+        "name": name.to_numpy(zero_copy_only=False)[keep],
         **{k: values[k][keep] for k in VALUES},
     })
     rows["volume"] *= VOLUME_UNITS[volume_unit]
