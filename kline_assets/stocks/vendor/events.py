@@ -59,10 +59,13 @@ class MonthEvents:
         if self._instance is None or not self._months:
             self._rejected.clear()
             return 0
-        instance = self._instance() if callable(self._instance) else self._instance
+        if callable(self._instance):  # opened once, at the first report
+            self._instance = self._instance()
+        instance = self._instance
         rejected = sum(self._rejected.values())
         sent = 0
         for month, counts in sorted(self._months.items()):
+            # sent months leave one by one, so a failure half way re-sends only the rest
             instance.report_runless_asset_event(AssetObservation(
                 asset_key=ASSET, partition=f"{month}-01",
                 description=f"vendor bars from {self.stream} (group {self.group})",
@@ -75,7 +78,7 @@ class MonthEvents:
                           "rejected_by_reason": MetadataValue.json(
                               dict(sorted(self._rejected.items())))}))
             sent += 1
-        self._months.clear()
+            del self._months[month]
         self._rejected.clear()
         self.reported += sent
         return sent

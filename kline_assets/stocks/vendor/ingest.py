@@ -147,9 +147,21 @@ class Ingestor:
                 ThreadPoolExecutor(1, thread_name_prefix="vendor-commit") as pool:
             self._loop(conn, pool)
         self.report()
-        if self.events is not None:
-            self.events.flush()
+        self._report_events(final=True)
         return self.stats
+
+    def _report_events(self, final: bool = False) -> None:
+        """Observations to Dagster: informational (the bars are committed already), so a
+        Dagster instance that cannot take them is said once per failure, never fatal; the
+        months stay gathered for the next try."""
+        if self.events is None:
+            return
+        try:
+            self.events.flush() if final else self.events.maybe_flush()
+        except Exception as exc:
+            self.echo(f"{self.o.consumer}: could not report to the Dagster instance "
+                      f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''});"
+                      " the months are reported with the next batch")
 
     def _loop(self, conn: psycopg.Connection, pool: ThreadPoolExecutor) -> None:
         o = self.o
@@ -191,8 +203,7 @@ class Ingestor:
             if time.monotonic() - last_report >= o.report_every:
                 self.report()
                 last_report = time.monotonic()
-            if self.events is not None:
-                self.events.maybe_flush()
+            self._report_events()
 
     def _next(self, start: str) -> _InHand | None:
         """The next batch (own pending with "0", new entries with ">"), parsed and screened."""

@@ -13,9 +13,10 @@ In the transaction, in this order:
    (period 1) and stock_bars_vendor (other periods): an identical re-send touches no row and
    counts as a duplicate; a re-send with other values replaces the bar and is recorded in
    `stock_vendor_corrections` with the values before and after (the old values come from the
-   statement's own snapshot, which does not see its own update). Copies of one bar within a
-   batch go in successive rounds, so each is compared with the copy before it, as if they
-   had come in separate batches;
+   statement's own snapshot, which does not see its own update; the look-ups are LATERAL, so
+   they run per corrected row through the index, never as a join over the whole table).
+   Copies of one bar within a batch go in successive rounds, so each is compared with the
+   copy before it, as if they had come in separate batches;
 3. the new position and the counters (entries, inserted, duplicates, corrections, rejected by
    reason) are written to the group's row.
 
@@ -115,7 +116,9 @@ WITH up AS (
 ), cor AS (
     INSERT INTO {corrections} (stream, grp, entry_id, code, period, time, {old_cols}, {val_cols})
     SELECT {stream}, {grp}, s.entry_id, up.code, {period}, up.time, {o_vals}, {up_vals}
-    FROM up JOIN {target} o ON {join_o} JOIN {stage} s ON {join_s}
+    FROM up
+    CROSS JOIN LATERAL (SELECT * FROM {target} o WHERE {join_o}) o
+    CROSS JOIN LATERAL (SELECT entry_id FROM {stage} s WHERE {join_s} LIMIT 1) s
     WHERE NOT up.inserted
 )
 SELECT to_char(date_trunc('month', time), 'YYYY-MM'), count(*) FILTER (WHERE inserted),
