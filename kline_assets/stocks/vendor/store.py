@@ -26,6 +26,7 @@ Only after COMMIT does the consumer acknowledge the entries.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +50,9 @@ STAGE = "vendor_stage"
 STAGE_TYPES = {"entry_id": "text", "code": "text", "period": "int2", "time": "timestamp",
                "name": "text", **{c: "float8" for c in VALUES}}
 CORRECTIONS_SHOWN = 50
+_STAGED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
+"""Connections whose session holds the staging table (created by a transaction that
+committed, so it lives as long as the connection)."""
 
 
 def ensure_schema(postgres: PostgresResource) -> None:
@@ -186,10 +190,11 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
     key = ["code", "period", "time"]
     rank = (rows.groupby(key, sort=False).cumcount().to_numpy()
             if rows.duplicated(key).any() else np.zeros(len(rows), dtype=np.int64))
-    conn.execute(sql.SQL(
-        "CREATE TEMP TABLE IF NOT EXISTS {} (entry_id text, code text, period int2, "
-        "time timestamp, name text, open float8, high float8, low float8, close float8, "
-        "volume float8, amount float8) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE)))
+    if conn not in _STAGED:
+        conn.execute(sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (entry_id text, code text, period int2, "
+            "time timestamp, name text, open float8, high float8, low float8, close float8, "
+            "volume float8, amount float8) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE)))
     schema = pa.schema([("entry_id", pa.string()), ("code", pa.string()),
                         ("period", pa.int16()), ("time", pa.timestamp("us")),
                         ("name", pa.string()), *((c, pa.float64()) for c in VALUES)])
@@ -243,13 +248,11 @@ def write_batch(conn: psycopg.Connection, stream: str, group: str, batch: Batch)
         return out
     keys = entry_keys(batch.ids)
     with conn.transaction():
-        conn.execute(sql.SQL("INSERT INTO {} (stream, grp) VALUES (%s, %s) "
-                             "ON CONFLICT DO NOTHING").format(sql.Identifier(INGEST_TABLE)),
-                     (stream, group))
+        # One round trip: the group's row, created if new, locked, its position read.
         last_ms, last_seq = conn.execute(
-            sql.SQL("SELECT last_ms, last_seq FROM {} WHERE stream = %s AND grp = %s "
-                    "FOR UPDATE").format(sql.Identifier(INGEST_TABLE)),
-            (stream, group)).fetchone()
+            sql.SQL("INSERT INTO {} AS g (stream, grp) VALUES (%s, %s) ON CONFLICT (stream, grp) "
+                    "DO UPDATE SET stream = g.stream RETURNING g.last_ms, g.last_seq").format(
+                sql.Identifier(INGEST_TABLE)), (stream, group)).fetchone()
         fresh = (keys[:, 0] > last_ms) | ((keys[:, 0] == last_ms) & (keys[:, 1] > last_seq))
         out.fresh = int(fresh.sum())
         out.redelivered = len(batch.ids) - out.fresh
@@ -281,6 +284,8 @@ def write_batch(conn: psycopg.Connection, stream: str, group: str, batch: Batch)
              stream, group)).fetchone()
         out.totals = dict(zip(("entries", "inserted", "duplicates", "corrections", "rejected"),
                               row, strict=True))
+    if len(rows):
+        _STAGED.add(conn)  # committed: the session keeps the staging table
     return out
 
 
