@@ -245,3 +245,25 @@ def test_frames_as_utc_offsets_land_on_the_beijing_clock(vendor_pg, redis_client
         assert conn.execute("SELECT time::text FROM stock_1min_qfq").fetchone() == (
             f"{DAY} 10:00:00",)
     assert pd.Timestamp(DAY).month == 10
+
+
+def test_stop_finishes_the_batch_in_hand(vendor_pg, redis_client, day_file, day_bars):
+    """What SIGTERM/SIGINT do (the CLI installs `stop` as their handler): the batch being
+    committed is finished and acknowledged; a batch read ahead stays pending for the next
+    start, nothing is lost."""
+    n, _ = publish_file(redis_client, day_file, STREAM)
+    worker = Ingestor(redis_client, vendor_pg, IngestOptions(
+        stream=STREAM, consumer="c1", batch=40, block_ms=20, report_every=3600), KEYS)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    while worker.stats.entries < 80 and thread.is_alive():
+        threading.Event().wait(0.005)
+    worker.stop()
+    thread.join(30)
+    assert not thread.is_alive()
+    done = totals(vendor_pg)["entries"]
+    assert done == worker.stats.entries < n
+    assert redis_client.xpending(STREAM, "history")["pending"] <= 40  # read ahead, not lost
+    rest = ingest(redis_client, vendor_pg)
+    assert worker.stats.inserted + rest.stats.inserted == n
+    assert_minutes_equal(vendor_pg, day_bars)
