@@ -267,3 +267,30 @@ def test_stop_finishes_the_batch_in_hand(vendor_pg, redis_client, day_file, day_
     rest = ingest(redis_client, vendor_pg)
     assert worker.stats.inserted + rest.stats.inserted == n
     assert_minutes_equal(vendor_pg, day_bars)
+
+
+def test_a_dead_consumers_entries_are_claimed(vendor_pg, redis_client, day_file, day_bars):
+    n, _ = publish_file(redis_client, day_file, STREAM)
+    redis_client.xgroup_create(STREAM, "history", id="0")
+    redis_client.xreadgroup("history", "dead", {STREAM: ">"}, count=100)  # then it died
+    worker = ingest(redis_client, vendor_pg, consumer="live", claim_idle_ms=50)
+    assert worker.stats.claimed >= 100 and worker.stats.inserted == n
+    assert redis_client.xpending(STREAM, "history")["pending"] == 0
+    assert_minutes_equal(vendor_pg, day_bars)
+
+
+def test_a_bad_vendor_file_names_its_line_and_publishes_nothing(redis_client, redis_url,
+                                                                tmp_path, day_bars):
+    from click.testing import CliRunner
+
+    from kline_assets.cli import cli
+
+    bad = day_bars.head(5).copy()
+    bad.loc[bad.index[3], "period"] = 7
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["bars", "publish-vendor", str(path), "--stream", STREAM],
+                                env={"KLINE_REDIS_URL": redis_url})
+    assert result.exit_code == 2, result.output
+    assert "bad.csv: line 5: period '7' is not one of 1, 5, 15, 30, 60" in result.output
+    assert redis_client.exists(STREAM) == 0
