@@ -8,15 +8,18 @@ In the transaction, in this order:
    nothing, and its counters are not counted twice. Batches of a group commit in stream order
    (the consumer waits for older pending entries of other consumers), so one position per
    group is exact;
-2. binary COPY (the project's one encoder, `resources.pgcopy`) into a temporary staging table,
-   then `INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM` into stock_1min_qfq
-   (period 1) and stock_bars_vendor (other periods): an identical re-send touches no row and
-   counts as a duplicate; a re-send with other values replaces the bar and is recorded in
-   `stock_vendor_corrections` with the values before and after (the old values come from the
-   statement's own snapshot, which does not see its own update; the look-ups are LATERAL, so
-   they run per corrected row through the index, never as a join over the whole table).
-   Copies of one bar within a batch go in successive rounds, so each is compared with the
-   copy before it, as if they had come in separate batches;
+2. the fast path, for a batch of bars that are all new (a live feed's usual batch): binary
+   COPY (the project's one encoder, `resources.pgcopy`) straight into the bar tables under a
+   savepoint. When the unique index refuses it (a bar exists already), the savepoint is rolled
+   back and the batch — and the next FAST_RETRY ones — take the general path: binary COPY into
+   a temporary staging table, then `INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM`
+   into stock_1min_qfq (period 1) and stock_bars_vendor (other periods): an identical re-send
+   touches no row and counts as a duplicate; a re-send with other values replaces the bar and
+   is recorded in `stock_vendor_corrections` with the values before and after (the old values
+   come from the statement's own snapshot, which does not see its own update; the look-ups
+   are LATERAL, so they run per corrected row through the index, never as a join over the
+   whole table). Copies of one bar within a batch go in successive rounds, so each is
+   compared with the copy before it, as if they had come in separate batches;
 3. the new position and the counters (entries, inserted, duplicates, corrections, rejected by
    reason) are written to the group's row.
 
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from kline_assets.resources.pgcopy import copy_table
@@ -50,6 +54,14 @@ STAGE = "vendor_stage"
 STAGE_TYPES = {"entry_id": "text", "code": "text", "period": "int2", "time": "timestamp",
                "name": "text", **{c: "float8" for c in VALUES}}
 CORRECTIONS_SHOWN = 50
+FAST_RETRY = 20
+"""After a batch whose bars were not all new, the next this many batches go straight to the
+upsert (a feed re-sending history would otherwise pay for a refused COPY each time)."""
+_FAST_SKIP: weakref.WeakKeyDictionary[psycopg.Connection, int] = weakref.WeakKeyDictionary()
+_MINUTE_TYPES = {"time": "timestamp", "code": "text", "name": "text",
+                 **{c: "float8" for c in VALUES}}
+_VENDOR_TYPES = {"time": "timestamp", "code": "text", "period": "int2",
+                 **{c: "float8" for c in VALUES}}
 _STAGED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
 """Connections whose session holds the staging table (created by a transaction that
 committed, so it lives as long as the connection)."""
@@ -104,6 +116,7 @@ class Written:
     last_frames: tuple[np.ndarray, np.ndarray] | None = None
     last_id: str | None = None
     totals: dict = field(default_factory=dict)  # the group's committed counters after it
+    staged: bool = False  # this transaction created the staging table
 
     @property
     def bars(self) -> int:
@@ -181,6 +194,37 @@ def _corrections(conn: psycopg.Connection, stream: str, group: str) -> list[dict
              for k, v in zip(names, r, strict=True)} for r in rows]
 
 
+def _copy_new(conn: psycopg.Connection, part: pd.DataFrame) -> bool:
+    """The fast path for bars that are all new (a live feed's usual batch): binary COPY
+    straight into the bar tables, under a savepoint. True when it went in; False when a bar
+    already existed (the unique index refuses it), and the savepoint is rolled back."""
+    time = pa.array(part["time"].to_numpy().astype("datetime64[us]"), pa.timestamp("us"))
+    code = pa.array(part["code"].to_numpy(), pa.string())
+    values = {c: pa.array(part[c].to_numpy(), pa.float64()) for c in VALUES}
+    minute = part["period"].to_numpy() == 1
+    try:
+        with conn.transaction():
+            if minute.all():
+                copy_table(conn, STOCK_TABLE, pa.table({
+                    "time": time, "code": code,
+                    "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+                    **values}), _MINUTE_TYPES)
+                return True
+            mask = pa.array(minute)
+            if minute.any():
+                copy_table(conn, STOCK_TABLE, pa.table({
+                    "time": time, "code": code,
+                    "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+                    **values}).filter(mask), _MINUTE_TYPES)
+            copy_table(conn, VENDOR_TABLE, pa.table({
+                "time": time, "code": code,
+                "period": pa.array(part["period"].to_numpy(), pa.int16()),
+                **values}).filter(pc.invert(mask)), _VENDOR_TYPES)
+        return True
+    except psycopg.errors.UniqueViolation:
+        return False
+
+
 def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.DataFrame,
                 ids: np.ndarray, out: Written) -> None:
     """Stage and upsert the bars, in rounds: copies of one bar within the batch go in
@@ -190,16 +234,32 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
     key = ["code", "period", "time"]
     rank = (rows.groupby(key, sort=False).cumcount().to_numpy()
             if rows.duplicated(key).any() else np.zeros(len(rows), dtype=np.int64))
-    if conn not in _STAGED:
-        conn.execute(sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (entry_id text, code text, period int2, "
-            "time timestamp, name text, open float8, high float8, low float8, close float8, "
-            "volume float8, amount float8) ON COMMIT DELETE ROWS").format(sql.Identifier(STAGE)))
     schema = pa.schema([("entry_id", pa.string()), ("code", pa.string()),
                         ("period", pa.int16()), ("time", pa.timestamp("us")),
                         ("name", pa.string()), *((c, pa.float64()) for c in VALUES)])
+    skip = _FAST_SKIP.get(conn, 0)
+    if skip:
+        _FAST_SKIP[conn] = skip - 1
     for r in range(int(rank.max()) + 1):
         part = rows[rank == r]
+        month_of = part["time"].to_numpy().astype("datetime64[M]")
+        labels, counts = np.unique(month_of, return_counts=True)
+        labels = np.datetime_as_string(labels, unit="M").tolist()
+        if r == 0 and not skip and rank.max() == 0:
+            if _copy_new(conn, part):  # every bar new: inserted, nothing else to count
+                for m, count in zip(labels, counts.tolist(), strict=True):
+                    into = out.by_month.setdefault(m, {"inserted": 0, "corrections": 0,
+                                                       "duplicates": 0})
+                    into["inserted"] += int(count)
+                continue
+            _FAST_SKIP[conn] = FAST_RETRY
+        if conn not in _STAGED and not out.staged:
+            conn.execute(sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (entry_id text, code text, period int2, "
+                "time timestamp, name text, open float8, high float8, low float8, "
+                "close float8, volume float8, amount float8) ON COMMIT DELETE ROWS"
+            ).format(sql.Identifier(STAGE)))
+            out.staged = True
         if r:
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
         stage = pa.table({
@@ -218,10 +278,7 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
                 for m, (i, c) in _upsert(conn, stream, group, minute).items():
                     pi, pc_ = months.get(m, (0, 0))
                     months[m] = (pi + i, pc_ + c)
-        month_of = part["time"].to_numpy().astype("datetime64[M]")
-        labels, counts = np.unique(month_of, return_counts=True)
-        for m, count in zip(np.datetime_as_string(labels, unit="M").tolist(), counts.tolist(),
-                            strict=True):
+        for m, count in zip(labels, counts.tolist(), strict=True):
             ins, cor = months.get(m, (0, 0))
             into = out.by_month.setdefault(m, {"inserted": 0, "corrections": 0,
                                                "duplicates": 0})
@@ -284,7 +341,7 @@ def write_batch(conn: psycopg.Connection, stream: str, group: str, batch: Batch)
              stream, group)).fetchone()
         out.totals = dict(zip(("entries", "inserted", "duplicates", "corrections", "rejected"),
                               row, strict=True))
-    if len(rows):
+    if out.staged:
         _STAGED.add(conn)  # committed: the session keeps the staging table
     return out
 
