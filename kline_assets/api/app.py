@@ -15,16 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from kline_assets.api import (
-    DEFAULT_CACHE_PAGES,
-    DEFAULT_HOLD_S,
-    bars,
-    errors,
-    health,
-    prices,
-    runs,
-    vendor,
-)
+from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S, bars, errors, health, prices, runs
+from kline_assets.api import vendor as vendor_routes
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
 from kline_assets.query import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
@@ -74,7 +66,7 @@ def create_app(clickhouse: ClickHouseResource | None = None,
     )
     app.state.stores = stores
     errors.install(app)
-    for module in (prices, runs, bars, vendor, health):
+    for module in (prices, runs, bars, vendor_routes, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
