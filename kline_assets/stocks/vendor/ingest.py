@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 import psycopg
 import redis
 
@@ -126,6 +127,7 @@ class Ingestor:
         self._days = DayCache()
         self._window = (time.monotonic(), 0)
         self._totals: dict = {}
+        self._frames: list[tuple[np.ndarray, np.ndarray]] = []  # stored with each report
 
     # ------------------------------------------------------------------ the loop
 
@@ -260,13 +262,21 @@ class Ingestor:
                 "rejected": json.dumps(t["rejected"] or {}),
                 "last_commit_at": datetime.now(UTC).isoformat(timespec="seconds")})
         if written.last_frames is not None:
-            self._store_last_frames(*written.last_frames)
+            self._frames.append(written.last_frames)
         if self.events is not None:
             self.events.add(written)
 
-    def _store_last_frames(self, symbols: np.ndarray, frames: np.ndarray) -> None:
-        """symbol → newest 1-minute frame, never moved backwards (a correction of an old bar
-        leaves it); ISO text compares like time."""
+    def _store_last_frames(self) -> None:
+        """symbol → newest 1-minute frame of the batches since the last report, never moved
+        backwards (a correction of an old bar leaves it); ISO text compares like time. Once per
+        report rather than per batch: one HMGET/HSET of the symbols instead of one per batch."""
+        if not self._frames:
+            return
+        symbols = np.concatenate([f[0] for f in self._frames])
+        frames = np.concatenate([f[1] for f in self._frames])
+        self._frames = []
+        newest = pd.Series(frames).groupby(symbols, sort=False).max()
+        symbols, frames = newest.index.to_numpy(dtype=object), newest.to_numpy(dtype=object)
         key = self.keys.last_frames(self.stream)
         known = np.array([b"" if v is None else v for v in self.r.hmget(key, symbols.tolist())],
                          dtype=object)
@@ -333,7 +343,9 @@ class Ingestor:
     # ------------------------------------------------------------------ status
 
     def report(self) -> None:
-        """Print and store throughput, backlog, pending and the committed counters."""
+        """Print and store throughput, backlog, pending, the committed counters and the last
+        frames."""
+        self._store_last_frames()
         now = time.monotonic()
         since, bars0 = self._window
         rate = (self.stats.bars - bars0) / max(now - since, 1e-9)
