@@ -45,7 +45,7 @@ REASONS = ("malformed", "bad_symbol", "bad_period", "bad_time", "calendar", NON_
            OUTSIDE_SESSION, "not_finite", "beyond_bound", "high_low", "negative_volume")
 PRICES = ("open", "high", "low", "close")
 VALUES = (*PRICES, "volume", "amount")
-_OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _BEIJING = r"\+08:?00$"
 
 # Minute of day of every valid bar end per period: 1-minute bars as landing files allow them
