@@ -33,6 +33,10 @@ class Settings:
     device: str
     dagster_home: Path
     stock_landing_dir: Path
+    # A cluster of ClickHouse servers (`remote_servers`) the DDL addresses ON CLUSTER, with
+    # replicated engines; empty for one server or the embedded engine (resources/clickhouse/
+    # cluster.py).
+    clickhouse_cluster: str = ""
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -47,4 +51,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stock_landing_dir=Path(
             env.get("KLINE_STOCK_LANDING_DIR", str(DATA_DIR / "landing" / "stock_1min"))
         ),
+        clickhouse_cluster=env.get("KLINE_CLICKHOUSE_CLUSTER", ""),
     )
