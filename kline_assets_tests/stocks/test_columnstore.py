@@ -6,10 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
 import pytest
 
 from kline_assets.errors import KlineError
+from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.columnstore import apply_columnstore, check_interval, statement
+from kline_assets_tests.stocks.test_timescale import (  # noqa: F401  (fixtures)
+    landed,
+    run_months,
+    timescale,
+)
+from kline_assets_tests.support.stocks import read_bars
+
+SYNTH_DDL = (SQL_DIR / "postgres" / "stock_1min_synth.sql").read_text()
 
 
 def text(section: str, table: str, age: str | None = None) -> str:
@@ -133,3 +143,41 @@ def test_on_plain_postgresql_nothing_but_the_extension_question_is_sent(postgres
     assert not report.timescaledb
     assert sent == ["SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"]
     assert report.line().startswith("TimescaleDB not installed")
+
+
+# ---------------------------------------------------------------- on a real TimescaleDB
+# Only where KLINE_TIMESCALE_DSN points at a server with the extension (skipped otherwise, as
+# in this project's own runs): the columnstore and policies are created once, and a month
+# reloaded on compressed chunks ends with the same rows as the first load.
+
+
+@pytest.mark.timescale
+def test_on_timescaledb_a_month_reloads_on_compressed_chunks(
+        timescale, instance, landed) -> None:  # noqa: F811  (fixtures)
+    root, _ = landed
+    run_months(timescale, instance, root, ["2024-01-01"])
+    with timescale.connect() as conn:
+        conn.execute(SYNTH_DDL)
+        first = apply_columnstore(conn, "7 days", "2 years")
+    with timescale.connect() as conn:
+        again = apply_columnstore(conn, "1 week", "2 years")
+        jobs = conn.execute(
+            "SELECT hypertable_name, proc_name, config ->> 'compress_after', "
+            "config ->> 'drop_after' FROM timescaledb_information.jobs "
+            "WHERE proc_name IN ('policy_compression', 'policy_retention') "
+            "ORDER BY hypertable_name, proc_name").fetchall()
+        enabled = conn.execute(
+            "SELECT hypertable_name, compression_enabled FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name LIKE 'stock_1min_%' ORDER BY 1").fetchall()
+    assert "columnstore enabled on stock_1min_qfq" in first.changed
+    assert again.changed == []
+    assert [(t, p) for t, p, _, _ in jobs] == [
+        ("stock_1min_qfq", "policy_compression"), ("stock_1min_synth", "policy_compression"),
+        ("stock_1min_synth", "policy_retention")]
+    assert enabled == [("stock_1min_qfq", True), ("stock_1min_synth", True)]
+    before = read_bars(timescale)
+    with timescale.connect() as conn:  # what the policy does to chunks older than 7 days
+        conn.execute("SELECT compress_chunk(c, if_not_compressed => true) "
+                     "FROM show_chunks('stock_1min_qfq') c")
+    run_months(timescale, instance, root, ["2024-01-01"])  # DELETE + COPY on compressed chunks
+    pd.testing.assert_frame_equal(read_bars(timescale), before)
