@@ -395,8 +395,8 @@ def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[st
             kind = "splitByChar(':', scope)[1]" if table == "features_wide" else "'iphone'"
             rows = client.query(
                 f"SELECT {kind} AS k, toYYYYMM(bucket) AS m, count() FROM {ch.table(table)} "
-                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m"
-            ).result_rows
+                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m",
+                settings=cl.reads()).result_rows
             for k, m, n in rows:
                 asset = "cohorts" if k == "cohort" else table
                 counts[asset][key_of_yyyymm(int(m))[:7]] = int(n)
@@ -434,7 +434,7 @@ def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[di
             rows = client.query(
                 f"SELECT run_id, count(), min(bucket), max(bucket), "
                 f"arraySort(groupUniqArray(toYYYYMM(bucket))) FROM {ch.table(table)} FINAL "
-                "GROUP BY run_id").result_rows
+                "GROUP BY run_id", settings=cl.reads()).result_rows
             for run_id, n, first, last, months in rows:
                 entry = stats.setdefault(run_id, {"rows": dict.fromkeys(PRICE_TABLES, 0),
                                                   "first": first, "last": last, "months": set()})

@@ -9,7 +9,8 @@ import re
 import pandas as pd
 from dagster import materialize
 
-from kline_assets.prices.runs import drop_run, promote_run
+from kline_assets.prices.compare import compare_runs
+from kline_assets.prices.runs import drop_run, promote_run, summarize_runs
 from kline_assets.resources.clickhouse.cluster import REPLICA_PATH
 from kline_assets_tests.prices.test_incremental import ALL, COMPUTED, table, tick
 from kline_assets_tests.support.clickhouse_cluster import CLUSTER, Sent, record_statements
@@ -92,6 +93,9 @@ def test_every_statement_of_a_write_a_refresh_a_promote_and_a_drop_is_cluster_sa
         promote_run(clickhouse, "live", "backfill_v3")
         promote_run(clickhouse, "backfill_v3", "live", backup="backup_20251122")
         dropped = drop_run(clickhouse, "backup_20251122")
+        # The rest of the run workflow: list (rows per run) and compare.
+        summarize_runs(clickhouse, runs)
+        compare_runs(clickhouse, "live", "backfill_v3")
 
     # The paths ran to the end on their single-server form.
     agg = table(clickhouse, "cross_shop_agg")
