@@ -160,9 +160,11 @@ def sharded_main(args: argparse.Namespace, ticks: Ticks, lines: list[bytes], wan
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     ratio = sharded / single
-    # Each consumer is one process doing its shard's share; per core, the sharded rate
-    # divided by the cores it could use (Redis itself takes some of them).
-    per_core = sharded / min(shards, cores)
+    # The projection counts CPU, not wall time (the machine is shared): snapshots per CPU
+    # second of consumers + Redis in the sharded run, times the cores; and one Redis server is
+    # one thread, so its own CPU per snapshot caps a single server whatever the cores.
+    per_core = n / (many_cpu + many_redis)
+    redis_cap = n / many_redis if many_redis else float("inf")
     print(f"{n:,} snapshots, {shards} shards, {cores} cores (load average {load:.1f}), "
           f"batch {args.batch}, best of {args.rounds}")
     print(f"one stream, one consumer   {one_s:7.2f} s  {single:11,.0f} snapshots/s   CPU: "
@@ -175,14 +177,22 @@ def sharded_main(args: argparse.Namespace, ticks: Ticks, lines: list[bytes], wan
         float(shards), one_s * min(shards, cores) / (one_cpu + one_redis))
     print(f"CPU bound of the ratio on {cores} cores: {bound:.2f}× (consumer + Redis CPU of the "
           "single run spread over the cores; other processes on the machine lower it further)")
+    got_one, got_many = (one_cpu + one_redis) / one_s, (many_cpu + many_redis) / many_s
+    print(f"cores obtained (consumers + Redis CPU / wall): single {got_one:.2f}, sharded "
+          f"{got_many:.2f} of {cores} — the sharded run goes faster only by the cores the "
+          "machine gives it")
     print(f"ratio = sharded / single = {ratio:.2f}× (target ≥ 1.6× for 2 shards on 2 cores: "
           f"{'met' if ratio >= 1.6 else 'NOT met'}); bars of both equal the kernel's: {same}")
+    print(f"per CPU second: {per_core:,.0f} snapshots (consumers + Redis); one Redis server "
+          f"alone sustains ~{redis_cap:,.0f}/s (its CPU counts every client of the server, so "
+          "this is conservative)")
     for c in sorted({cores, 8, 16}):
-        rate = per_core * c
+        cluster = per_core * c
+        single_redis = min(cluster, redis_cap)
         print(f"whole-market day ({WHOLE_MARKET / 1e6:.0f}M snapshots) on {c:2d} cores, "
-              f"{c} shards: ~{WHOLE_MARKET / rate:6.0f} s at ~{rate:,.0f}/s "
-              "(linear in cores from the measured per-core rate; Redis needs its own core "
-              "beyond a few shards)")
+              f"{c} shards: ~{WHOLE_MARKET / single_redis:5.0f} s with one Redis server"
+              f"{' (Redis-bound)' if single_redis < cluster else ''}, "
+              f"~{WHOLE_MARKET / cluster:5.0f} s with the shards spread over a Redis Cluster")
 
 
 def main() -> None:
