@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from dagster import materialize
 
 from kline_assets.prices.compare import compare_runs
@@ -68,6 +69,7 @@ def check_cluster_statement(sent: Sent, db: str) -> None:
         assert settings.get("select_sequential_consistency") == 1, sent
 
 
+@pytest.mark.slow  # whole pipelines: a month, a refresh, two promotes
 def test_every_statement_of_a_write_a_refresh_a_promote_and_a_drop_is_cluster_safe(
         price_resources, runs, monkeypatch):
     postgres, clickhouse = price_resources["postgres"], price_resources["clickhouse"]
@@ -115,6 +117,7 @@ def test_every_statement_of_a_write_a_refresh_a_promote_and_a_drop_is_cluster_sa
                for t in created)
 
 
+@pytest.mark.slow
 def test_without_a_cluster_the_same_paths_send_the_single_server_statements(
         price_resources, runs, monkeypatch):
     """The other half: unset, nothing of cluster mode reaches the engine (no ON CLUSTER, no
