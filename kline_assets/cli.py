@@ -71,19 +71,28 @@ def cli() -> None:
 @cli.command()
 def init() -> None:
     """Create the PostgreSQL source schema and the ClickHouse tables (idempotent) after
-    checking the ClickHouse version; sweep staging tables left by killed writers."""
+    checking the ClickHouse version; sweep staging tables left by killed writers. Where
+    TimescaleDB is installed, put the 1-minute tables in its columnstore with the configured
+    policies (KLINE_TS_COMPRESS_AFTER, KLINE_SYNTH_RETENTION)."""
     from kline_assets.resources.build import store_resources
     from kline_assets.resources.clickhouse.sql import sweep_stale_staging
+    from kline_assets.settings import load_settings
+    from kline_assets.stocks.columnstore import apply_columnstore
 
     resources = store_resources()
     pg, ch = resources["postgres"], resources["clickhouse"]
+    settings = load_settings()
     pg.execute_file(SQL_DIR / "postgres" / "source.sql")
     pg.execute_file(SQL_DIR / "postgres" / "stock_vendor.sql")
+    pg.execute_file(SQL_DIR / "postgres" / "stock_1min_synth.sql")
+    with pg.connect() as conn:
+        columnstore = apply_columnstore(conn, settings.compress_after, settings.synth_retention)
     with ch.client() as client:
         version = ch.check_server(client)
         ch.ensure_schema(client)
         swept = sweep_stale_staging(client, ch.db)
     click.echo(f"PostgreSQL {pg.address}: source schema ready")
+    click.echo(columnstore.line())
     click.echo(f"ClickHouse {ch.address} (version {version}, features ok), database {ch.db}: "
                "tables ready"
                + (f"; swept {len(swept)} stale staging table(s)" if swept else ""))

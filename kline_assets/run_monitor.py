@@ -7,6 +7,9 @@ stays STARTED and its partitions look in progress. Every run worker and executor
 engine event with its pid; this sensor, evaluated in the code server beside the workers it
 launched, fails a STARTED run once every pid it logged is gone and the run has been quiet
 for a while (the quiet period keeps it from judging a run that another machine executes).
+Where the run launcher can check its workers (the docker-compose deployment's
+DockerRunLauncher, Kubernetes), the sensor stands aside: those runs' pids live in other
+containers, and Dagster's run monitoring asks the launcher instead.
 """
 
 from __future__ import annotations
@@ -115,6 +118,12 @@ def fail_dead_runs(instance: DagsterInstance, quiet_s: float = QUIET_S,
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
         description="Marks STARTED runs whose worker process died as failed (kill -9, OOM).")
 def dead_run_workers_sensor(context: SensorEvaluationContext) -> SkipReason:
+    launcher = context.instance.run_launcher
+    if launcher.supports_check_run_worker_health:
+        # Runs live in containers of their own (DockerRunLauncher, K8sRunLauncher): their pids
+        # are not this process's to see, and the daemon's run monitoring asks the launcher.
+        return SkipReason(f"{type(launcher).__name__} checks its run workers itself "
+                          "(run monitoring in dagster.yaml)")
     dead = fail_dead_runs(context.instance)
     if not dead:
         return SkipReason("every STARTED run has a live worker")

@@ -33,6 +33,14 @@ class Settings:
     device: str
     dagster_home: Path
     stock_landing_dir: Path
+    # A cluster of ClickHouse servers (`remote_servers`) the DDL addresses ON CLUSTER, with
+    # replicated engines; empty for one server or the embedded engine (resources/clickhouse/
+    # cluster.py).
+    clickhouse_cluster: str = ""
+    # TimescaleDB columnstore of the 1-minute tables (stocks/columnstore.py): chunks older than
+    # this are compressed; the synthesised archive's retention (empty: kept for ever).
+    compress_after: str = "7 days"
+    synth_retention: str = ""
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -47,4 +55,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         stock_landing_dir=Path(
             env.get("KLINE_STOCK_LANDING_DIR", str(DATA_DIR / "landing" / "stock_1min"))
         ),
+        clickhouse_cluster=env.get("KLINE_CLICKHOUSE_CLUSTER", ""),
+        compress_after=env.get("KLINE_TS_COMPRESS_AFTER", "7 days"),
+        synth_retention=env.get("KLINE_SYNTH_RETENTION", ""),
     )

@@ -103,6 +103,7 @@ def test_a_command_waiting_for_the_embedded_engine_says_who_holds_it(pg_dsn, tmp
     assert proc.returncode == 0, err
     assert "tables ready" in out
     assert "features ok" in out
+    assert "TimescaleDB not installed" in out  # the plain path: no columnstore
 
 
 @pytest.mark.parametrize("args", [["runs", "create", "Bad-Name"], ["runs", "create", "abc\n"]])

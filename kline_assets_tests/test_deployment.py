@@ -19,10 +19,12 @@ pytestmark = pytest.mark.slow  # a materialization on the deployment's PostgreSQ
 
 def test_dagster_postgres_is_the_release_that_belongs_to_dagster():
     import dagster
+    import dagster_docker
     import dagster_postgres
 
     assert dagster.__version__ == "1.13.27"
     assert dagster_postgres.__version__ == "0.29.27"
+    assert dagster_docker.__version__ == "0.29.27"
 
 
 @pytest.fixture
@@ -55,12 +57,13 @@ def test_shipped_dagster_yaml_loads_on_postgres(tmp_path, repo_root, dagster_db)
     code = (
         "from dagster import DagsterInstance\n"
         "i = DagsterInstance.get()\n"
-        "print(type(i.run_storage).__name__, i.run_monitoring_enabled)\n"
+        "print(type(i.run_storage).__name__, i.run_monitoring_enabled,\n"
+        "      type(i.run_launcher).__name__)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["PostgresRunStorage", "True"]
+    assert out.stdout.split() == ["PostgresRunStorage", "True", "DockerRunLauncher"]
     with psycopg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{dagster_db}") as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}

@@ -35,6 +35,7 @@ from kline_assets.prices.partitions import (
 )
 from kline_assets.prices.source import read_cohorts, screen_cohorts
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import quote_literal, time_range_where, values_where
 from kline_assets.settings import PRICE_TZ
 
@@ -59,7 +60,7 @@ def price_aligned_unique(partition_key: str, clickhouse: ClickHouseResource) -> 
         rows, distinct = client.query(
             f"SELECT count(), uniqExact(shop_id, iphone_id, bucket) "
             f"FROM {clickhouse.table('price_aligned')} FINAL "
-            f"WHERE {partition_filter(partition_key)}"
+            f"WHERE {partition_filter(partition_key)}", settings=cl.reads()
         ).result_rows[0]
     return AssetCheckResult(
         passed=rows == distinct,
@@ -81,8 +82,8 @@ def price_aligned_in_bucket(
         bad = client.query(
             f"SELECT count() FROM {clickhouse.table('price_aligned')} FINAL "
             f"WHERE {partition_filter(partition_key)} AND (alignment_diff_sec < 0 "
-            f"OR alignment_diff_sec >= 900 OR toStartOfFifteenMinutes(record_time) != bucket)"
-        ).result_rows[0][0]
+            f"OR alignment_diff_sec >= 900 OR toStartOfFifteenMinutes(record_time) != bucket)",
+            settings=cl.reads()).result_rows[0][0]
     return AssetCheckResult(passed=bad == 0, metadata={"rows_outside_bucket": bad})
 
 
@@ -96,7 +97,7 @@ def _counts(clickhouse: ClickHouseResource, table: str, partition_key: str, wher
     with clickhouse.client() as client:
         row = client.query(
             f"SELECT {', '.join(exprs[n] for n in names)} FROM {clickhouse.table(table)} FINAL "
-            f"WHERE {partition_filter(partition_key)} AND ({where})"
+            f"WHERE {partition_filter(partition_key)} AND ({where})", settings=cl.reads()
         ).result_rows[0]
     return {n: int(v) for n, v in zip(names, row, strict=True)}
 
@@ -168,11 +169,11 @@ def features_wide_one_row_per_scope_and_bucket(
         scopes, gaps = client.query(
             "SELECT count(), countIf(n != span) FROM (SELECT scope, count() AS n, "
             "intDiv(toUnixTimestamp(max(bucket)) - toUnixTimestamp(min(bucket)), 900) + 1 "
-            f"AS span FROM {table} FINAL {where})").result_rows[0]
+            f"AS span FROM {table} FINAL {where})", settings=cl.reads()).result_rows[0]
         duplicated, versions = client.query(
             "SELECT countIf(n != v), sum(v - u) FROM (SELECT scope, count() AS n, "
             "uniqExact(bucket, inserted_at) AS v, uniqExact(bucket) AS u "
-            f"FROM {table} {where})").result_rows[0]
+            f"FROM {table} {where})", settings=cl.reads()).result_rows[0]
     return AssetCheckResult(
         passed=duplicated == 0 and gaps == 0, severity=AssetCheckSeverity.ERROR,
         metadata={"scopes": int(scopes), "scopes_with_duplicates": int(duplicated),
@@ -257,7 +258,7 @@ def cohorts_weights_normalised(
         WHERE {partition_filter(partition_key, 'f')}
           AND isNotNull(f.mean)"""
     with clickhouse.client() as client:
-        compared, off = client.query(query).result_rows[0]
+        compared, off = client.query(query, settings=cl.reads()).result_rows[0]
     return AssetCheckResult(passed=off == 0, metadata={
         "cohorts": int(members["slug"].nunique()), "compared_rows": int(compared),
         "offending_rows": int(off)})

@@ -13,6 +13,7 @@ from kline_assets.errors import KlineError
 from kline_assets.prices.partitions import validate_run_id
 from kline_assets.prices.runs import KEYS, PRICE_TABLES, SCOPE_EXPR, require_data
 from kline_assets.resources.clickhouse import ClickHouseResource
+from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import describe_columns, quote_literal
 
 _NOT_VALUES = {"run_id", "inserted_at"}
@@ -66,8 +67,8 @@ def _compare_table(client: Client, ch: ClickHouseResource, table: str, base: str
     """Long-form rows of one table; month by month, so memory stays that of one month."""
     full = ch.table(table)
     values = _value_columns(client, full, KEYS[table])
-    per_month = [client.query_df(_compare_sql(full, table, values, base, target, m))
-                 for m in months]
+    per_month = [client.query_df(_compare_sql(full, table, values, base, target, m),
+                                 settings=cl.reads()) for m in months]
     per_month = [df for df in per_month if not df.empty]
     if not per_month:
         return pd.DataFrame(columns=COMPARE_COLUMNS)

@@ -48,6 +48,7 @@ from kline_assets.prices.partitions import LIVE, month_partitions, price_partiti
 from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
 from kline_assets.prices.warmup import cohort_seeds, last_bucket_with_source, last_means_before
 from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
+from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import (
     insert_frame,
     quote_literal,
@@ -156,13 +157,15 @@ def _last_state_bucket(clickhouse: ClickHouseResource, run_id: str, before: date
             f"SELECT count(), toUnixTimestamp(max(bucket)) FROM "
             f"{clickhouse.table('price_aligned')} WHERE run_id = {{run:String}} AND "
             f"{time_range_where('bucket', since, before)}", parameters={"run": run_id},
+            settings=cl.reads(),
         ).result_rows[0]
         if not count:
             return None, 0
         state = client.query(
             f"SELECT count() FROM {clickhouse.table('features_wide')} "
             f"WHERE run_id = {{run:String}} AND bucket = toDateTime({int(ts)})",
-            parameters={"run": run_id}).result_rows[0][0]
+            parameters={"run": run_id},
+            settings=cl.reads()).result_rows[0][0]
     bucket = pd.Timestamp(int(ts), unit="s", tz="UTC").tz_convert(PRICE_TZ).to_pydatetime()
     return bucket, int(state)
 
@@ -266,7 +269,8 @@ def _delete_vanished(clickhouse: ClickHouseResource, run_id: str, old: pd.DataFr
                       for r in gone.itertuples())
     with clickhouse.client() as client:
         client.command(f"DELETE FROM {clickhouse.table('cross_shop_agg')} WHERE run_id = "
-                       f"{quote_literal(run_id)} AND (iphone_id, bucket) IN ({pairs})")
+                       f"{quote_literal(run_id)} AND (iphone_id, bucket) IN ({pairs})",
+                       settings=cl.delete_settings(cl.cluster_name()))
     return len(gone)
 
 

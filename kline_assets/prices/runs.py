@@ -48,6 +48,7 @@ from kline_assets.prices.partitions import (
     validate_run_id,
 )
 from kline_assets.resources.clickhouse import ClickHouseResource
+from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import (
     create_staging,
     describe_columns,
@@ -163,7 +164,8 @@ def drop_run(ch: ClickHouseResource, run_id: str, allow_live: bool = False) -> d
     with ch.client() as client:
         for part in _partitions_of(client, ch, run_id):
             client.command(
-                f"ALTER TABLE {ch.table(part.table)} DROP PARTITION ID {quote_literal(part.id)}"
+                f"ALTER TABLE {ch.table(part.table)} DROP PARTITION ID {quote_literal(part.id)}",
+                settings=cl.alter_settings(cl.cluster_name()),
             )
             dropped[part.table] += 1
     return dropped
@@ -210,9 +212,11 @@ def _stage_copy(ch: ClickHouseResource, parts: Sequence[Partition], target: str,
             client.command(
                 f"INSERT INTO {stage} ({', '.join(cols)}) SELECT {select} FROM {full} AS src "
                 f"FINAL WHERE src._partition_id IN ({ids}) "
-                f"AND src.run_id = {quote_literal(mine[0].run_id)}"
+                f"AND src.run_id = {quote_literal(mine[0].run_id)}",
+                settings=cl.insert_select_settings(cl.cluster_name()),
             )
-            rows = int(client.command(f"SELECT count() FROM {stage}"))
+            rows = int(client.command(f"SELECT count() FROM {stage}",
+                                      settings=cl.reads()))
             out[table] = (stage, [(target, *p.values[1:]) for p in mine], rows)
     return out
 
@@ -246,7 +250,8 @@ def _journal(client: Client, ch: ClickHouseResource, promote_id: str, source: st
              target: str, backup: str, phase: str) -> None:
     client.command(
         f"INSERT INTO {ch.table('promote_journal')} (id, source, target, backup, phase) VALUES "
-        f"({', '.join(quote_literal(v) for v in (promote_id, source, target, backup, phase))})")
+        f"({', '.join(quote_literal(v) for v in (promote_id, source, target, backup, phase))})",
+        settings=cl.writes())
 
 
 def _unfinished_promote(client: Client, ch: ClickHouseResource, source: str, target: str
@@ -259,7 +264,7 @@ def _unfinished_promote(client: Client, ch: ClickHouseResource, source: str, tar
         f"FROM {ch.table('promote_journal')} WHERE source = {quote_literal(source)} "
         f"AND target = {quote_literal(target)} GROUP BY id HAVING last != 'done' "
         f"AND min(at) > now64(3) - INTERVAL {RESUME_WITHIN_HOURS} HOUR "
-        "ORDER BY t DESC LIMIT 1").result_rows
+        "ORDER BY t DESC LIMIT 1", settings=cl.reads()).result_rows
     return tuple(rows[0][:3]) if rows else None
 
 
@@ -390,8 +395,8 @@ def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[st
             kind = "splitByChar(':', scope)[1]" if table == "features_wide" else "'iphone'"
             rows = client.query(
                 f"SELECT {kind} AS k, toYYYYMM(bucket) AS m, count() FROM {ch.table(table)} "
-                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m"
-            ).result_rows
+                f"FINAL WHERE run_id = {quote_literal(run_id)} GROUP BY k, m ORDER BY k, m",
+                settings=cl.reads()).result_rows
             for k, m, n in rows:
                 asset = "cohorts" if k == "cohort" else table
                 counts[asset][key_of_yyyymm(int(m))[:7]] = int(n)
@@ -429,7 +434,7 @@ def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[di
             rows = client.query(
                 f"SELECT run_id, count(), min(bucket), max(bucket), "
                 f"arraySort(groupUniqArray(toYYYYMM(bucket))) FROM {ch.table(table)} FINAL "
-                "GROUP BY run_id").result_rows
+                "GROUP BY run_id", settings=cl.reads()).result_rows
             for run_id, n, first, last, months in rows:
                 entry = stats.setdefault(run_id, {"rows": dict.fromkeys(PRICE_TABLES, 0),
                                                   "first": first, "last": last, "months": set()})

@@ -18,6 +18,7 @@ from kline_assets.months import month_key
 from kline_assets.prices.partitions import FIRST_MONTH_START
 from kline_assets.prices.source import has_records
 from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import read_frame, time_range_where, values_where
 from kline_assets.settings import PRICE_TZ
 
@@ -37,7 +38,7 @@ def last_means_before(
             f"FROM {clickhouse.table('cross_shop_agg')} FINAL "
             f"WHERE run_id = {{run:String}} AND bucket < toDateTime({int(before.timestamp())}) "
             f"AND mean IS NOT NULL GROUP BY iphone_id",
-            parameters={"run": run_id},
+            parameters={"run": run_id}, settings=cl.reads(),
         )
     return pd.DataFrame({
         "iphone_id": df["iphone_id"].astype(np.int64) if len(df) else pd.Series(dtype=np.int64),
@@ -64,7 +65,7 @@ def _window_stats(clickhouse: ClickHouseResource, table: str, run_id: str,
             f"SELECT count(), toUnixTimestamp(max(bucket)) FROM {clickhouse.table(table)} "
             f"WHERE run_id = {{run:String}} AND {time_range_where('bucket', start, end)} "
             f"AND ({where})",
-            parameters={"run": run_id},
+            parameters={"run": run_id}, settings=cl.reads(),
         ).result_rows[0]
     return int(count), (int(ts) if count else None)
 

@@ -29,7 +29,7 @@ from kline_assets.settings import STOCK_TZ
 from . import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
 from .bars import minute_bars
 from .ticks.keys import LiveKeys
-from .ticks.live import live_days, read_day
+from .ticks.live import day_symbols, live_days, read_day
 
 SOURCES = ("vendor", "synth", "live")  # order of preference
 
@@ -82,7 +82,7 @@ def _known(postgres: PostgresResource, client: redislib.Redis, keys: LiveKeys,
                 table_ident(table))
             if conn.execute(probe, (symbol,)).fetchone():
                 return True
-    return any(client.sismember(keys.symbols(d), symbol) for d in live_days(client, keys))
+    return any(symbol in day_symbols(client, keys, d) for d in live_days(client, keys))
 
 
 def merge_minutes(parts: dict[str, Bars]) -> tuple[Bars, np.ndarray]:
@@ -208,9 +208,9 @@ def known_symbols(postgres: PostgresResource, redis: RedisResource, prefix: str 
     keys = LiveKeys(redis.key_prefix)
     try:
         for day in live_days(client, keys):
-            for symbol in client.smembers(keys.symbols(day)):
-                if symbol.decode().startswith(prefix):
-                    note(symbol.decode(), "live", day)
+            for symbol in day_symbols(client, keys, day):  # every shard's
+                if symbol.startswith(prefix):
+                    note(symbol, "live", day)
     except redislib.RedisError as exc:
         raise ServiceUnavailableError(
             f"Redis unreachable at {redact(redis.url)} (KLINE_REDIS_URL): {redact(str(exc))}",

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.processes import pid_alive
+from kline_assets.resources.clickhouse import cluster
 from kline_assets.resources.clickhouse.features import require_server_features
 from kline_assets.resources.dsn import check_url, host_port, redact
 from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
@@ -285,15 +286,19 @@ class ClickHouseResource(ConfigurableResource):
 
     def ensure_schema(self, client: Client | None = None) -> None:
         """Create the database and every table of sql/clickhouse/init.sql (idempotent), on an
-        engine recent enough for the project's SQL."""
+        engine recent enough for the project's SQL. With KLINE_CLICKHOUSE_CLUSTER set, on every
+        replica of that cluster, with replicated engines (cluster.py)."""
+        on = cluster.cluster_name()
+        cluster.require_server(on, is_embedded(self.dsn), self.address)
         if client is None:
             with self.client() as own:
                 self.ensure_schema(own)
             return
         self.check_server(client)
-        client.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+        client.command(cluster.schema_statement(f"CREATE DATABASE IF NOT EXISTS {self.db}", on))
         for stmt in split_statements(INIT_SQL.read_text()):
-            client.command(_CREATE.sub(lambda m: f"{m.group(1)}{self.db}.{m.group(2)}", stmt))
+            client.command(cluster.schema_statement(
+                _CREATE.sub(lambda m: f"{m.group(1)}{self.db}.{m.group(2)}", stmt), on))
 
     def tables(self, client: Client) -> list[str]:
         return [r[0] for r in client.query(
@@ -308,4 +313,4 @@ class ClickHouseResource(ConfigurableResource):
     def drop_database(self) -> None:
         with self.client() as client:
             # SYNC: see sql.drop_table; a dropped database's tables would otherwise stay queued.
-            client.command(f"DROP DATABASE IF EXISTS {self.db} SYNC")
+            client.command(cluster.drop_database_sql(self.db, cluster.cluster_name()))

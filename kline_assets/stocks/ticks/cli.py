@@ -46,17 +46,20 @@ def ticks() -> None:
 @click.option("--stream", default=DEFAULT_STREAM, show_default=True, help="Redis stream.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Ticks per second (default: as fast as Redis takes them).")
-def publish_command(file: Path, stream: str, rate: float | None) -> None:
+@click.option("--shards", type=click.IntRange(min=1, max=1024), default=None,
+              help="Split by symbol into STREAM:{s}, s = crc32(symbol) mod SHARDS.")
+def publish_command(file: Path, stream: str, rate: float | None, shards: int | None) -> None:
     """Replay the tick FILE (CSV/Parquet, as for `kline bars synth`) into a stream in time
-    order."""
+    order (or into SHARDS streams, each in time order)."""
     from .publish import publish_file
 
     try:
-        client, _ = _redis()
-        n, seconds = publish_file(client, file, stream, rate)
+        client, keys = _redis()
+        n, seconds = publish_file(client, file, stream, rate, shards=shards, keys=keys)
     except redis.RedisError as exc:
         raise _lost(exc) from exc
-    click.echo(f"published {n} ticks to {stream} in {seconds:.2f} s "
+    where = f"{shards} shards {stream}:{{0..{shards - 1}}}" if shards else stream
+    click.echo(f"published {n} ticks to {where} in {seconds:.2f} s "
                f"({n / max(seconds, 1e-9):,.0f}/s)")
 
 
@@ -78,12 +81,18 @@ def publish_command(file: Path, stream: str, rate: float | None) -> None:
               help="Volume/amount are the day's running totals (snapshots) or per print.")
 @click.option("--volume-unit", type=click.Choice(["shares", "lots"]), default="shares",
               show_default=True)
+@click.option("--shard", default=None, metavar="s/N",
+              help="Consume shard s of a feed published with --shards N (STREAM:{s}).")
 def consume_command(stream: str, group: str, consumer: str | None, until_idle: float | None,
                     batch: int, claim_idle_ms: int, report_every: float, profile: str,
-                    cumulative: bool, volume_unit: str) -> None:
+                    cumulative: bool, volume_unit: str, shard: str | None) -> None:
     """Fold ticks from the stream into 1-minute bars in Redis (crash-safe, resumable)."""
     from .consume import Consumer, ConsumerOptions
+    from .keys import parse_shard, shard_stream
 
+    part = parse_shard(shard) if shard else None
+    if part:
+        stream = shard_stream(stream, part[0])
     options = ConsumerOptions(stream=stream, group=group, batch=batch,
                               claim_idle_ms=claim_idle_ms, until_idle=until_idle,
                               report_every=report_every, profile=profile,
@@ -92,6 +101,8 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
         options.consumer = consumer
     try:
         client, keys = _redis()
+        if part:
+            keys = shard_keys(client, keys, *part)
         worker = Consumer(client, options, keys, echo=click.echo)
         signal.signal(signal.SIGTERM, worker.stop)
         signal.signal(signal.SIGINT, worker.stop)
@@ -100,6 +111,20 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
         raise _lost(exc) from exc
     click.echo(f"stopped: {stats.ticks} ticks from {stats.entries} entries, "
                f"{stats.malformed} malformed dead-lettered to {keys.dead(stream)}")
+
+
+def shard_keys(client: redis.Redis, keys: LiveKeys, s: int, n: int) -> LiveKeys:
+    """Shard s's layout, after checking the feed is split into n (recording n if nothing
+    is recorded yet: a consumer may start before the publisher)."""
+    from kline_assets.errors import KlineError
+
+    current = client.get(keys.shards)
+    if current is None:
+        client.set(keys.shards, n)
+    elif int(current) != n:
+        raise KlineError(f"--shard {s}/{n}: the tick feed is split into {int(current)} shards "
+                         f"({keys.shards}); consume with --shard s/{int(current)}")
+    return keys.shard(s)
 
 
 @ticks.command("handover")

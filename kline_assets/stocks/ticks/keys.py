@@ -20,11 +20,25 @@ delete exactly that day once it is archived:
 
 Days are the ticks' own trading days, never the wall clock's, so replaying a past day builds
 the same keys that day's live feed would have.
+
+**Shards.** `kline ticks publish --shards N` routes each symbol to the stream `{stream}:{s}`
+with s = crc32(symbol) mod N (stable across processes and machines), and the consumer of
+shard s (`--shard s/N`) keeps that shard's bars under the prefix `{prefix}:{s}` — the same
+layout as above, one level down. The braces are a Redis Cluster hash tag: a shard's stream,
+dead-letter stream and every key its consumer's Lua script touches hash to one slot, so the
+script stays legal on a cluster and shards spread over its nodes. Batches are applied in order
+within a shard only, so consumers of different shards run in parallel. `{prefix}:ticks:shards`
+records N; readers (the merged query, the hand-over, the pages) read the unsharded layout and
+every shard's (`live.layouts`).
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from kline_assets.errors import KlineError
 
 DEFAULT_STREAM = "kline:ticks"
 DEFAULT_GROUP = "bars"
@@ -70,3 +84,38 @@ class LiveKeys:
     @staticmethod
     def dead(stream: str) -> str:
         return f"{stream}:dead"
+
+    @property
+    def shards(self) -> str:
+        """The number of shards the feed is split into (absent: one unsharded stream)."""
+        return f"{self.prefix}:ticks:shards"
+
+    @property
+    def sharded(self) -> bool:
+        return "{" in self.prefix
+
+    def shard(self, s: int) -> LiveKeys:
+        """The layout of shard `s`: every key under `{prefix}:{s}` (one Redis Cluster slot)."""
+        return LiveKeys(f"{self.prefix}:{{{s}}}")
+
+
+def shard_stream(stream: str, s: int) -> str:
+    """Shard `s`'s stream: `kline:ticks` → `kline:ticks:{s}` (hash tag as the shard's keys)."""
+    return f"{stream}:{{{s}}}"
+
+
+def shard_of(symbols: Iterable[str], n: int) -> list[int]:
+    """Each symbol's shard: crc32 of its text mod n — the same in every process (Python's
+    own hash() is salted per process)."""
+    return [zlib.crc32(s.encode()) % n for s in symbols]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`s/N` (e.g. `0/2`) → (s, N), 0 ≤ s < N."""
+    try:
+        s, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise KlineError(f"--shard {text!r}: expected s/N, e.g. 0/2") from None
+    if not 0 <= s < n or n > 1024:
+        raise KlineError(f"--shard {text!r}: need 0 ≤ s < N ≤ 1024")
+    return s, n
