@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from kline_assets import query
 from kline_assets.api.pagination import Limit, Offset, Page, page
 from kline_assets.api.stores import Stores
 from kline_assets.errors import InvalidQueryError
 from kline_assets.kernels.bars import PERIODS
+from kline_assets.stocks.merged import bars as merged_bars
 from kline_assets.stocks.merged import known_symbols, parse_clock
 from kline_assets.stocks.sessions import provisional_note
 from kline_assets.stocks.ticks.keys import LiveKeys
@@ -35,12 +35,10 @@ the shape the frontend reads)."""
 Clock = Annotated[str, Query(max_length=40, description="ISO-8601 date and time; without an "
                                                         "offset, Asia/Shanghai")]
 
-
 def bar_stores(request: Request) -> Stores:
     """The app's stores; bars read PostgreSQL and Redis only, so the embedded ClickHouse engine
     is not held for them (unlike `get_stores`)."""
     return request.app.state.stores
-
 
 class Bar(BaseModel):
     symbol: str
@@ -54,13 +52,11 @@ class Bar(BaseModel):
     amount: float
     source: str
 
-
 class BarsStatus(BaseModel):
     consumers: list[dict[str, str]]
     handover: dict[str, str]
     live_days: list[str]
     symbols: list[str]
-
 
 @router.get("/api/bars/", response_model=Page[Bar])
 def list_bars(
@@ -88,12 +84,11 @@ def list_bars(
             from exc
     if hi - lo > MAX_SPAN:
         raise InvalidQueryError(f"at most {MAX_SPAN.days} days per request")
-    rows = query.bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
+    rows = merged_bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
     note = provisional_note(lo, hi)
     if note:  # header values are Latin-1: a path outside it is escaped, never refused
         response.headers[CALENDAR_HEADER] = note.encode("ascii", "backslashreplace").decode()
     return page(request, len(rows), rows[offset:offset + limit], limit, offset)
-
 
 @router.get("/api/bars/status", response_model=BarsStatus)
 def bars_status(stores: Stores = Depends(bar_stores)) -> dict:
@@ -106,12 +101,10 @@ def bars_status(stores: Stores = Depends(bar_stores)) -> dict:
     out["symbols"] = day_symbols(client, keys, latest)[:200] if latest else []
     return out
 
-
 class KnownSymbol(BaseModel):
     symbol: str
     sources: list[str]
     last_day: str
-
 
 @router.get("/api/bars/symbols", response_model=list[KnownSymbol])
 def bars_symbols(
@@ -123,7 +116,6 @@ def bars_symbols(
     """The symbols some store holds bars of, sorted: their sources (vendor, synth, live) and
     the last day with bars, so a page can offer them and open on a day with data."""
     return known_symbols(stores.postgres, stores.redis, prefix, limit)
-
 
 @router.get("/bars", include_in_schema=False)
 def bars_page() -> FileResponse:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from fastapi import Request
 
-from kline_assets.query import CatalogNames
+from kline_assets.api.names import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.resource import embedded_path, is_embedded, waiting_pids
 from kline_assets.resources.postgres import PostgresResource
@@ -167,7 +167,7 @@ class Stores:
     pages: ReadCache = field(repr=False)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
-        """`reader(clickhouse, **kwargs)` (a `kline_assets.query` function), from the pages
+        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages
         already read when it may be. Callers copy what they change: pages are shared."""
         key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         return self.pages.get(key, lambda: reader(self.clickhouse, **kwargs))

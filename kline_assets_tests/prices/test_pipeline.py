@@ -247,7 +247,7 @@ def test_cli_pipeline(demo_source, clickhouse_dsn, monkeypatch, tmp_path):
 
 
 def test_a_malformed_run_id_added_in_the_ui_is_refused_by_the_assets(price_resources, instance):
-    from kline_assets.prices.runs import all_partitions
+    from kline_assets.prices.tables import all_partitions
 
     instance.add_dynamic_partitions("run_id", ["Bad-Name"])  # the UI's "Add a partition"
     result = materialize([raw_price_records, price_aligned], selection=[price_aligned],

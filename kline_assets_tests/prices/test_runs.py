@@ -24,7 +24,6 @@ from kline_assets.prices.compare import compare_runs, sort_scopes
 from kline_assets.prices.partitions import create_run, registered_run_ids
 from kline_assets.prices.runs import (
     PAUSE_ENV,
-    PRICE_TABLES,
     RunOperationRefused,
     backup_name,
     backups,
@@ -34,6 +33,7 @@ from kline_assets.prices.runs import (
     prune_backups,
     run_partitions,
 )
+from kline_assets.prices.tables import PRICE_TABLES
 from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame, replace_partitions
 
