@@ -37,7 +37,7 @@ from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continu
 
 from .. import rules
 from ..sessions import trading_days
-from .codec import as_dict, decode
+from .codec import as_dict, decode, encode_bars
 from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
 
 _DAY_US = 86_400_000_000
@@ -108,7 +108,6 @@ return parked
 
 
 _NO_STATE = ",".join(repr(v) for v in SymbolState.NONE).encode()
-_LABELS = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
 
 
 def _state_blob(symbols: list[str], s: SymbolState) -> str:
@@ -370,13 +369,8 @@ class Consumer:
         keys = [k.days, k.symbols(day), k.state(day), k.report(day), k.closed]
         with_bars, inverse = np.unique(bars.symbol.astype(str), return_inverse=True)
         keys += [k.bars(day, s) for s in with_bars.tolist()]
-        minutes = ((bars.frame.view(np.int64) % 86_400) // 60).tolist()
-        labels = _LABELS
-        rows = zip((inverse + 6).tolist(), minutes, bars.open.tolist(), bars.high.tolist(),
-                   bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
-                   bars.amount.tolist(), strict=True)
-        bar_blob = "".join(f"{ki}\t{labels[m]}\t{o!r},{h!r},{lo!r},{c!r},{v!r},{a!r}\n"
-                           for ki, m, o, h, lo, c, v, a in rows)
+        bar_blob = "".join(f"{ki}\t{field}\t{value}\n" for ki, (field, value) in zip(
+            (inverse + 6).tolist(), encode_bars(bars), strict=True))
         counters = {"received": report.received, "kept": report.kept,
                     "duplicates": report.duplicates, "resets": report.resets,
                     **{f"rejected:{r}": report.rejected[r] for r in REASONS}}

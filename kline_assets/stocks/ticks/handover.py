@@ -29,7 +29,7 @@ from kline_assets.resources.postgres_io import ensure_hypertable, replace_time_w
 from kline_assets.settings import SQL_DIR
 
 from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
-from ..bars import minute_bars
+from ..history import minute_bars
 from ..sessions import is_trading_day
 from .keys import LiveKeys
 from .live import day_symbols, delete_day, read_day

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from ..bars import read_ticks
+from ..tickfiles import read_ticks
 from .codec import FIELD, encode
 from .keys import DEFAULT_STREAM
 

@@ -21,7 +21,7 @@ from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import is_hypertable
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks import STOCK_SYNTH_TABLE
-from kline_assets.stocks.bars import minute_bars
+from kline_assets.stocks.history import minute_bars
 from kline_assets.stocks.ticks.assets import (
     ACCURACY_CHECK,
     INTEGRITY_CHECK,
