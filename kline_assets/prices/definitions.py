@@ -14,8 +14,8 @@ from kline_assets.prices.checks import (
     live_features_fresh,
     price_aligned_checks,
 )
-from kline_assets.prices.incremental import live_refresh_job
 from kline_assets.prices.jobs import price_assets_job, prices_watch_job
+from kline_assets.prices.live_job import live_refresh_job
 from kline_assets.prices.run_jobs import RUN_JOBS
 from kline_assets.prices.schedules import live_month_daily, prices_watch
 from kline_assets.prices.sensors import live_prices_sensor

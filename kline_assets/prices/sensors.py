@@ -32,14 +32,9 @@ from dagster._core.storage.tags import (
 )
 
 from kline_assets.errors import MissingTableError, ServiceUnavailableError
-from kline_assets.prices.incremental import (
-    RefreshPlan,
-    live_refresh_job,
-    new_records,
-    plan_refresh,
-    window_run_config,
-)
+from kline_assets.prices.incremental import RefreshPlan, new_records, plan_refresh
 from kline_assets.prices.jobs import price_assets_job
+from kline_assets.prices.live_job import live_refresh_job, window_run_config
 from kline_assets.prices.partitions import LIVE, RUN_ID_DIMENSION, price_partition_key
 from kline_assets.prices.source import PRICE_TABLE
 from kline_assets.resources import ClickHouseResource, PostgresResource

@@ -16,7 +16,7 @@ from kline_assets.prices.assets import (
     price_aligned,
     raw_price_records,
 )
-from kline_assets.prices.incremental import live_refresh_job
+from kline_assets.prices.live_job import live_refresh_job
 from kline_assets.prices.sensors import live_prices_sensor
 from kline_assets.resources import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame

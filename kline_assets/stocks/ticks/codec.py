@@ -12,7 +12,8 @@ retried, never blocking the stream.
 
 Today's bars in Redis have one value format too, written by the consumer and read by the
 merged query and the hand-over: a hash per symbol and day, field `HH:MM` (the bar's end
-label) → `open,high,low,close,volume,amount` (floats as Python's repr, which round-trips).
+label) → `open,high,low,close,volume,amount` (floats as Python's repr, which round-trips);
+and the consumer's carried state per symbol (cursor, cumulative volume/amount, day high/low).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from kline_assets.kernels.bars import Bars, Ticks
+from kline_assets.kernels.bars import Bars, SymbolState, Ticks
 from kline_assets.settings import STOCK_TZ
 
 from .. import rules
@@ -247,3 +248,28 @@ def decode_bars(day: str, hashes: list[tuple[str, dict[bytes, bytes]]]) -> Bars:
     symbol = np.asarray(sym, dtype=object)
     order = np.lexsort((frame, symbol.astype(str)))
     return Bars(1, symbol, frame, *(cols[:, j] for j in range(6))).take(order)
+
+
+# ---------------------------------------------------------------- carried state in Redis
+
+_NO_STATE = ",".join(repr(v) for v in SymbolState.NONE).encode()
+
+
+def encode_state(symbols: list[str], s: SymbolState) -> str:
+    """`symbol<TAB>cursor and carried values` lines, one per symbol, for the apply script."""
+    cols = zip(symbols, s.last_us.tolist(), s.last_tid.tolist(), s.day.tolist(),
+               s.cum_volume.tolist(), s.cum_amount.tolist(), s.day_high.tolist(),
+               s.day_low.tolist(), strict=True)
+    return "".join(f"{sym}\t{a},{b},{c},{d!r},{e!r},{f!r},{g!r}\n"
+                   for sym, a, b, c, d, e, f, g in cols)
+
+
+def decode_state(texts: list[bytes | None]) -> SymbolState:
+    """Parse the packed states (None = never seen) in a few array operations."""
+    if not texts:
+        return SymbolState.empty(0)
+    parts = np.array(b",".join(_NO_STATE if t is None else t for t in texts).split(b","))
+    parts = parts.reshape(len(texts), len(SymbolState.FIELDS))
+    ints, floats = parts[:, :3].astype(np.int64), parts[:, 3:].astype(np.float64)
+    return SymbolState(ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 2].copy(),
+                       *(floats[:, j].copy() for j in range(4)))
