@@ -128,19 +128,26 @@ def _acquire(path: Path, timeout_s: float) -> FileLock:
     watches) and to the user (the holder's pid and command), never silent."""
     lock = FileLock(str(lock_path(path)))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        marker = _waiting_dir(path) / str(os.getpid())
-        with suppress(OSError):
-            marker.parent.mkdir(exist_ok=True)
-            marker.touch()
         try:
-            _acquire_waiting(lock, path, timeout_s)
-        finally:
+            lock.acquire(timeout=0)
+        except Timeout:
+            marker = _waiting_dir(path) / str(os.getpid())
             with suppress(OSError):
-                marker.unlink()
-    with suppress(OSError):
-        _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
+                marker.parent.mkdir(exist_ok=True)
+                marker.touch()
+            try:
+                _acquire_waiting(lock, path, timeout_s)
+            finally:
+                with suppress(OSError):
+                    marker.unlink()
+        with suppress(OSError):
+            _owner_file(path).write_text(f"pid {os.getpid()} ({' '.join(sys.argv)[:200]})")
+    except BaseException:
+        # A Ctrl-C landing after the lock was taken but before it was handed back would
+        # leave this process waiting for its own lock at the next open.
+        if lock.is_locked:
+            lock.release()
+        raise
     return lock
 
 

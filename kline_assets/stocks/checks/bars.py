@@ -23,7 +23,15 @@ from kline_assets.stocks import STOCK_TABLE
 from .. import sessions
 from ..monthly import tune_for_batch
 from ..partitions import STOCK_MONTHS, MonthWindow, month_label
-from .common import BAR_COLUMNS, NON_FINITE, SAMPLE, _records, _window_filter, per_month
+from .common import (
+    BAR_COLUMNS,
+    NON_FINITE,
+    SAMPLE,
+    offending,
+    per_month,
+    sample_table,
+    window_filter,
+)
 
 ONE_MIN = AssetKey("stock_1min")
 CONFLICTS = "no_conflicting_duplicates"
@@ -100,7 +108,7 @@ def evaluate_calendar(
 ) -> AssetCheckResult:
     """Bars on exchange holidays (asked of sessions.py, not of SQL) or outside the hours."""
     table = table_ident(source)
-    where = _window_filter("time", window)
+    where = window_filter("time", window)
     days = [d for (d,) in conn.execute(sql.SQL(
         "SELECT DISTINCT time::date FROM {} WHERE {} ORDER BY 1").format(table, where))]
     holidays = []
@@ -121,12 +129,11 @@ def evaluate_calendar(
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BAR_COLUMNS)), table=table,
              where=where, holidays=sql.Literal(holidays), hours=hours,
              limit=sql.Literal(SAMPLE))
-    rows = conn.execute(query).fetchall()
-    count = int(rows[0][-1]) if rows else 0
+    count, rows = offending(conn, query)
     return _warn(ON_CALENDAR, count == 0, {
         "offending_rows": count,
         "non_trading_days_with_bars": ", ".join(str(d) for d in holidays) or "none",
-        "sample": _records([r[:-1] for r in rows], [*BAR_COLUMNS, "reason"]),
+        "sample": sample_table(rows, [*BAR_COLUMNS, "reason"]),
         "window": window.label if window else "all months",
     })
 
@@ -138,13 +145,12 @@ def evaluate_finite_bars(
         "SELECT {cols}, count(*) OVER () FROM {table} WHERE ({where}) AND ({cond}) "
         "ORDER BY time, code LIMIT {limit}"
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, BAR_COLUMNS)),
-             table=table_ident(source), where=_window_filter("time", window),
+             table=table_ident(source), where=window_filter("time", window),
              cond=sql.SQL(NON_FINITE), limit=sql.Literal(SAMPLE))
-    rows = conn.execute(query).fetchall()
-    count = int(rows[0][-1]) if rows else 0
+    count, rows = offending(conn, query)
     return _warn(FINITE_BARS, count == 0, {
         "offending_rows": count,
-        "sample": _records([r[:-1] for r in rows], BAR_COLUMNS),
+        "sample": sample_table(rows, BAR_COLUMNS),
         "window": window.label if window else "all months",
     })
 
@@ -155,13 +161,12 @@ def evaluate_bars_per_day(
     query = sql.SQL(
         "SELECT code, time::date AS day, count(*) AS bars, count(*) OVER () FROM {table} "
         "WHERE ({where}) GROUP BY 1, 2 HAVING count(*) > {most} ORDER BY 2, 1 LIMIT {limit}"
-    ).format(table=table_ident(source), where=_window_filter("time", window),
+    ).format(table=table_ident(source), where=window_filter("time", window),
              most=sql.Literal(MAX_BARS_PER_DAY), limit=sql.Literal(SAMPLE))
-    rows = conn.execute(query).fetchall()
-    count = int(rows[0][-1]) if rows else 0
+    count, rows = offending(conn, query)
     return _warn(BARS_PER_DAY, count == 0, {
         "offending_code_days": count,
-        "sample": _records([r[:-1] for r in rows], ["code", "day", "bars"]),
+        "sample": sample_table(rows, ["code", "day", "bars"]),
         "window": window.label if window else "all months",
     })
 

@@ -50,7 +50,7 @@ def as_month_evaluation(result: AssetCheckResult, month: MonthWindow | None
     return as_evaluation(result, f"{month_label(month.start)}-01" if month else None)
 
 
-def _window_filter(column: str, window: MonthWindow | None) -> sql.Composable:
+def window_filter(column: str, window: MonthWindow | None) -> sql.Composable:
     if window is None:
         return sql.SQL("TRUE")
     return sql.SQL("{col} >= {start} AND {col} < {end}").format(
@@ -58,7 +58,7 @@ def _window_filter(column: str, window: MonthWindow | None) -> sql.Composable:
     )
 
 
-def _records(rows: list[tuple], columns: list[str]) -> MetadataValue:
+def sample_table(rows: list[tuple], columns: list[str]) -> MetadataValue:
     def plain(v: object) -> object:
         return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
@@ -68,7 +68,14 @@ def _records(rows: list[tuple], columns: list[str]) -> MetadataValue:
     )
 
 
-def _sql_text(conn: psycopg.Connection, query: sql.Composable) -> MetadataValue:
+def offending(conn: psycopg.Connection, query: sql.Composable) -> tuple[int, list[tuple]]:
+    """How many rows a check's query found, and the sample it returned: the query ends each
+    row with `count(*) OVER ()` and a LIMIT of SAMPLE."""
+    rows = conn.execute(query).fetchall()
+    return (int(rows[0][-1]) if rows else 0), [r[:-1] for r in rows]
+
+
+def sql_text(conn: psycopg.Connection, query: sql.Composable) -> MetadataValue:
     return MetadataValue.md(f"```sql\n{query.as_string(conn)}\n```")
 
 

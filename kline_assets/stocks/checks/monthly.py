@@ -32,11 +32,12 @@ from .common import (
     NON_FINITE,
     ROW_COLUMNS,
     SAMPLE,
-    _records,
-    _sql_text,
-    _window_filter,
     as_month_evaluation,
+    offending,
     per_month,
+    sample_table,
+    sql_text,
+    window_filter,
 )
 
 MONTHLY = AssetKey("stock_monthly_kline")
@@ -117,12 +118,11 @@ def evaluate_rule(
     ).format(
         cols=sql.SQL(", ").join(map(sql.Identifier, ROW_COLUMNS)),
         view=sql.Identifier(VIEW),
-        window=_window_filter("month", window),
+        window=window_filter("month", window),
         cond=sql.SQL(rule.condition),
         limit=sql.Literal(SAMPLE),
     )
-    rows = conn.execute(query).fetchall()
-    count = int(rows[0][-1]) if rows else 0
+    count, rows = offending(conn, query)
     return AssetCheckResult(
         asset_key="stock_monthly_kline",
         check_name=rule.name,
@@ -130,9 +130,9 @@ def evaluate_rule(
         severity=rule.severity,
         metadata={
             "offending_rows": count,
-            "sample": _records([r[:-1] for r in rows], ROW_COLUMNS),
+            "sample": sample_table(rows, ROW_COLUMNS),
             "window": window.label if window else "all months",
-            "query": _sql_text(conn, sql.SQL("SELECT * FROM {} WHERE {}").format(
+            "query": sql_text(conn, sql.SQL("SELECT * FROM {} WHERE {}").format(
                 sql.Identifier(VIEW), sql.SQL(rule.condition))),
         },
     )
@@ -162,8 +162,8 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
         FROM (SELECT * FROM diff ORDER BY month, code LIMIT {limit}) d)"""
     ).format(
         source=table_ident(source),
-        src_window=_window_filter("time", window),
-        out_window=_window_filter("month", window),
+        src_window=window_filter("time", window),
+        out_window=window_filter("month", window),
         clean=sql.SQL(CLEAN_PREDICATE),
         view=sql.Identifier(VIEW),
         limit=sql.Literal(SAMPLE),
@@ -178,7 +178,7 @@ SELECT (SELECT count(*) FROM expected), (SELECT sum(copies) FROM actual),
             "rows": actual,
             "expected_rows": int(expected),
             "offending_rows": int(mismatches),
-            "sample": _records(
+            "sample": sample_table(
                 [(d["month"], d["code"], d["problem"]) for d in sample],
                 ["month", "code", "problem"],
             ),
