@@ -63,4 +63,4 @@ bench: install loadgen
 	$(PY) bench/query.py
 
 clean:
-	rm -rf .kline/clickhouse .kline/clickhouse.lock
+	$(PY) -m kline_assets.resources.clickhouse.engine

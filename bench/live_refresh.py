@@ -23,7 +23,7 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from kline_assets.demo.catalog import DemoConfig
 from kline_assets.demo.load import load_demo
-from kline_assets.prices.incremental import live_refresh_job
+from kline_assets.prices.live_job import live_refresh_job
 from kline_assets.prices.partitions import create_run
 from kline_assets.prices.sensors import live_prices_sensor
 from kline_assets.resources import ClickHouseIOManager, TorchDeviceResource

@@ -1,4 +1,5 @@
-"""Benchmark: the read API (kline_assets.query, `kline serve`) on a features_wide of ≥ 10M rows.
+"""Benchmark: the read API (kline_assets.prices.read, `kline serve`) on a features_wide of
+≥ 10M rows.
 
     python bench/query.py [--scopes 300] [--months 12] [--iterations 200] [--naive-iterations 10]
                           [--seconds 15] [--concurrency 8]
@@ -54,9 +55,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import bench_clickhouse, bench_postgres
-from kline_assets import query
 from kline_assets.api import DEFAULT_CACHE_PAGES
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS
+from kline_assets.prices import read as query
 
 START = "2025-01-01 00:00:00"  # Asia/Tokyo
 SHOPS, IPHONES = 20, 50

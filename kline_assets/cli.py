@@ -19,8 +19,7 @@ from kline_assets.demo.cli import demo
 from kline_assets.errors import KlineError
 from kline_assets.prices.cli import pipeline, runs
 from kline_assets.settings import SQL_DIR
-from kline_assets.stocks.bars import bars
-from kline_assets.stocks.cli import stocks
+from kline_assets.stocks.cli import bars, stocks
 from kline_assets.stocks.ticks.cli import ticks
 from kline_assets.stocks.vendor.cli import ingest_command, publish_vendor_command
 

@@ -32,14 +32,23 @@ from dagster import (
 
 
 def per_partition(
-    context: AssetCheckExecutionContext, evaluate: Callable[[str], AssetCheckResult]
+    context: AssetCheckExecutionContext, evaluate: Callable[[str | None], AssetCheckResult],
+    check: AssetCheckKey | None = None,
 ) -> Iterator[AssetCheckResult | AssetCheckEvaluation]:
-    """`evaluate(partition_key)` for the run's partition, or for each key of its range."""
+    """`evaluate(partition_key)` for the run's partition, or for each key of its range; in a
+    run without partitions, `evaluate(None)` (the whole asset), recorded without one. `check`
+    names the check of an op that runs several (default: the op's only one)."""
     op = context.op_execution_context
     if op.has_partition_key:
         yield evaluate(op.partition_key)
         return
-    (spec,) = context.check_specs
+    if check is None:
+        (spec,) = context.check_specs
+    else:
+        spec = next(s for s in context.check_specs if s.key == check)
+    if not op.has_partition_key_range:
+        yield as_evaluation(evaluate(None), None, spec.key, spec.blocking)
+        return
     materialized = context.instance.get_materialized_partitions(spec.asset_key)
     for key in op.partition_keys:
         if key in materialized:

@@ -19,8 +19,8 @@ from dagster import DagsterInstance, instance_for_test
 
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.settings import SQL_DIR
+from kline_assets_tests.support.databases import ADMIN_DSN
 
-ADMIN_DSN = os.environ.get("KLINE_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("KLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Databases 0–7 stay clear for the product's default (0) and whatever else a user runs. A
 # second checkout testing on the same machine at the same time sets another first database.

@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 
-from kline_assets_tests.conftest import ADMIN_DSN
+from kline_assets_tests.support.databases import ADMIN_DSN
 from kline_assets_tests.support.prices import insert_catalog, insert_records
 
 pytestmark = pytest.mark.slow  # a materialization on the deployment's PostgreSQL storage

@@ -1,6 +1,7 @@
-"""The HTTP read service (`kline serve`): JSON endpoints on `kline_assets.query` in the shapes the
-pricing team's frontend already reads, and a page to look at the features. `create_app` lives in
-`kline_assets.api.app` (imported only where the service runs, so the CLI starts fast)."""
+"""The HTTP read service (`kline serve`): JSON endpoints on the domains' read modules
+(`prices.read`, `stocks.read`) in the shapes the pricing team's frontend already reads, and
+pages to look at features and bars. `create_app` lives in `kline_assets.api.app` (imported
+only where the service runs, so the CLI starts fast)."""
 
 DEFAULT_HOLD_S = 2.0
 """Embedded ClickHouse: seconds the service keeps the engine open after its last request."""

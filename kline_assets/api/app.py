@@ -17,8 +17,8 @@ from fastapi.staticfiles import StaticFiles
 
 from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S, bars, errors, health, prices, runs
 from kline_assets.api import vendor as vendor_routes
+from kline_assets.api.names import CatalogNames
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
-from kline_assets.query import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource

@@ -14,15 +14,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from kline_assets import query
 from kline_assets.api.pagination import Limit, Offset, Page, page
 from kline_assets.api.stores import Stores
 from kline_assets.errors import InvalidQueryError
-from kline_assets.kernels.bars import PERIODS
-from kline_assets.stocks.merged import known_symbols, parse_clock
-from kline_assets.stocks.sessions import provisional_note
-from kline_assets.stocks.ticks.keys import LiveKeys
-from kline_assets.stocks.ticks.live import day_symbols, status
+from kline_assets.stocks import read
 
 router = APIRouter(tags=["bars"])
 STATIC = Path(__file__).parent / "static"
@@ -70,7 +65,7 @@ def list_bars(
     start: Clock,
     end: Annotated[str | None, Query(max_length=40, description="default: start + 24 hours")
                    ] = None,
-    period: Annotated[int, Query(description=f"minutes: {', '.join(map(str, PERIODS))}")] = 1,
+    period: Annotated[int, Query(description=f"minutes: {', '.join(map(str, read.PERIODS))}")] = 1,
     limit: Limit = 1000,
     offset: Offset = 0,
     stores: Stores = Depends(bar_stores),
@@ -80,16 +75,16 @@ def list_bars(
     `live` (today's bars in Redis, not handed over yet). When the range reaches days after
     the last one exchange-calendars knows, the `X-Kline-Calendar` header says
     `provisional (closures file <path>)`: their trading days come from the operators' file."""
-    lo = parse_clock(start, "start")
+    lo = read.parse_clock(start, "start")
     try:
-        hi = parse_clock(end, "end") if end else lo + DEFAULT_SPAN
+        hi = read.parse_clock(end, "end") if end else lo + DEFAULT_SPAN
     except OverflowError as exc:
         raise InvalidQueryError("start + 24 hours is beyond the last representable time") \
             from exc
     if hi - lo > MAX_SPAN:
         raise InvalidQueryError(f"at most {MAX_SPAN.days} days per request")
-    rows = query.bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
-    note = provisional_note(lo, hi)
+    rows = read.bars(symbol, period, lo, hi, postgres=stores.postgres, redis=stores.redis)
+    note = read.provisional_note(lo, hi)
     if note:  # header values are Latin-1: a path outside it is escaped, never refused
         response.headers[CALENDAR_HEADER] = note.encode("ascii", "backslashreplace").decode()
     return page(request, len(rows), rows[offset:offset + limit], limit, offset)
@@ -99,12 +94,7 @@ def list_bars(
 def bars_status(stores: Stores = Depends(bar_stores)) -> dict:
     """The stream consumers' last reports (ticks/s, lag, pending, malformed), the last
     hand-over and its accuracy, the days still in Redis and the latest day's symbols."""
-    client = stores.redis.client()
-    keys = LiveKeys(stores.redis.key_prefix)
-    out = status(client, keys)
-    latest = out["live_days"][-1] if out["live_days"] else None
-    out["symbols"] = day_symbols(client, keys, latest)[:200] if latest else []
-    return out
+    return read.live_status(stores.redis)
 
 
 class KnownSymbol(BaseModel):
@@ -122,7 +112,7 @@ def bars_symbols(
 ) -> list[dict]:
     """The symbols some store holds bars of, sorted: their sources (vendor, synth, live) and
     the last day with bars, so a page can offer them and open on a day with data."""
-    return known_symbols(stores.postgres, stores.redis, prefix, limit)
+    return read.known_symbols(stores.postgres, stores.redis, prefix, limit)
 
 
 @router.get("/bars", include_in_schema=False)

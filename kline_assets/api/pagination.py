@@ -13,7 +13,7 @@ from fastapi import Query, Request
 from pydantic import BaseModel
 
 from kline_assets.errors import InvalidQueryError
-from kline_assets.query import DEFAULT_LIMIT, MAX_LIMIT
+from kline_assets.prices.read import DEFAULT_LIMIT, HTTP_HINT, MAX_LIMIT, parse_ordering
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ class Listing:
     offset: int
 
     def query_args(self, order_names: Mapping[str, str]) -> dict[str, Any]:
-        """The `kline_assets.query` arguments; an ordering outside `order_names` is a 400."""
+        """The `kline_assets.prices.read` arguments; an ordering outside `order_names` is a 400."""
         return dict(run_id=self.run_id, bucket_gte=self.bucket__gte,
                     bucket_lte=self.bucket__lte, limit=self.limit, offset=self.offset,
                     order=ordering(self.ordering, order_names, "-bucket"))
@@ -85,16 +85,8 @@ def listing(
 
 def ordering(value: str | None, names: Mapping[str, str], default: str) -> list[str]:
     """`-bucket,iphone` in the API's names → the query's order terms; unknown names → 400."""
-    terms = []
-    for item in (value or default).split(","):
-        item = item.strip()
-        name = item.removeprefix("-")
-        if name not in names:
-            raise InvalidQueryError(
-                f"cannot order by {item!r}; choose from {', '.join(names)} "
-                "(prefix '-' for descending, comma-separated)")
-        terms.append(("-" if item.startswith("-") else "") + names[name])
-    return terms
+    return [("-" if descending else "") + name
+            for name, descending in parse_ordering(value or default, names, default, HTTP_HINT)]
 
 
 def multi(values: list[str] | None) -> list[str] | None:

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from kline_assets import query
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
 from kline_assets.api.stores import Stores, get_stores
+from kline_assets.prices import read
 from kline_assets.settings import PRICE_TZ
 
 router = APIRouter(prefix="/api", tags=["prices"])
@@ -94,7 +94,7 @@ def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> di
     ids = ints(iphone, "iphone")
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
     found = stores.read(
-        query.features_page, scope=scope, **rows.query_args(OVERALL_ORDER),
+        read.features_page, scope=scope, **rows.query_args(OVERALL_ORDER),
         columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
                  "inserted_at"])
     names, now = stores.names.get().iphone, _now()
@@ -105,7 +105,7 @@ def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> di
             "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
             "mean": r["mean"], "median": r["median"], "std": r["std"],
             "shop_count": r["shop_count"], "dispersion": r["dispersion"],
-            "is_final": query.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
+            "is_final": read.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
     return rows.page(found.count, results)
 
 
@@ -116,7 +116,7 @@ def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = None) 
     slugs = multi(cohort__slug)
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
     found = stores.read(
-        query.features_page, scope=scope, **rows.query_args(COHORT_ORDER),
+        read.features_page, scope=scope, **rows.query_args(COHORT_ORDER),
         columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
                  "dispersion"])
     cohorts = stores.names.get().cohort
@@ -140,10 +140,10 @@ def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name: Many
     `iphone:*` or `cohort:*`; `name`: any of the numeric columns of features_wide."""
     scopes = multi(scope)
     found = stores.read(
-        query.feature_values_page, scope=scopes[0] if scopes and len(scopes) == 1 else scopes,
+        read.feature_values_page, scope=scopes[0] if scopes and len(scopes) == 1 else scopes,
         names=multi(name), **rows.query_args(FEATURE_ORDER))
     now = _now()
-    return rows.page(found.count, [{**r, "is_final": query.is_final(r["bucket"], now)}
+    return rows.page(found.count, [{**r, "is_final": read.is_final(r["bucket"], now)}
                                    for r in found.rows])
 
 
@@ -156,7 +156,7 @@ def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Many = N
                 **rows.query_args(ALIGNED_ORDER))
     names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
     found = stores.read(
-        query.price_aligned_page, **args,
+        read.price_aligned_page, **args,
         columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
                  "record_time", "alignment_diff_sec"])
     results = [{

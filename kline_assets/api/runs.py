@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
-from kline_assets import query
 from kline_assets.api.pagination import Limit, Offset, Page, page
 from kline_assets.api.stores import Stores, get_stores
+from kline_assets.prices import read
 
 router = APIRouter(prefix="/api", tags=["runs"])
 
@@ -29,18 +29,18 @@ class Scope(BaseModel):
 
 @router.get("/runs/", response_model=Page[Run])
 def runs(request: Request, stores: Annotated[Stores, Depends(get_stores)],
-         limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
+         limit: Limit = read.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
     """Every run with data in the price tables: its months and stored rows per table."""
-    all_runs = stores.read(query.list_runs)
+    all_runs = stores.read(read.list_runs)
     return page(request, len(all_runs), all_runs[offset:offset + limit], limit, offset)
 
 
 @router.get("/runs/{run_id}/scopes/", response_model=Page[Scope])
 def scopes(request: Request, stores: Annotated[Stores, Depends(get_stores)],
            run_id: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
-           limit: Limit = query.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
+           limit: Limit = read.DEFAULT_LIMIT, offset: Offset = 0) -> dict:
     """The scopes of a run (iPhones first, then cohorts) with their names and bucket span."""
-    found = stores.read(query.list_scopes, run_id=run_id)
+    found = stores.read(read.list_scopes, run_id=run_id)
     names = stores.names.get()
     results = []
     for s in found[offset:offset + limit]:

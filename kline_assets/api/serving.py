@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 
-from kline_assets.resources.clickhouse.resource import engine_opens
+from kline_assets.resources.clickhouse.engine import engine_opens
 
 OPTIONS_ENV = "KLINE_SERVE_OPTIONS"
 DEFAULT_MAX_ENGINE_OPENS = 50  # ~250 threads and ~100 MiB left behind before a replacement

@@ -1,6 +1,7 @@
 """The stores one service process reads, shared by every request: the resources, the cached
 catalogue names, the pages already read while their data cannot have changed and, for
-embedded ClickHouse, the keeper that holds the engine open while requests keep coming."""
+embedded ClickHouse, the keeper that holds the engine open while requests keep coming (a
+long-lived reader's hold, as `resources.clickhouse.engine` defines it)."""
 
 from __future__ import annotations
 
@@ -8,91 +9,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import Request
 
-from kline_assets.query import CatalogNames
+from kline_assets.api.names import CatalogNames
 from kline_assets.resources.clickhouse import ClickHouseResource
-from kline_assets.resources.clickhouse.resource import embedded_path, is_embedded, waiting_pids
+from kline_assets.resources.clickhouse.engine import EngineKeeper
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
-
-
-class EngineKeeper:
-    """Holds the embedded ClickHouse engine open across requests, and lets go after `idle_s`
-    without one or as soon as another process (a Dagster run) waits for the engine's lock.
-
-    Reopening the embedded engine costs ~40 ms per request; holding it makes a request cost
-    the query alone. While it is held no other process can write, which is what lets
-    `ReadCache` keep pages for the whole hold (`generation` changes with every release).
-    `idle_s = 0` opens per request. A server DSN is unaffected.
-    """
-
-    def __init__(self, clickhouse: ClickHouseResource, idle_s: float) -> None:
-        self.clickhouse, self.idle_s = clickhouse, idle_s
-        self._path = embedded_path(clickhouse.dsn) if is_embedded(clickhouse.dsn) else None
-        self._lock = threading.Lock()
-        self._stack: ExitStack | None = None
-        self._last = 0.0
-        self._watch: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.generation = 0
-        self.retiring = False  # a replacement is on its way: let go only for a waiting run
-
-    @property
-    def holding(self) -> bool:
-        return self._stack is not None
-
-    def touch(self) -> None:
-        """Before a request's reads: open (once) and note the time. A process waiting for the
-        engine goes first: the request then waits its turn like any other reader."""
-        if self.idle_s <= 0 or self._path is None:
-            return
-        with self._lock:
-            self._last = time.monotonic()
-            if self._stack is not None:
-                return
-            self._let_waiters_in()
-            stack = ExitStack()
-            stack.enter_context(self.clickhouse.held())
-            self._stack = stack
-            if self._watch is None:
-                self._watch = threading.Thread(target=self._release_when_due,
-                                               name="clickhouse-keeper", daemon=True)
-                self._watch.start()
-
-    def _let_waiters_in(self, poll_s: float = 0.02) -> None:
-        """Without this, the next request would retake the lock before the waiting run's
-        next poll of it, again and again."""
-        assert self._path is not None
-        deadline = time.monotonic() + self.clickhouse.lock_timeout_s
-        while waiting_pids(self._path) and time.monotonic() < deadline:
-            time.sleep(poll_s)
-
-    def _release_when_due(self) -> None:
-        assert self._path is not None
-        while not self._stop.wait(min(0.2, self.idle_s)):
-            with self._lock:
-                idle = time.monotonic() - self._last > self.idle_s and not self.retiring
-                if self._stack is not None and (idle or waiting_pids(self._path)):
-                    self._release_locked()
-
-    def _release_locked(self) -> None:
-        if self._stack is not None:
-            self.generation += 1
-            try:
-                self._stack.close()
-            finally:
-                self._stack = None
-
-    def close(self) -> None:
-        self._stop.set()
-        with self._lock:
-            self._release_locked()
-
 
 P = TypeVar("P")
 
@@ -167,7 +93,7 @@ class Stores:
     pages: ReadCache = field(repr=False)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
-        """`reader(clickhouse, **kwargs)` (a `kline_assets.query` function), from the pages
+        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages
         already read when it may be. Callers copy what they change: pages are shared."""
         key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         return self.pages.get(key, lambda: reader(self.clickhouse, **kwargs))

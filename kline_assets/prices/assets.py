@@ -386,3 +386,7 @@ def cohorts(
     yield from _emit_features(context, clickhouse, computed.frame, "cohort", run_id, start, end)
 
 
+COMPUTED = [price_aligned, cross_shop_agg, features_wide, cohorts]
+"""The price assets the project computes, in graph order."""
+ALL = [raw_price_records, *COMPUTED]
+"""Every price asset: the observed source, then what is computed from it."""

@@ -16,8 +16,8 @@ from kline_assets.prices.partitions import (
     validate_run_id,
 )
 from kline_assets.prices.pipeline import STEPS
+from kline_assets.prices.read import summarize_runs
 from kline_assets.prices.runs import (
-    PRICE_TABLES,
     RunOperationRefused,
     backup_name,
     drop_run,
@@ -26,9 +26,9 @@ from kline_assets.prices.runs import (
     prune_backups,
     report_promoted,
     run_partitions,
-    summarize_runs,
     unregister_run,
 )
+from kline_assets.prices.tables import PRICE_TABLES
 from kline_assets.resources.build import store_resources
 
 

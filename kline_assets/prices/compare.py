@@ -11,7 +11,8 @@ from clickhouse_connect.driver.client import Client
 
 from kline_assets.errors import KlineError
 from kline_assets.prices.partitions import validate_run_id
-from kline_assets.prices.runs import KEYS, PRICE_TABLES, SCOPE_EXPR, require_data
+from kline_assets.prices.runs import KEYS, SCOPE_EXPR, require_data
+from kline_assets.prices.tables import PRICE_TABLES
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import describe_columns, quote_literal

@@ -27,27 +27,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from dagster import (
-    AssetKey,
-    AssetMaterialization,
-    Config,
-    OpExecutionContext,
-    job,
-    op,
-)
 from psycopg import sql
-from pydantic import Field
 
 from kline_assets.errors import KlineError
 from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.months import add_months, month_key, month_of, months_between, zoned
-from kline_assets.partitioned_checks import evaluators_of
-from kline_assets.prices import checks as price_checks
 from kline_assets.prices.aligned import align_month
-from kline_assets.prices.partitions import LIVE, month_partitions, price_partition_key
+from kline_assets.prices.partitions import LIVE, month_partitions
 from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
 from kline_assets.prices.warmup import cohort_seeds, last_bucket_with_source, last_means_before
-from kline_assets.resources import ClickHouseResource, PostgresResource, TorchDeviceResource
+from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import (
     insert_frame,
@@ -277,9 +266,7 @@ def _delete_vanished(clickhouse: ClickHouseResource, run_id: str, old: pd.DataFr
 def refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, device,
                    run_id: str, start: datetime, end: datetime) -> RefreshReport:
     """Recompute and write every price table of `run_id` for the buckets in [start, end)."""
-    # One open of the store for the dozen reads and writes below (nested opens reuse it;
-    # reopening an embedded engine costs ~40 ms each).
-    with clickhouse.client():
+    with clickhouse.writing():  # a run's write: the dozen reads and writes below share it
         return _refresh_window(postgres, clickhouse, device, run_id, start, end)
 
 
@@ -359,59 +346,3 @@ def _lap(seconds: dict[str, float], name: str, t0: float) -> float:
     now = time.perf_counter()
     seconds[f"{name}_seconds"] = round(now - t0, 4)
     return now
-
-
-# --------------------------------------------------------------------------- the Dagster job
-
-
-class LiveRefreshConfig(Config):
-    """The window the live sensor computed; ISO-8601 instants with their offset."""
-
-    window_start: str = Field(description="first bucket to recompute, e.g. 2025-11-05T12:15+09:00")
-    window_end: str = Field(description="end of the window: the end of the newest record's month")
-    run_id: str = Field(default=LIVE, description="the run id to refresh (live)")
-    device: str = Field(default="", description="override KLINE_DEVICE: auto, cpu, cuda:N")
-
-
-def window_run_config(plan: RefreshPlan, run_id: str = LIVE) -> dict:
-    return {"ops": {"refresh_live_window": {"config": {
-        "window_start": plan.start.isoformat(), "window_end": plan.end.isoformat(),
-        "run_id": run_id}}}}
-
-
-@op(description="Recompute the price tables of `live` for the buckets new records can change "
-                "and INSERT only those (ReplacingMergeTree keeps the newest; readers use FINAL).")
-def refresh_live_window(context: OpExecutionContext, config: LiveRefreshConfig,
-                 postgres: PostgresResource, clickhouse: ClickHouseResource,
-                 torch_device: TorchDeviceResource) -> None:
-    start = datetime.fromisoformat(config.window_start)
-    end = datetime.fromisoformat(config.window_end)
-    if start.tzinfo is None or end.tzinfo is None or end <= start:
-        raise ValueError(f"window must be two ISO instants with offsets, start < end: "
-                         f"{config.window_start!r} → {config.window_end!r}")
-    device = torch_device.get(config.device or None)
-    report = refresh_window(postgres, clickhouse, device, config.run_id, start, end)
-    context.log.info(f"refreshed {config.run_id} from {start:%Y-%m-%d %H:%M}: {report.rows}, "
-                     f"{report.seconds}")
-    for month in report.months:
-        key = price_partition_key(config.run_id, month)
-        for asset in ("price_aligned", "cross_shop_agg", "features_wide", "cohorts"):
-            context.log_event(AssetMaterialization(
-                asset_key=AssetKey(asset), partition=str(key),
-                description="incremental live refresh (only the window's buckets written)",
-                metadata={"incremental_window": f"{start.isoformat()} → {end.isoformat()}",
-                          "rows_refreshed": report.rows.get(asset, 0),
-                          "cross_shop_rows_deleted": report.deleted,
-                          **report.seconds}))
-            # What a whole-month materialization would check (price_checks defines them),
-            # checked on what was written.
-            for evaluator in evaluators_of(AssetKey(asset), price_checks):
-                context.log_event(evaluator.evaluation(
-                    str(key), {"clickhouse": clickhouse, "postgres": postgres}))
-
-
-@job(name="live_refresh", tags={"kline/live_writer": "live"},
-     description="Incremental, exact refresh of `live` over one window (launched by the live "
-                 "sensor); whole months go through price_assets instead.")
-def live_refresh_job() -> None:
-    refresh_live_window()

@@ -31,6 +31,8 @@ PRICE_START = "2025-01-01"
 LIVE = "live"
 # [a-z0-9_] also keeps Dagster's key separators (`|`, `,`, `[`, `]`) out of run ids.
 RUN_ID_PATTERN = re.compile(r"[a-z0-9_]{1,64}")
+BACKUP_PATTERN = re.compile(r"backup_(\d{8})(?:_(\d+))?")
+"""What a promote names the backups it takes: backup_YYYYMMDD[_N]."""
 
 FIRST_MONTH_START = month_window(PRICE_START, PRICE_TZ)[0]
 
@@ -67,6 +69,16 @@ def validate_run_id(run_id: str) -> str:
             "(e.g. live, backfill_20251101_v3)"
         )
     return run_id
+
+
+def run_kind(run_id: str) -> str:
+    """`live`, `backup`, `invalid` (a malformed id that got in, e.g. typed into the UI) or
+    `run` (an experiment)."""
+    if run_id == LIVE:
+        return "live"
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        return "invalid"
+    return "backup" if BACKUP_PATTERN.fullmatch(run_id) else "run"
 
 
 def price_partition_key(run_id: str, month: str) -> MultiPartitionKey:

@@ -23,7 +23,6 @@ from kline_assets.prices.partitions import (
     validate_run_id,
 )
 from kline_assets.prices.runs import (
-    PRICE_TABLES,
     backup_name,
     drop_run,
     promote_run,
@@ -31,6 +30,7 @@ from kline_assets.prices.runs import (
     prune_backups,
     unregister_run,
 )
+from kline_assets.prices.tables import PRICE_TABLES
 from kline_assets.resources import ClickHouseResource
 
 

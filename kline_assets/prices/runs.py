@@ -15,37 +15,39 @@ partitions and each operation works partition by partition:
 * **compare** — row counts, keys present in only one run, and max/mean absolute difference of
   every numeric column, per table and scope, computed in ClickHouse.
 
-Partitions are read from `system.parts` (metadata only); its `partition` column holds the
-partition tuple as a ClickHouse literal, e.g. `('live',202510,'iphone')`.
+Partitions are read from `system.parts` (metadata only, `prices.tables`); which runs hold
+data, for people, is `prices.read.runs`.
 """
 
 from __future__ import annotations
 
-import ast
 import os
-import re
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
-from dagster import AssetKey, AssetMaterialization, AssetRecordsFilter, DagsterInstance
+from dagster import AssetMaterialization, DagsterInstance
 
 from kline_assets.errors import InvalidRunIdError, KlineError
 from kline_assets.months import key_of_yyyymm
 from kline_assets.prices.partitions import (
+    BACKUP_PATTERN,
     LIVE,
     RUN_ID_DIMENSION,
-    RUN_ID_PATTERN,
     create_run,
-    month_partitions,
-    registered_run_ids,
     validate_run_id,
+)
+from kline_assets.prices.tables import (
+    PRICE_ASSETS,
+    PRICE_TABLES,
+    Partition,
+    all_partitions,
+    run_ids_present,
 )
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse import cluster as cl
@@ -58,8 +60,6 @@ from kline_assets.resources.clickhouse.sql import (
     sweep_stale_staging,
 )
 from kline_assets.settings import PRICE_TZ
-
-PRICE_TABLES = ("price_aligned", "cross_shop_agg", "features_wide")
 
 # Per table: the scope expression and the key columns within a scope (FINAL makes keys unique).
 SCOPE_EXPR = {
@@ -78,42 +78,13 @@ class RunOperationRefused(KlineError):
     """A run operation that would destroy data it was not told it may destroy."""
 
 
-@dataclass(frozen=True)
-class Partition:
-    table: str
-    id: str
-    values: tuple
-    rows: int
-
-    @property
-    def run_id(self) -> str:
-        return str(self.values[0])
-
-
-def _parse_partition(text: str) -> tuple:
-    """`('live',202510,'iphone')` → ('live', 202510, 'iphone') (ClickHouse literal syntax)."""
-    value = ast.literal_eval(text)
-    return value if isinstance(value, tuple) else (value,)
-
-
-def all_partitions(client: Client, db: str, tables: Iterable[str] = PRICE_TABLES
-                    ) -> list[Partition]:
-    names = ", ".join(quote_literal(t) for t in tables)
-    rows = client.query(
-        "SELECT table, partition_id, any(partition), sum(rows) FROM system.parts "
-        f"WHERE database = {quote_literal(db)} AND table IN ({names}) AND active "
-        "GROUP BY table, partition_id ORDER BY table, any(partition)"
-    ).result_rows
-    return [Partition(t, pid, _parse_partition(text), int(n)) for t, pid, text, n in rows]
-
-
 def _partitions_of(client: Client, ch: ClickHouseResource, run_id: str,
                    tables: Iterable[str] = PRICE_TABLES) -> list[Partition]:
     return [p for p in all_partitions(client, ch.db, tables) if p.run_id == run_id]
 
 
 def _runs_present(client: Client, ch: ClickHouseResource) -> list[str]:
-    return sorted({p.run_id for p in all_partitions(client, ch.db)})
+    return run_ids_present(client, ch.db)
 
 
 def require_data(client: Client, ch: ClickHouseResource, run_id: str, role: str
@@ -177,7 +148,6 @@ PAUSE_ENV = "KLINE_TEST_PAUSE_AT"
 # Called at every point (tests in the same process use it to read between two swaps).
 checkpoint_hook: Callable[[str], None] | None = None
 RESUME_WITHIN_HOURS = 24
-BACKUP_PATTERN = re.compile(r"backup_(\d{8})(?:_(\d+))?")
 
 
 def _checkpoint(point: str) -> None:
@@ -372,19 +342,6 @@ def report_promoted(instance: DagsterInstance, ch: ClickHouseResource, source: s
     return len(events)
 
 
-PRICE_ASSETS = ("price_aligned", "cross_shop_agg", "features_wide", "cohorts")
-
-
-def run_kind(run_id: str) -> str:
-    """`live`, `backup`, `invalid` (a malformed id that got in, e.g. typed into the UI) or
-    `run` (an experiment)."""
-    if run_id == LIVE:
-        return "live"
-    if not RUN_ID_PATTERN.fullmatch(run_id):
-        return "invalid"
-    return "backup" if BACKUP_PATTERN.fullmatch(run_id) else "run"
-
-
 def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[str, int]]:
     """Per price asset (features_wide's iPhone scopes, cohorts its cohort scopes), rows
     (FINAL) per month 'YYYY-MM' of run_id."""
@@ -401,62 +358,6 @@ def asset_month_counts(ch: ClickHouseResource, run_id: str) -> dict[str, dict[st
                 asset = "cohorts" if k == "cohort" else table
                 counts[asset][key_of_yyyymm(int(m))[:7]] = int(n)
     return counts
-
-
-def _last_materialization(instance: DagsterInstance, run_id: str) -> float | None:
-    keys = [f"{month}|{run_id}" for month in month_partitions.get_partition_keys()]
-    newest = None
-    for asset in PRICE_ASSETS:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=keys),
-            limit=1, ascending=False).records
-        if records and (newest is None or records[0].timestamp > newest):
-            newest = records[0].timestamp
-    return newest
-
-
-def _tokyo(bucket: datetime) -> str:
-    """A bucket as ISO 8601 in Asia/Tokyo (the driver hands DateTime back as naive UTC)."""
-    if bucket.tzinfo is None:
-        bucket = bucket.replace(tzinfo=ZoneInfo("UTC"))
-    return bucket.astimezone(ZoneInfo(PRICE_TZ)).isoformat()
-
-
-def summarize_runs(ch: ClickHouseResource, instance: DagsterInstance) -> list[dict]:
-    """Per run id (registered in Dagster or holding ClickHouse data): kind, whether registered,
-    rows per table (FINAL), first and last bucket, months, last materialization (UTC ISO)."""
-    stats: dict[str, dict] = {}
-    with ch.client() as client:
-        present = {name for (name,) in client.query(
-            f"SELECT name FROM system.tables WHERE database = {quote_literal(ch.db)}"
-        ).result_rows}
-        for table in (t for t in PRICE_TABLES if t in present):  # none before `kline init`
-            rows = client.query(
-                f"SELECT run_id, count(), min(bucket), max(bucket), "
-                f"arraySort(groupUniqArray(toYYYYMM(bucket))) FROM {ch.table(table)} FINAL "
-                "GROUP BY run_id", settings=cl.reads()).result_rows
-            for run_id, n, first, last, months in rows:
-                entry = stats.setdefault(run_id, {"rows": dict.fromkeys(PRICE_TABLES, 0),
-                                                  "first": first, "last": last, "months": set()})
-                entry["rows"][table] = int(n)
-                entry["first"], entry["last"] = min(entry["first"], first), max(entry["last"], last)
-                entry["months"].update(int(m) for m in months)
-    registered = set(registered_run_ids(instance))
-    out = []
-    for run_id in sorted(registered | set(stats), key=lambda r: (r != LIVE, r)):
-        entry = stats.get(run_id)
-        stamp = _last_materialization(instance, run_id) if RUN_ID_PATTERN.fullmatch(run_id) \
-            else None
-        out.append({
-            "run_id": run_id, "kind": run_kind(run_id), "registered": run_id in registered,
-            "rows": entry["rows"] if entry else dict.fromkeys(PRICE_TABLES, 0),
-            "first_bucket": _tokyo(entry["first"]) if entry else None,
-            "last_bucket": _tokyo(entry["last"]) if entry else None,
-            "months": [key_of_yyyymm(m)[:7] for m in sorted(entry["months"])] if entry else [],
-            "last_materialization": (datetime.fromtimestamp(stamp, ZoneInfo("UTC")).isoformat(
-                timespec="seconds") if stamp else None),
-        })
-    return out
 
 
 def unregister_run(instance: DagsterInstance, run_id: str) -> bool:

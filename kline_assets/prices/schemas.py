@@ -1,57 +1,32 @@
-"""Column schemas shown in the Dagster UI (mirroring sql/clickhouse/init.sql)."""
-
-from dagster import TableColumn, TableSchema
+"""Column schemas shown in the Dagster UI: the columns and types are sql/clickhouse/init.sql's
+(read from it, so they cannot drift), the descriptions are here."""
 
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS, describe_feature
+from kline_assets.resources.clickhouse.resource import INIT_SQL
+from kline_assets.resources.ddl import ddl_schema
 
-PRICE_ALIGNED_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("run_id", "String", description="live or an experiment id"),
-        TableColumn("bucket", "DateTime('Asia/Tokyo')", description="15-minute bucket start"),
-        TableColumn("shop_id", "UInt32"),
-        TableColumn("iphone_id", "UInt32"),
-        TableColumn("price_new", "UInt32", description="yen, latest record in the bucket"),
-        TableColumn("price_a", "Nullable(UInt32)", description="grade A price"),
-        TableColumn("price_b", "Nullable(UInt32)", description="grade B price"),
-        TableColumn("alignment_diff_sec", "Int32", description="recorded_at − bucket"),
-        TableColumn("record_time", "DateTime('Asia/Tokyo')", description="recorded_at"),
-        TableColumn("inserted_at", "DateTime", description="ReplacingMergeTree version"),
-    ]
-)
+PRICE_ALIGNED_SCHEMA = ddl_schema(INIT_SQL, "price_aligned", {
+    "run_id": "live or an experiment id",
+    "bucket": "15-minute bucket start",
+    "price_new": "yen, latest record in the bucket",
+    "price_a": "grade A price",
+    "price_b": "grade B price",
+    "alignment_diff_sec": "recorded_at − bucket",
+    "record_time": "recorded_at",
+    "inserted_at": "ReplacingMergeTree version",
+})
 
+CROSS_SHOP_AGG_SCHEMA = ddl_schema(INIT_SQL, "cross_shop_agg", {
+    "mean": "NULL below quorum with `require`",
+    "median": "even count: mean of middle two",
+    "std": "sample (ddof=1), NULL below 2",
+    "shop_count": "shops kept after the outlier filter",
+    "dispersion": "std / mean",
+    "quorum_met": "shop_count ≥ min_quorum",
+})
 
-CROSS_SHOP_AGG_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("run_id", "String"),
-        TableColumn("bucket", "DateTime('Asia/Tokyo')"),
-        TableColumn("iphone_id", "UInt32"),
-        TableColumn("mean", "Nullable(Float64)", description="NULL below quorum with `require`"),
-        TableColumn("median", "Nullable(Float64)", description="even count: mean of middle two"),
-        TableColumn("std", "Nullable(Float64)", description="sample (ddof=1), NULL below 2"),
-        TableColumn("shop_count", "UInt16", description="shops kept after the outlier filter"),
-        TableColumn("dispersion", "Nullable(Float64)", description="std / mean"),
-        TableColumn("quorum_met", "UInt8", description="shop_count ≥ min_quorum"),
-        TableColumn("inserted_at", "DateTime"),
-    ]
-)
-
-_STATS = [
-    TableColumn("run_id", "String"),
-    TableColumn("bucket", "DateTime('Asia/Tokyo')"),
-    TableColumn("scope", "String",
-                description="iphone:ID or cohort:SLUG, e.g. iphone:12, cohort:pro-latest"),
-    TableColumn("mean", "Nullable(Float64)"),
-    TableColumn("median", "Nullable(Float64)"),
-    TableColumn("std", "Nullable(Float64)"),
-    TableColumn("shop_count", "UInt16"),
-    TableColumn("dispersion", "Nullable(Float64)"),
-    TableColumn("n_models", "Nullable(UInt16)",
-                description="cohort scopes: member iPhones with data in the bucket"),
-]
-_FEATURES = [
-    TableColumn(name, "Nullable(Float64)", description=describe_feature(name))
-    for name in FEATURE_COLUMNS
-]
-FEATURES_WIDE_SCHEMA = TableSchema(
-    columns=[*_STATS, *_FEATURES, TableColumn("inserted_at", "DateTime")]
-)
+FEATURES_WIDE_SCHEMA = ddl_schema(INIT_SQL, "features_wide", {
+    "scope": "iphone:ID or cohort:SLUG, e.g. iphone:12, cohort:pro-latest",
+    "n_models": "cohort scopes: member iPhones with data in the bucket",
+    **{name: describe_feature(name) for name in FEATURE_COLUMNS},
+})

@@ -32,14 +32,9 @@ from dagster._core.storage.tags import (
 )
 
 from kline_assets.errors import MissingTableError, ServiceUnavailableError
-from kline_assets.prices.incremental import (
-    RefreshPlan,
-    live_refresh_job,
-    new_records,
-    plan_refresh,
-    window_run_config,
-)
+from kline_assets.prices.incremental import RefreshPlan, new_records, plan_refresh
 from kline_assets.prices.jobs import price_assets_job
+from kline_assets.prices.live_job import live_refresh_job, window_run_config
 from kline_assets.prices.partitions import LIVE, RUN_ID_DIMENSION, price_partition_key
 from kline_assets.prices.source import PRICE_TABLE
 from kline_assets.resources import ClickHouseResource, PostgresResource
@@ -47,8 +42,6 @@ from kline_assets.resources.clickhouse.worker import in_engine_worker
 
 LIVE_REFRESH_ENV = "KLINE_LIVE_REFRESH"
 LIVE_WRITER_TAG = "kline/live_writer"
-# A sensor tick must not wait long for an embedded ClickHouse held by a run: it skips instead.
-SENSOR_LOCK_TIMEOUT_S = 20.0
 
 
 def live_refresh_enabled(environ: dict[str, str] | None = None) -> bool:
@@ -103,10 +96,9 @@ def live_prices_sensor(
             return SkipReason(f"no new price records after id {after}")
         plan = None
         if new.months:
-            store = ClickHouseResource(dsn=clickhouse.dsn, database=clickhouse.database,
-                                       lock_timeout_s=SENSOR_LOCK_TIMEOUT_S)
-            # The code server lives for weeks: its engine opens happen in a retired worker.
-            plan = in_engine_worker(plan_refresh, store, new)
+            # A tick skips rather than queue behind a run; the code server lives for weeks,
+            # so its engine opens happen in a retired worker.
+            plan = in_engine_worker(plan_refresh, clickhouse.short_look(), new)
     except (ServiceUnavailableError, MissingTableError) as exc:
         return SkipReason(str(exc))
     outside = sum(new.outside.values())

@@ -26,10 +26,11 @@ from dagster import (
 )
 from pydantic import Field
 
+from kline_assets.resources.ddl import ddl_schema
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import ArrowStream
 from kline_assets.settings import load_settings
-from kline_assets.stocks import STOCK_TABLE
+from kline_assets.stocks import SOURCE_SQL, STOCK_TABLE
 
 from . import checks, landing, monthly
 from .partitions import STOCK_MONTHS, MonthWindow
@@ -51,33 +52,27 @@ holds both."""
 
 _PRICE = "forward-adjusted (qfq) price; may be negative"
 
-STOCK_1MIN_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("time", "timestamp", description="bar end, Beijing wall clock (no time zone)"),
-        TableColumn("code", "text", description="security code, e.g. 600000.SH"),
-        TableColumn("name", "text", description="security name at that bar"),
-        TableColumn("open", "double precision", description=_PRICE),
-        TableColumn("high", "double precision", description=_PRICE),
-        TableColumn("low", "double precision", description=_PRICE),
-        TableColumn("close", "double precision", description=_PRICE),
-        TableColumn("volume", "double precision", description="shares traded in the bar"),
-        TableColumn("amount", "double precision", description="turnover in CNY"),
-    ]
-)
+STOCK_1MIN_SCHEMA = ddl_schema(SOURCE_SQL, TABLE, {
+    "time": "bar end, Beijing wall clock (no time zone)",
+    "code": "security code, e.g. 600000.SH",
+    "name": "security name at that bar",
+    **dict.fromkeys(("open", "high", "low", "close"), _PRICE),
+    "volume": "shares traded in the bar",
+    "amount": "turnover in CNY",
+})
 
-MONTHLY_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("month", "timestamp", description="first instant of the month, Beijing"),
-        TableColumn("code", "text", description="security code, e.g. 600000.SH"),
-        TableColumn("name", "text", description="name at the month's last clean bar"),
-        TableColumn("open", "double precision", description="open of the first clean bar"),
-        TableColumn("high", "double precision", description="max high of clean bars"),
-        TableColumn("low", "double precision", description="min low of clean bars"),
-        TableColumn("close", "double precision", description="close of the last clean bar"),
-        TableColumn("volume", "double precision", description="sum over clean bars"),
-        TableColumn("amount", "double precision", description="sum over clean bars"),
-    ]
-)
+MONTHLY_SCHEMA = ddl_schema(monthly.PLAIN_SQL, "{view}", {
+    "month": "first instant of the month, Beijing",
+    "code": "security code, e.g. 600000.SH",
+    "name": "name at the month's last clean bar",
+    "open": "open of the first clean bar",
+    "high": "max high of clean bars",
+    "low": "min low of clean bars",
+    "close": "close of the last clean bar",
+    "volume": "sum over clean bars",
+    "amount": "sum over clean bars",
+})
+"""The plain path's table; the continuous aggregate has the same columns (its SELECT)."""
 
 
 def default_landing_dir() -> Path:

@@ -7,10 +7,10 @@ Trading days come from two sources, joined at the last day the package knows:
   data: exchange holidays such as National Day week are not sessions, nor are make-up Saturdays
   that are workdays for offices but not for the exchange;
 * after that, the closures file the operators maintain (`KLINE_XSHG_CLOSURES`, default the
-  `xshg_closures.csv` shipped beside this module): for a year the file declares, the trading
-  days are its weekdays minus the closures listed. Those days are *provisional* — the package
-  has not confirmed them — and every stock materialization touching them says so in its
-  metadata (`calendar_metadata`).
+  `xshg_closures.csv` shipped beside this module, read by `stocks.closures`): for a year the
+  file declares, the trading days are its weekdays minus the closures listed. Those days are
+  *provisional* — the package has not confirmed them — and every stock materialization
+  touching them says so in its metadata (`calendar_metadata`).
 
 Asking for a day that neither source covers (before the package's first day, or in a year the
 file does not declare) raises CalendarRangeError naming the file to edit, instead of guessing.
@@ -21,8 +21,6 @@ point the variable at a file of their own.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -36,14 +34,20 @@ import pandas as pd
 from kline_assets.errors import CalendarRangeError, ClosuresFileError
 from kline_assets.settings import STOCK_TZ
 
+from .closures import (  # noqa: F401 (CLOSURES_ENV, DEFAULT_CLOSURES: asked of sessions)
+    CLOSURES_ENV,
+    DEFAULT_CLOSURES,
+    Closures,
+    closures_path,
+    origin,
+    read_closures,
+)
+
 if TYPE_CHECKING:
     from exchange_calendars import ExchangeCalendar
 
 CALENDAR = "XSHG"
 CALENDAR_START = "2000-01-01"
-CLOSURES_ENV = "KLINE_XSHG_CLOSURES"
-DEFAULT_CLOSURES = Path(__file__).with_name("xshg_closures.csv")
-"""The closures shipped with the package: those announced so far for years beyond it."""
 
 # Seconds of the Beijing day.
 AUCTION_OPEN = 9 * 3600 + 25 * 60  # opening call auction prints (09:25)
@@ -59,8 +63,6 @@ BAR_END_MINUTES = np.concatenate([
 
 DayLike = date | datetime | str | pd.Timestamp
 _ONE_DAY = pd.Timedelta(days=1)
-_YEAR_LINE = re.compile(r"\d{4}")
-_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # --------------------------------------------------------------------------- the package
@@ -99,32 +101,6 @@ def package_range() -> tuple[pd.Timestamp, pd.Timestamp]:
 # --------------------------------------------------------------------------- the closures file
 
 
-@dataclass(frozen=True)
-class Closures:
-    """The closures file as read and checked against the package's range.
-
-    `years` are the years the file declares; `sessions` the trading days of those years after
-    the package's last day (datetime64[D], sorted); `ignored` says, per line, which entries the
-    package has made redundant (they lie within its range, where it decides)."""
-
-    path: Path
-    years: frozenset[int]
-    sessions: np.ndarray
-    ignored: tuple[str, ...]
-
-
-def closures_path() -> Path:
-    """The closures file in use: KLINE_XSHG_CLOSURES, else the one shipped with the package."""
-    value = os.environ.get(CLOSURES_ENV, "").strip()
-    return Path(value).expanduser() if value else DEFAULT_CLOSURES
-
-
-def _origin(path: Path) -> str:
-    if os.environ.get(CLOSURES_ENV, "").strip():
-        return f"named by {CLOSURES_ENV}"
-    return f"shipped with the package; set {CLOSURES_ENV} to use another"
-
-
 def closures() -> Closures:
     """The closures file in use, read again whenever its path, mtime or size changes."""
     path = closures_path()
@@ -132,77 +108,9 @@ def closures() -> Closures:
         stat = path.stat()
     except OSError as exc:
         raise ClosuresFileError(
-            f"the XSHG closures file {path} ({_origin(path)}) cannot be read: "
+            f"the XSHG closures file {path} ({origin(path)}) cannot be read: "
             f"{exc.strerror or exc}") from exc
-    return _read_closures(str(path), stat.st_mtime_ns, stat.st_size, package_range()[1])
-
-
-@lru_cache(maxsize=8)
-def _read_closures(path_text: str, _mtime_ns: int, _size: int, package_last: pd.Timestamp
-                   ) -> Closures:
-    """Parse and validate the file (the mtime and size are only the cache key)."""
-    path = Path(path_text)
-
-    def bad(line: int, message: str) -> ClosuresFileError:
-        return ClosuresFileError(f"{path}:{line}: {message} (the XSHG closures file, "
-                                 f"{_origin(path)})")
-
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise bad(raw[:exc.start].count(b"\n") + 1, "not UTF-8 text") from exc
-
-    year_lines: dict[int, int] = {}
-    day_lines: dict[date, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        head, _, rest = (part.strip() for part in line.partition(","))
-        if head.lower() == "year":
-            if not _YEAR_LINE.fullmatch(rest):
-                raise bad(number, f"expected 'year,YYYY', got {line!r}")
-            year = int(rest)
-            if year in year_lines:
-                raise bad(number, f"year {year} is declared twice (first on line "
-                                  f"{year_lines[year]})")
-            year_lines[year] = number
-            continue
-        if not _DATE_TEXT.fullmatch(head):
-            raise bad(number, f"expected 'year,YYYY' or 'YYYY-MM-DD,name', got {line!r}")
-        try:
-            day = date.fromisoformat(head)
-        except ValueError:
-            raise bad(number, f"{head} is not a date") from None
-        if day in day_lines:
-            raise bad(number, f"{day} is listed twice (first on line {day_lines[day]})")
-        if day.weekday() >= 5:
-            # Weekends are closed anyway; a weekend date is most likely a typo for a weekday
-            # closure, which would otherwise stay a trading day unnoticed.
-            raise bad(number, f"{day} is a {day:%A}: weekends are never sessions, list only "
-                              "the weekdays the exchange is closed")
-        day_lines[day] = number
-    for day, number in day_lines.items():
-        if day.year not in year_lines:
-            raise bad(number, f"{day} lies in {day.year}, which the file does not declare: "
-                              f"add a line 'year,{day.year}' once every closure of "
-                              f"{day.year} announced so far is listed")
-
-    last = package_last.date()
-    ignored = [f"{path}:{n}: year {y} lies within exchange-calendars' range (to {last}); "
-               "the package decides it" for y, n in year_lines.items() if date(y, 12, 31) <= last]
-    ignored += [f"{path}:{n}: {d} lies within exchange-calendars' range (to {last}); the "
-                "package decides it" for d, n in day_lines.items() if d <= last]
-    closed = np.array(sorted(d for d in day_lines if d > last), dtype="datetime64[D]")
-    after = np.datetime64(last, "D") + 1
-    parts = []
-    for year in sorted(y for y in year_lines if date(y, 12, 31) > last):
-        days = np.arange(max(np.datetime64(f"{year:04d}-01-01"), after),
-                         np.datetime64(f"{year + 1:04d}-01-01"), dtype="datetime64[D]")
-        parts.append(days[np.is_busday(days, holidays=closed)])
-    sessions = np.concatenate(parts) if parts else np.zeros(0, dtype="datetime64[D]")
-    return Closures(path, frozenset(year_lines), sessions, tuple(ignored))
+    return read_closures(str(path), stat.st_mtime_ns, stat.st_size, package_range()[1])
 
 
 # --------------------------------------------------------------------------- range checks
@@ -227,7 +135,7 @@ def _beyond_message(first: pd.Timestamp, last: pd.Timestamp, years: list[int]) -
     return (f"{first:%Y-%m-%d}…{last:%Y-%m-%d} is outside the {CALENDAR} calendar: it reaches "
             f"{listed}, which neither "
             f"exchange-calendars {_package_version()} ({CALENDAR} to {hi:%Y-%m-%d}) nor the "
-            f"closures file {path} ({_origin(path)}) covers: add a line 'year,{example}' and "
+            f"closures file {path} ({origin(path)}) covers: add a line 'year,{example}' and "
             f"the exchange's announced closures of {example} to that file, or upgrade "
             "exchange-calendars")
 

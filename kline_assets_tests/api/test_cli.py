@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from kline_assets_tests.api.test_errors import closed_port
+from kline_assets_tests.support.ports import closed_port
 from kline_assets_tests.support.processes import children, tree_threads
 
 

@@ -3,8 +3,6 @@ trace); the OpenAPI spec explored by schemathesis never yields a 500."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -15,13 +13,7 @@ from schemathesis.generation import GenerationMode
 from kline_assets.api.app import create_app
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.redis import RedisResource
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from kline_assets_tests.support.ports import closed_port
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from kline_assets import query
+from kline_assets.prices import read as query
 
 OVERALL = ["bucket", "iphone", "iphone_name", "mean", "median", "std", "shop_count",
            "dispersion", "is_final", "updated_at"]

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from kline_assets.api.stores import EngineKeeper, ReadCache
-from kline_assets.resources.clickhouse.resource import is_embedded
-from kline_assets_tests.resources.test_clickhouse_schema import lock_is_free
+from kline_assets.resources.clickhouse.engine import is_embedded
+from kline_assets_tests.support.engine import lock_is_free
 
 
 def wait_for(condition, limit_s: float = 10.0) -> bool:

@@ -11,7 +11,7 @@ from kline_assets.demo.catalog import COHORTS, DemoConfig, generate_catalog
 from kline_assets.demo.prices import generate_price_records
 from kline_assets.demo.stocks import generate_stock_bars
 from kline_assets.demo.ticks import generate_ticks
-from kline_assets_tests.demo.conftest import SMALL
+from kline_assets_tests.support.demo import SMALL
 
 
 def test_same_seed_same_frames_other_seed_other_frames(

@@ -13,7 +13,7 @@ from kline_assets.demo.load import load_demo
 from kline_assets.demo.prices import generate_price_records
 from kline_assets.demo.stocks import generate_stock_bars
 from kline_assets.resources import PostgresResource
-from kline_assets_tests.demo.conftest import SMALL
+from kline_assets_tests.support.demo import SMALL
 
 
 def _db_counts(postgres: PostgresResource, tables: list[str]) -> dict[str, int]:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from kline_assets.demo.catalog import DemoConfig
 from kline_assets.demo.prices import BAD_ROWS, generate_price_records, release_time
-from kline_assets_tests.demo.conftest import MEDIUM, SMALL
+from kline_assets_tests.support.demo import MEDIUM, SMALL
 
 BUCKET = pd.Timedelta(minutes=15)
 

@@ -16,7 +16,7 @@ from kline_assets.demo.stocks import (
     write_stock_landing,
 )
 from kline_assets.stocks.sessions import BAR_END_MINUTES, trading_days
-from kline_assets_tests.demo.conftest import SMALL
+from kline_assets_tests.support.demo import SMALL
 
 
 def _dirty(b: pd.DataFrame) -> dict[str, pd.Series]:

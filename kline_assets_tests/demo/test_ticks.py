@@ -7,7 +7,7 @@ import pytest
 
 from kline_assets.demo.ticks import generate_ticks
 from kline_assets.stocks.sessions import is_trading_day
-from kline_assets_tests.demo.conftest import SMALL
+from kline_assets_tests.support.demo import SMALL
 
 
 def test_ticks_auctions_out_of_session_and_duplicate() -> None:

@@ -15,29 +15,20 @@ from dagster._core.storage.tags import (
 )
 
 from kline_assets.prices.assets import (
+    ALL,
+    COMPUTED,
     cohorts,
     cross_shop_agg,
     features_wide,
     price_aligned,
-    raw_price_records,
 )
 from kline_assets.prices.run_config import PriceRun
 from kline_assets.resources import ClickHouseResource
-from kline_assets.resources.clickhouse.sql import read_frame
-from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.prices import HAND, insert_records, numbered_records, run, table
 
-ALL = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
-COMPUTED = [price_aligned, cross_shop_agg, features_wide, cohorts]
 FEATURES = [f"{k}_{w}" for k in ("ema", "sma", "wma") for w in (120, 900, 1800)] + [
     f"boll_{p}_{w}" for w in (120, 900, 1800) for p in ("mid", "up", "low", "width")]
 WINDOWS = {120: 8, 900: 60, 1800: 120}
-
-
-def run(resources, instance, key: str, selection=COMPUTED, config=None):
-    result = materialize(ALL, selection=selection, partition_key=key, resources=resources,
-                         instance=instance, run_config=config)
-    assert result.success
-    return result
 
 
 def run_range(resources, instance, start: str, end: str):
@@ -48,36 +39,11 @@ def run_range(resources, instance, start: str, end: str):
     return result
 
 
-def table(clickhouse: ClickHouseResource, name: str, where: str = "1") -> pd.DataFrame:
-    with clickhouse.client() as client:
-        return read_frame(client, clickhouse.table(name), where)
-
-
 def meta(result, node: str) -> dict:
     return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
 # --- hand-built records --------------------------------------------------------------------
-
-def _records(rows):
-    """(shop, iphone, price, 'YYYY-MM-DD HH:MM') → insertable record tuples with ids."""
-    return [(i + 1, s, ip, p, None, None, f"{ts}:00") for i, (s, ip, p, ts) in enumerate(rows)]
-
-
-HAND = _records([
-    # iPhone 10: four shops at 00:00 (even count), a ×10 typo among four at 00:15
-    (1, 10, 100_000, "2025-10-01 00:00"), (2, 10, 101_000, "2025-10-01 00:03"),
-    (3, 10, 103_000, "2025-10-01 00:05"), (4, 10, 104_000, "2025-10-01 00:07"),
-    (1, 10, 100_000, "2025-10-01 00:15"), (2, 10, 1_010_000, "2025-10-01 00:16"),
-    (3, 10, 102_000, "2025-10-01 00:17"), (4, 10, 101_000, "2025-10-01 00:18"),
-    # iPhone 10: a single shop, then a gap of five buckets, then two shops
-    (1, 10, 99_000, "2025-10-01 00:30"),
-    (1, 10, 98_000, "2025-10-01 02:00"), (2, 10, 97_000, "2025-10-01 02:01"),
-    # iPhone 11 appears mid-month; its last bucket is the month's last source bucket
-    (1, 11, 150_000, "2025-10-01 01:00"), (2, 11, 151_000, "2025-10-01 01:05"),
-    (1, 11, 152_000, "2025-10-01 03:00"),
-])
-
 
 def reference_cross_shop(records: pd.DataFrame, band: float = 0.2) -> pd.DataFrame:
     df = records.assign(bucket=records.recorded_at.dt.floor("15min"))
@@ -199,20 +165,6 @@ def test_a_month_whose_source_vanished_is_cleared_and_says_so(price_resources, r
 
 # --- month alone vs one long run, carry across the warm-up edge -----------------------------
 
-@pytest.fixture
-def demo_source(price_resources):
-    from kline_assets.demo.catalog import DemoConfig
-    from kline_assets.demo.load import load_demo
-
-    cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3, stock_codes=1,
-                     stock_months=1)
-    postgres = price_resources["postgres"]
-    with postgres.connect() as conn:  # the demo loads into a database of its own
-        conn.execute("TRUNCATE shop, iphone")
-    load_demo(postgres, cfg)
-    return cfg
-
-
 def expected_rows_per_scope_and_month(clickhouse, postgres) -> dict[tuple[str, int], int]:
     """From price_aligned alone: a row per bucket from the scope's first observation (for a
     cohort: its first member's) to the month's last bucket holding any source record."""
@@ -272,7 +224,7 @@ def test_month_alone_equals_long_run(price_resources, runs, demo_source, clickho
 
 
 def test_a_price_older_than_the_warm_up_is_carried(price_resources, runs):
-    insert_records(price_resources["postgres"], _records([
+    insert_records(price_resources["postgres"], numbered_records([
         (1, 12, 80_000, "2025-09-30 23:00"), (2, 12, 82_000, "2025-09-30 23:01"),
         (1, 10, 100_000, "2025-11-01 00:00"),  # November has source data (other iPhone)
     ]))
@@ -352,7 +304,7 @@ def test_cohort_with_unknown_members_or_bad_weights_is_reported(price_resources,
 @pytest.mark.slow
 def test_a_month_without_its_warm_up_fails_naming_the_partition_to_run_first(
         price_resources, runs):
-    insert_records(price_resources["postgres"], _records([
+    insert_records(price_resources["postgres"], numbered_records([
         (1, 10, 100_000, "2025-10-20 10:00"), (2, 10, 101_000, "2025-10-20 10:00"),
         (1, 10, 102_000, "2025-11-02 10:00"), (2, 10, 103_000, "2025-11-02 10:00")]))
     result = materialize(ALL, selection=COMPUTED, partition_key="2025-11-01|backfill_v3",

@@ -17,9 +17,10 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.execution.asset_backfill import AssetBackfillData
 
 from kline_assets.definitions import defs
+from kline_assets.prices.assets import ALL, COMPUTED
 from kline_assets.prices.partitions import create_run
 from kline_assets.resources import ClickHouseIOManager, ClickHouseResource
-from kline_assets_tests.prices.test_assets import ALL, COMPUTED, run, table
+from kline_assets_tests.support.prices import run, table
 
 pytestmark = pytest.mark.slow  # Dagster's backfill machinery over two months
 

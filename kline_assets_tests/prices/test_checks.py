@@ -41,10 +41,14 @@ from kline_assets.prices.jobs import prices_watch_job
 from kline_assets.prices.partitions import LIVE, create_run, price_partition_key
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.settings import PRICE_TZ, SQL_DIR
-from kline_assets_tests.conftest import ADMIN_DSN
-from kline_assets_tests.prices.conftest import demo_month_keys, load_small_demo, resources_on
-from kline_assets_tests.prices.test_assets import HAND
-from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.databases import ADMIN_DSN
+from kline_assets_tests.support.prices import (
+    HAND,
+    demo_month_keys,
+    insert_records,
+    load_small_demo,
+    resources_on,
+)
 from kline_assets_tests.support.readapi import scratch_database
 
 pytestmark = pytest.mark.slow  # the demo's months materialized with every check

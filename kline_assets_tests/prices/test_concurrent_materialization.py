@@ -18,8 +18,7 @@ from dagster import DagsterInstance
 
 from kline_assets.prices.partitions import create_run
 from kline_assets.resources import ClickHouseResource
-from kline_assets_tests.prices.test_price_aligned import RECORDS, stored
-from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.prices import RECORDS, insert_records, stored
 
 pytestmark = pytest.mark.slow  # two `dagster asset materialize` processes
 

@@ -10,20 +10,15 @@ import pytest
 from dagster import build_sensor_context, materialize
 
 from kline_assets.prices.assets import (
-    cohorts,
-    cross_shop_agg,
-    features_wide,
-    price_aligned,
-    raw_price_records,
+    ALL,
+    COMPUTED,
 )
-from kline_assets.prices.incremental import live_refresh_job
+from kline_assets.prices.live_job import live_refresh_job
 from kline_assets.prices.sensors import live_prices_sensor
 from kline_assets.resources import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame
 from kline_assets_tests.support.prices import insert_records
 
-ALL = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
-COMPUTED = [price_aligned, cross_shop_agg, features_wide, cohorts]
 KEYS = {"price_aligned": ["iphone_id", "shop_id", "bucket"],
         "cross_shop_agg": ["iphone_id", "bucket"], "features_wide": ["scope", "bucket"]}
 

@@ -47,20 +47,6 @@ pytestmark = pytest.mark.slow  # whole pipelines, `kline pipeline` and its Ctrl-
 MONTHS = ["2025-10-01", "2025-11-01"]
 
 
-@pytest.fixture
-def demo_source(price_resources):
-    from kline_assets.demo.catalog import DemoConfig
-    from kline_assets.demo.load import load_demo
-
-    cfg = DemoConfig(months=2, n_shops=5, n_iphones=4, n_cohorts=3, stock_codes=1,
-                     stock_months=1)
-    postgres = price_resources["postgres"]
-    with postgres.connect() as conn:  # the demo loads into a database of its own
-        conn.execute("TRUNCATE shop, iphone")
-    load_demo(postgres, cfg)
-    return price_resources
-
-
 def _frame(ch, table: str, run_id: str):
     with ch.client() as client:
         return read_frame(client, ch.table(table), f"run_id = '{run_id}'")
@@ -247,7 +233,7 @@ def test_cli_pipeline(demo_source, clickhouse_dsn, monkeypatch, tmp_path):
 
 
 def test_a_malformed_run_id_added_in_the_ui_is_refused_by_the_assets(price_resources, instance):
-    from kline_assets.prices.runs import all_partitions
+    from kline_assets.prices.tables import all_partitions
 
     instance.add_dynamic_partitions("run_id", ["Bad-Name"])  # the UI's "Add a partition"
     result = materialize([raw_price_records, price_aligned], selection=[price_aligned],

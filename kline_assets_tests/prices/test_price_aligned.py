@@ -10,25 +10,10 @@ from kline_assets.errors import MissingTableError, ServiceUnavailableError
 from kline_assets.prices.assets import price_aligned, raw_price_records
 from kline_assets.prices.checks import price_aligned_checks
 from kline_assets.resources import ClickHouseResource, PostgresResource
-from kline_assets.resources.clickhouse.sql import read_frame
-from kline_assets_tests.support.prices import insert_records
+from kline_assets_tests.support.prices import RECORDS, insert_records, stored
 
 OCT = "2025-10-01|live"
 NOV = "2025-11-01|live"
-
-RECORDS = [
-    # id, shop, iphone, new, grade a, grade b, recorded_at (Asia/Tokyo)
-    (1, 1, 10, 100_000, 93_000, 85_000, "2025-10-01 00:00:00"),   # on the month's first edge
-    (2, 1, 10, 101_000, None, 85_500, "2025-10-01 00:10:00"),     # later in bucket: wins
-    (3, 2, 10, 99_000, 92_000, None, "2025-10-01 00:05:00"),
-    (4, 2, 10, 99_500, 92_500, None, "2025-10-01 00:05:00"),      # tie: higher id wins
-    (5, 3, 10, 98_000, None, None, "2025-10-01 00:15:00"),        # edge: bucket 00:15
-    (6, 1, 11, 150_000, 140_000, 130_000, "2025-10-31 23:59:59"), # last bucket of October
-    (7, 1, 11, 151_000, 140_500, 130_500, "2025-11-01 00:00:00"), # November, not October
-    (8, 4, 12, 60_000, 55_000, 50_000, "2025-09-30 23:59:59"),    # September, not October
-    (9, 2, 11, 149_000, 0, 130_000, "2025-10-15 12:14:00"),       # grade A 0 → NULL, counted
-]
-
 
 def reference(records: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
     """Independent pandas version of the computation contract."""
@@ -45,18 +30,6 @@ def reference(records: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
         "record_time": df.recorded_at.dt.floor("s"),
     })
     return out.sort_values(["shop_id", "iphone_id", "bucket"]).reset_index(drop=True)
-
-
-def stored(clickhouse: ClickHouseResource, run_id: str, start: str, end: str) -> pd.DataFrame:
-    with clickhouse.client() as client:
-        df = read_frame(client, clickhouse.table("price_aligned"),
-                        f"run_id = '{run_id}' AND bucket >= toDateTime('{start}', 'Asia/Tokyo') "
-                        f"AND bucket < toDateTime('{end}', 'Asia/Tokyo')")
-    df = df.drop(columns=["run_id"]).sort_values(["shop_id", "iphone_id", "bucket"])
-    df = df.reset_index(drop=True)
-    for col in ("shop_id", "iphone_id", "price_new", "alignment_diff_sec"):
-        df[col] = df[col].astype("int64")
-    return df
 
 
 def run(resources: dict, instance: DagsterInstance, key: str, checks: bool = True):

@@ -11,7 +11,7 @@ from kline_assets.prices.partitions import create_run, registered_run_ids
 from kline_assets.prices.pipeline import failure_message
 from kline_assets.prices.run_jobs import compare_runs_job, drop_run_job, promote_run_job
 from kline_assets.prices.runs import backup_name, run_partitions
-from kline_assets_tests.prices.test_runs import load_runs
+from kline_assets_tests.support.runs import load_runs
 
 
 def _launch(job, clickhouse, instance: DagsterInstance, config: dict, op: str):

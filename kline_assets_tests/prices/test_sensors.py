@@ -9,17 +9,11 @@ from dagster._core.storage.tags import (
 )
 
 from kline_assets.prices.assets import (
-    cohorts,
-    cross_shop_agg,
-    features_wide,
-    price_aligned,
-    raw_price_records,
+    ALL,
 )
 from kline_assets.prices.sensors import live_prices_sensor, live_refresh_enabled
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets_tests.support.prices import insert_records
-
-ALL = [raw_price_records, price_aligned, cross_shop_agg, features_wide, cohorts]
 
 
 def evaluate(postgres, clickhouse, instance, cursor=None):

@@ -8,10 +8,10 @@ import threading
 from contextlib import ExitStack
 
 import pytest
-from filelock import FileLock, Timeout
 
 from kline_assets.resources.clickhouse import ClickHouseResource
-from kline_assets.resources.clickhouse.resource import embedded_path, is_embedded
+from kline_assets.resources.clickhouse.engine import is_embedded
+from kline_assets_tests.support.engine import lock_is_free
 
 OLD_FEATURES_WIDE = """
 CREATE TABLE {table} (run_id String, bucket DateTime('Asia/Tokyo'), scope String,
@@ -48,16 +48,6 @@ def test_a_new_features_wide_has_n_models_after_dispersion(clickhouse):
     with clickhouse.client() as client:
         cols = columns(client, clickhouse, "features_wide")
     assert cols[cols.index("dispersion") + 1] == "n_models"
-
-
-def lock_is_free(ch: ClickHouseResource) -> bool:
-    other = FileLock(str(embedded_path(ch.dsn)) + ".lock")
-    try:
-        other.acquire(timeout=0)
-    except Timeout:
-        return False
-    other.release()
-    return True
 
 
 def test_held_engine_stays_open_between_operations_and_is_released(clickhouse):

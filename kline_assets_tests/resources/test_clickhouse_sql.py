@@ -14,7 +14,7 @@ import pytest
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
 
-from kline_assets.resources.clickhouse.resource import embedded_path, is_embedded
+from kline_assets.resources.clickhouse.engine import embedded_path, is_embedded
 from kline_assets.resources.clickhouse.sql import (
     STAGING_MARK,
     months_in_window,

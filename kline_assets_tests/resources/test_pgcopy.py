@@ -6,6 +6,8 @@ import pyarrow as pa
 import pytest
 
 from kline_assets.resources.pgcopy import CopyTypeError, copy_table
+from kline_assets.resources.postgres import PostgresResource
+from kline_assets_tests.support.stocks import read_bars
 
 
 @pytest.fixture
@@ -65,3 +67,25 @@ def test_many_rows_in_several_layouts(table):
         copy_table(conn, "t", pa.Table.from_pandas(df, preserve_index=False))
         got = conn.execute("SELECT count(*), count(s), sum(length(s)) FROM t").fetchone()
     assert got == (n, int(pd.notna(s).sum()), int(sum(len(x) for x in s if x is not None)))
+
+
+def test_binary_copy_round_trips_nulls_unicode_and_extremes(postgres: PostgresResource) -> None:
+    bars = pa.table({
+        "time": pa.array(pd.to_datetime([
+            "2024-01-02 09:31", "2000-01-01 00:00", "1999-12-31 15:00", "2100-01-01 13:00",
+        ]), pa.timestamp("us")),
+        "code": ["600000.SH", "A", "", "长江电力"],
+        "name": [None, "浦发银行", 'x"y,z\n', ""],
+        "open": [1.5, None, -3.25, 1e300],
+        "high": [2.0, 1.0, None, float("inf")],
+        "low": [0.1, 0.2, 0.3, -0.0],
+        "close": [None, None, None, 5.0],
+        "volume": [1.0, 2.0, 3.0, 4.0],
+        "amount": [None, 9.0, 8.0, 7.0],
+    })
+    with postgres.connect() as conn:
+        assert copy_table(conn, "stock_1min_qfq", bars.slice(1)) == 3  # a sliced (offset) table
+
+    loaded = read_bars(postgres).sort_values("time").reset_index(drop=True)
+    expected = bars.slice(1).to_pandas().sort_values("time").reset_index(drop=True)
+    pd.testing.assert_frame_equal(loaded, expected, check_dtype=False)

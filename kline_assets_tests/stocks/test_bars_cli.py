@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from kline_assets.cli import cli
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks import sessions
-from kline_assets.stocks.bars import OUTPUT
+from kline_assets.stocks.tickfiles import OUTPUT
 from kline_assets_tests.support.stocks import insert_bars, make_bars
 
 DAY = "2025-10-09"

@@ -23,44 +23,23 @@ from kline_assets_tests.support.stocks import (
     JAN,
     LANDING,
     assert_frames_equal,
-    dirty_bars,
     insert_bars,
     landing_config,
     make_bars,
     read_monthly,
     reference_monthly,
+    run_months,
     stock_resources,
-    write_csv,
 )
 
 CHECK_NAMES = {k.name for k in stock_monthly_kline_checks.check_keys}
-
-
-@pytest.fixture
-def landed(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
-    """Landing files, one per trading day, as a vendor delivers them."""
-    bars = dirty_bars()
-    for day, frame in bars.groupby(bars["time"].dt.strftime("%Y-%m-%d")):
-        write_csv(frame, tmp_path / day[:7] / f"{day}.csv")
-    return tmp_path, bars
-
-
-def run_months(
-    keys: list[str], postgres: PostgresResource, instance: DagsterInstance, root: Path
-) -> None:
-    for key in keys:
-        result = materialize(
-            [stock_1min, stock_monthly_kline], partition_key=key, instance=instance,
-            resources=stock_resources(postgres), run_config=landing_config(root),
-        )
-        assert result.success
 
 
 def test_monthly_kline_equals_pandas_reference_on_dirty_bars(
     postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
 ) -> None:
     root, bars = landed
-    run_months(["2024-01-01", "2024-02-01", "2024-03-01"], postgres, instance, root)
+    run_months(postgres, instance, root, ["2024-01-01", "2024-02-01", "2024-03-01"])
 
     actual = read_monthly(postgres)
     expected = reference_monthly(bars)
@@ -103,13 +82,13 @@ def test_rematerializing_a_month_gives_identical_rows_and_leaves_others_alone(
     postgres: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
 ) -> None:
     root, _ = landed
-    run_months(["2024-01-01", "2024-02-01"], postgres, instance, root)
+    run_months(postgres, instance, root, ["2024-01-01", "2024-02-01"])
     before = read_monthly(postgres)
     with postgres.connect() as conn:  # a stale row in March must not be touched by January
         conn.execute("INSERT INTO stock_monthly_kline (month, code, name) "
                      "VALUES ('2024-03-01', 'STALE', 'x')")
 
-    run_months(["2024-01-01"], postgres, instance, root)
+    run_months(postgres, instance, root, ["2024-01-01"])
 
     assert_frames_equal(read_monthly(postgres, "month < '2024-03-01'"), before)
     assert len(read_monthly(postgres, "code = 'STALE'")) == 1

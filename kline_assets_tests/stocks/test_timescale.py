@@ -7,9 +7,6 @@ Without it every test here is reported as skipped, with the reason.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -17,80 +14,25 @@ import pandas as pd
 import psycopg
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
 from kline_assets.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import monthly
-from kline_assets.stocks.assets import stock_1min, stock_monthly_kline
-from kline_assets.stocks.checks import stock_monthly_kline_checks
 from kline_assets.stocks.cli import stocks
 from kline_assets_tests.support.stocks import (
     assert_frames_equal,
     dirty_bars,
     insert_bars,
-    landing_config,
     read_bars,
     read_monthly,
     reference_monthly,
-    stock_resources,
-    with_dbname,
-    write_csv,
+    run_months,
 )
 
 pytestmark = pytest.mark.timescale
 
-TIMESCALE_DSN = os.environ.get("KLINE_TIMESCALE_DSN")
 MONTHS = ["2024-01-01", "2024-02-01", "2024-03-01"]
-
-
-@pytest.fixture
-def timescale() -> Iterator[PostgresResource]:
-    """A fresh database with the timescaledb extension and the source schema."""
-    if not TIMESCALE_DSN:
-        pytest.skip("KLINE_TIMESCALE_DSN is not set (a PostgreSQL server with TimescaleDB)")
-    try:
-        admin = psycopg.connect(TIMESCALE_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"KLINE_TIMESCALE_DSN unreachable: {exc}")
-    with admin:
-        available = admin.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
-        if available is None:
-            pytest.skip("the server at KLINE_TIMESCALE_DSN has no timescaledb extension")
-        name = f"kline_ts_{uuid.uuid4().hex[:10]}"
-        admin.execute(f'CREATE DATABASE "{name}"')
-    resource = PostgresResource(dsn=with_dbname(TIMESCALE_DSN, name))
-    try:
-        with resource.connect() as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        resource.execute_file(SQL_DIR / "postgres" / "source.sql")
-        yield resource
-    finally:
-        with psycopg.connect(TIMESCALE_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def landed(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
-    bars = dirty_bars()
-    for day, frame in bars.groupby(bars["time"].dt.strftime("%Y-%m-%d")):
-        write_csv(frame, tmp_path / day[:7] / f"{day}.csv")
-    return tmp_path, bars
-
-
-def run_months(
-    resource: PostgresResource, instance: DagsterInstance, root: Path, keys: list[str] = MONTHS
-) -> None:
-    for key in keys:
-        result = materialize(
-            [stock_1min, stock_monthly_kline, stock_monthly_kline_checks], partition_key=key,
-            instance=instance, resources=stock_resources(resource), run_config=landing_config(root),
-        )
-        assert result.success
-        assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
 def one(resource: PostgresResource, query: str) -> object:
@@ -103,8 +45,8 @@ def test_cagg_equals_the_plain_path_and_the_pandas_reference(
     landed: tuple[Path, pd.DataFrame],
 ) -> None:
     root, bars = landed
-    run_months(timescale, instance, root)
-    run_months(postgres, instance, root)
+    run_months(timescale, instance, root, MONTHS, checks=True)
+    run_months(postgres, instance, root, MONTHS, checks=True)
 
     on_timescale, on_plain = read_monthly(timescale), read_monthly(postgres)
     assert_frames_equal(on_timescale, on_plain)
@@ -116,7 +58,8 @@ def test_hypertable_cagg_index_and_policy_are_created_once(
     timescale: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
 ) -> None:
     root, _ = landed
-    run_months(timescale, instance, root, ["2024-01-01", "2024-01-01", "2024-02-01"])
+    run_months(timescale, instance, root, ["2024-01-01", "2024-01-01", "2024-02-01"],
+               checks=True)
 
     hypertables = one(timescale, "SELECT count(*) FROM timescaledb_information.hypertables "
                                  "WHERE hypertable_name = 'stock_1min_qfq'")
@@ -138,10 +81,10 @@ def test_reloading_a_month_refreshes_its_aggregate(
     timescale: PostgresResource, instance: DagsterInstance, landed: tuple[Path, pd.DataFrame]
 ) -> None:
     root, bars = landed
-    run_months(timescale, instance, root, ["2024-01-01"])
+    run_months(timescale, instance, root, ["2024-01-01"], checks=True)
     (root / "2024-01" / "2024-01-31.csv").unlink()  # the vendor withdraws a day
 
-    run_months(timescale, instance, root, ["2024-01-01"])
+    run_months(timescale, instance, root, ["2024-01-01"], checks=True)
 
     january = bars[(bars["time"] < "2024-01-31")]
     assert_frames_equal(read_monthly(timescale), reference_monthly(january))

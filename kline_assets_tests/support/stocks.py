@@ -9,6 +9,7 @@ high, min low, summed volume and amount.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,13 +18,19 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import RunConfig
+from dagster import DagsterInstance, RunConfig, materialize
 
 from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import PostgresIOManager
 from kline_assets.stocks import STOCK_TABLE
-from kline_assets.stocks.assets import IO_MANAGER, StockLandingConfig
+from kline_assets.stocks.assets import (
+    IO_MANAGER,
+    StockLandingConfig,
+    stock_1min,
+    stock_monthly_kline,
+)
+from kline_assets.stocks.checks import stock_monthly_kline_checks
 from kline_assets.stocks.sessions import BAR_END_MINUTES
 
 LANDING = ["time", "code", "name", "open", "high", "low", "close", "volume", "amount"]
@@ -193,3 +200,21 @@ def landing_config(root: Path, **extra: object) -> RunConfig:
 def assert_frames_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     """Equal rows; sums may differ in the last bits because the database adds in its order."""
     pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+TIMESCALE_DSN = os.environ.get("KLINE_TIMESCALE_DSN")
+"""A PostgreSQL server with TimescaleDB for the continuous-aggregate tests; unset: skipped."""
+
+
+def run_months(postgres: PostgresResource, instance: DagsterInstance, root: Path,
+               keys: list[str], *, checks: bool = False) -> None:
+    """Materialize stock_1min and stock_monthly_kline month by month from the landing files
+    under `root`; with `checks`, the monthly checks too, each of which must pass."""
+    for key in keys:
+        result = materialize(
+            [stock_1min, stock_monthly_kline, *([stock_monthly_kline_checks] if checks else [])],
+            partition_key=key, instance=instance, resources=stock_resources(postgres),
+            run_config=landing_config(root))
+        assert result.success
+        if checks:
+            assert all(e.passed for e in result.get_asset_check_evaluations())

@@ -13,8 +13,8 @@ import pandas as pd
 
 from kline_assets.demo.ticks import generate_ticks
 from kline_assets.kernels.bars import Bars, ticks_to_bars
-from kline_assets.stocks.bars import read_ticks
 from kline_assets.stocks.sessions import trading_days
+from kline_assets.stocks.tickfiles import read_ticks
 
 DAY = "2025-10-09"
 CONSUME = ("--cumulative", "--volume-unit", "lots")  # demo snapshots: running totals in lots

@@ -23,11 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from kline_assets.errors import ServiceUnavailableError
-from kline_assets.resources.clickhouse.resource import (
-    ClickHouseResource,
-    holds_engine,
-    is_embedded,
-)
+from kline_assets.resources.clickhouse.engine import holds_engine, is_embedded
+from kline_assets.resources.clickhouse.resource import ClickHouseResource
 
 T = TypeVar("T")
 

@@ -18,19 +18,18 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
-    TableColumn,
-    TableSchema,
     asset,
     define_asset_job,
     schedule,
 )
 from pydantic import Field
 
+from kline_assets.resources.ddl import ddl_schema
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import STOCK_TZ
 
-from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
+from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, SYNTH_SQL, rules
 from ..sessions import calendar_metadata, is_trading_day
 from .handover import DEFAULT_THRESHOLD, HandoverReport, accuracy_markdown, handover
 from .keys import LiveKeys
@@ -39,14 +38,13 @@ HANDOVER_DAYS = DailyPartitionsDefinition(start_date="2020-01-01", timezone=STOC
 ACCURACY_CHECK = "accuracy_vs_vendor"
 INTEGRITY_CHECK = "no_missing_minutes"
 
-SYNTH_SCHEMA = TableSchema(columns=[
-    TableColumn("time", "timestamp", description="bar end, Beijing wall clock (no time zone)"),
-    TableColumn("code", "text", description="security code, e.g. 600000.SH"),
-    *(TableColumn(c, "double precision") for c in ("open", "high", "low", "close")),
-    TableColumn("volume", "double precision", description="shares"),
-    TableColumn("amount", "double precision", description="CNY"),
-    TableColumn("archived_at", "timestamptz", description="when the hand-over wrote the row"),
-])
+SYNTH_SCHEMA = ddl_schema(SYNTH_SQL, "stock_1min_synth", {
+    "time": "bar end, Beijing wall clock (no time zone)",
+    "code": "security code, e.g. 600000.SH",
+    "volume": "shares",
+    "amount": "CNY",
+    "archived_at": "when the hand-over wrote the row",
+})
 
 
 class HandoverConfig(Config):

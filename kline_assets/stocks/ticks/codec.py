@@ -9,6 +9,11 @@ converting fields one by one. Other tools may instead send the fields by name (s
 ISO-8601 or µs, price, volume, amount, optional tick_id, high, low); those go through the slow
 per-entry path. An entry that parses neither way is malformed: it is dead-lettered, never
 retried, never blocking the stream.
+
+Today's bars in Redis have one value format too, written by the consumer and read by the
+merged query and the hand-over: a hash per symbol and day, field `HH:MM` (the bar's end
+label) → `open,high,low,close,volume,amount` (floats as Python's repr, which round-trips);
+and the consumer's carried state per symbol (cursor, cumulative volume/amount, day high/low).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from kline_assets.kernels.bars import Ticks
+from kline_assets.kernels.bars import Bars, SymbolState, Ticks
 from kline_assets.settings import STOCK_TZ
 
 from .. import rules
@@ -206,3 +211,65 @@ def decode(entries: list) -> Decoded:
                   col("price"), col("volume"), col("amount"), col("tick_id"), col("high"),
                   col("low"))  # type: ignore[arg-type]
     return Decoded(ticks, np.asarray(good, dtype=np.int64), bad)
+
+
+# ---------------------------------------------------------------- bar values in Redis
+
+BAR_LABELS = tuple(f"{m // 60:02d}:{m % 60:02d}" for m in range(1440))
+"""The hash field of each minute of the day: its `HH:MM`."""
+
+
+def encode_bars(bars: Bars) -> list[tuple[str, str]]:
+    """(field, value) of each 1-minute bar, in the bars' order."""
+    minutes = ((bars.frame.view(np.int64) % 86_400) // 60).tolist()
+    labels = BAR_LABELS
+    rows = zip(minutes, bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
+               bars.close.tolist(), bars.volume.tolist(), bars.amount.tolist(), strict=True)
+    return [(labels[m], f"{o!r},{h!r},{lo!r},{c!r},{v!r},{a!r}")
+            for m, o, h, lo, c, v, a in rows]
+
+
+def decode_bars(day: str, hashes: list[tuple[str, dict[bytes, bytes]]]) -> Bars:
+    """1-minute bars of `day` from (symbol, its bars hash) pairs, sorted by (symbol, frame)."""
+    sym: list[str] = []
+    minutes: list[int] = []
+    values: list[bytes] = []
+    for s, h in hashes:
+        for label, packed in h.items():
+            sym.append(s)
+            hh, mm = label.split(b":")
+            minutes.append(int(hh) * 60 + int(mm))
+            values.append(packed)
+    if not sym:
+        return Bars.empty(1)
+    cols = np.array([v.split(b",") for v in values], dtype=np.float64).reshape(-1, 6)
+    base = np.datetime64(day, "m").astype(np.int64)
+    frame = ((base + np.asarray(minutes, dtype=np.int64)) * 60).astype("datetime64[s]")
+    symbol = np.asarray(sym, dtype=object)
+    order = np.lexsort((frame, symbol.astype(str)))
+    return Bars(1, symbol, frame, *(cols[:, j] for j in range(6))).take(order)
+
+
+# ---------------------------------------------------------------- carried state in Redis
+
+_NO_STATE = ",".join(repr(v) for v in SymbolState.NONE).encode()
+
+
+def encode_state(symbols: list[str], s: SymbolState) -> str:
+    """`symbol<TAB>cursor and carried values` lines, one per symbol, for the apply script."""
+    cols = zip(symbols, s.last_us.tolist(), s.last_tid.tolist(), s.day.tolist(),
+               s.cum_volume.tolist(), s.cum_amount.tolist(), s.day_high.tolist(),
+               s.day_low.tolist(), strict=True)
+    return "".join(f"{sym}\t{a},{b},{c},{d!r},{e!r},{f!r},{g!r}\n"
+                   for sym, a, b, c, d, e, f, g in cols)
+
+
+def decode_state(texts: list[bytes | None]) -> SymbolState:
+    """Parse the packed states (None = never seen) in a few array operations."""
+    if not texts:
+        return SymbolState.empty(0)
+    parts = np.array(b",".join(_NO_STATE if t is None else t for t in texts).split(b","))
+    parts = parts.reshape(len(texts), len(SymbolState.FIELDS))
+    ints, floats = parts[:, :3].astype(np.int64), parts[:, 3:].astype(np.float64)
+    return SymbolState(ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 2].copy(),
+                       *(floats[:, j].copy() for j in range(4)))

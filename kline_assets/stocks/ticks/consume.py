@@ -37,7 +37,7 @@ from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continu
 
 from .. import rules
 from ..sessions import trading_days
-from .codec import as_dict, decode
+from .codec import as_dict, decode, decode_state, encode_bars, encode_state
 from .keys import DEFAULT_GROUP, DEFAULT_STREAM, VERSION_FIELD, LiveKeys
 
 _DAY_US = 86_400_000_000
@@ -105,29 +105,6 @@ end
 if parked > 0 then redis.call('HINCRBY', KEYS[2], 'malformed', parked) end
 return parked
 """
-
-
-_NO_STATE = ",".join(repr(v) for v in SymbolState.NONE).encode()
-_LABELS = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
-
-
-def _state_blob(symbols: list[str], s: SymbolState) -> str:
-    cols = zip(symbols, s.last_us.tolist(), s.last_tid.tolist(), s.day.tolist(),
-               s.cum_volume.tolist(), s.cum_amount.tolist(), s.day_high.tolist(),
-               s.day_low.tolist(), strict=True)
-    return "".join(f"{sym}\t{a},{b},{c},{d!r},{e!r},{f!r},{g!r}\n"
-                   for sym, a, b, c, d, e, f, g in cols)
-
-
-def _state_from(texts: list[bytes | None]) -> SymbolState:
-    """Parse the packed states (None = never seen) in a few array operations."""
-    if not texts:
-        return SymbolState.empty(0)
-    parts = np.array(b",".join(_NO_STATE if t is None else t for t in texts).split(b","))
-    parts = parts.reshape(len(texts), len(SymbolState.FIELDS))
-    ints, floats = parts[:, :3].astype(np.int64), parts[:, 3:].astype(np.float64)
-    return SymbolState(ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 2].copy(),
-                       *(floats[:, j].copy() for j in range(4)))
 
 
 @dataclass
@@ -353,7 +330,7 @@ class Consumer:
             pipe.hget(state_key, VERSION_FIELD)
             pipe.hmget(state_key, symbols)
             version, texts = pipe.execute()
-            state = _state_from(texts)
+            state = decode_state(texts)
             bars, report = continue_bars(ticks, sessions, state, profile=self.o.profile,
                                          cumulative=self.o.cumulative,
                                          volume_unit=self.o.volume_unit)
@@ -370,18 +347,13 @@ class Consumer:
         keys = [k.days, k.symbols(day), k.state(day), k.report(day), k.closed]
         with_bars, inverse = np.unique(bars.symbol.astype(str), return_inverse=True)
         keys += [k.bars(day, s) for s in with_bars.tolist()]
-        minutes = ((bars.frame.view(np.int64) % 86_400) // 60).tolist()
-        labels = _LABELS
-        rows = zip((inverse + 6).tolist(), minutes, bars.open.tolist(), bars.high.tolist(),
-                   bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
-                   bars.amount.tolist(), strict=True)
-        bar_blob = "".join(f"{ki}\t{labels[m]}\t{o!r},{h!r},{lo!r},{c!r},{v!r},{a!r}\n"
-                           for ki, m, o, h, lo, c, v, a in rows)
+        bar_blob = "".join(f"{ki}\t{field}\t{value}\n" for ki, (field, value) in zip(
+            (inverse + 6).tolist(), encode_bars(bars), strict=True))
         counters = {"received": report.received, "kept": report.kept,
                     "duplicates": report.duplicates, "resets": report.resets,
                     **{f"rejected:{r}": report.rejected[r] for r in REASONS}}
         counter_blob = "".join(f"{name}\t{n}\n" for name, n in counters.items() if n)
-        args = ["", day, _state_blob(symbols, state), bar_blob, counter_blob,
+        args = ["", day, encode_state(symbols, state), bar_blob, counter_blob,
                 "".join(f"{s}\n" for s in with_bars.tolist())]
         return keys, args
 

@@ -26,10 +26,9 @@ import pyarrow as pa
 from kline_assets.kernels.bars import PROFILE_LABELS, Bars
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import ensure_hypertable, replace_time_window
-from kline_assets.settings import SQL_DIR
 
-from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
-from ..bars import minute_bars
+from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, SYNTH_SQL, rules
+from ..history import minute_bars
 from ..sessions import is_trading_day
 from .keys import LiveKeys
 from .live import day_symbols, delete_day, read_day
@@ -200,7 +199,7 @@ def archive(postgres: PostgresResource, day: date, bars: Bars) -> int:
     """Replace `day` of stock_1min_synth with `bars` in one transaction; returns rows."""
     start = datetime.combine(day, datetime.min.time())
     with postgres.connect() as conn:
-        postgres.execute_file(SQL_DIR / "postgres" / "stock_1min_synth.sql", conn)
+        postgres.execute_file(SYNTH_SQL, conn)
         ensure_hypertable(conn, STOCK_SYNTH_TABLE, "time")
         _, written = replace_time_window(conn, STOCK_SYNTH_TABLE, "time", start,
                                          start + timedelta(days=1), [_archive_table(bars)])

@@ -1,7 +1,7 @@
 """Reading today's bars back out of Redis (the merged query, the hand-over, the page), and
-removing a day once it is archived. The key layout is `keys.LiveKeys`; every reader here
-reads the unsharded layout and each shard's (`layouts`), so a sharded feed needs nothing else
-from its readers."""
+removing a day once it is archived. The key layout is `keys.LiveKeys`, the value format
+`codec.decode_bars`; every reader here reads the unsharded layout and each shard's
+(`layouts`), so a sharded feed needs nothing else from its readers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import redis
 
 from kline_assets.kernels.bars import Bars
 
+from .codec import decode_bars
 from .keys import LiveKeys
 
 
@@ -59,24 +60,7 @@ def _read_layout(client: redis.Redis, keys: LiveKeys, day: str, names: list[str]
     pipe = client.pipeline(transaction=False)
     for s in names:
         pipe.hgetall(keys.bars(day, s))
-    hashes = pipe.execute()
-    sym: list[str] = []
-    minutes: list[int] = []
-    values: list[bytes] = []
-    for s, h in zip(names, hashes, strict=True):
-        for label, packed in h.items():
-            sym.append(s)
-            hh, mm = label.split(b":")
-            minutes.append(int(hh) * 60 + int(mm))
-            values.append(packed)
-    if not sym:
-        return Bars.empty(1)
-    cols = np.array([v.split(b",") for v in values], dtype=np.float64).reshape(-1, 6)
-    base = np.datetime64(day, "m").astype(np.int64)
-    frame = ((base + np.asarray(minutes, dtype=np.int64)) * 60).astype("datetime64[s]")
-    symbol = np.asarray(sym, dtype=object)
-    order = np.lexsort((frame, symbol.astype(str)))
-    return Bars(1, symbol, frame, *(cols[:, j] for j in range(6))).take(order)
+    return decode_bars(day, list(zip(names, pipe.execute(), strict=True)))
 
 
 def day_keys(client: redis.Redis, keys: LiveKeys, day: str) -> list[str]:

@@ -18,7 +18,7 @@ import redis
 
 from kline_assets.errors import KlineError
 
-from ..bars import read_ticks
+from ..tickfiles import read_ticks
 from .codec import FIELD, encode
 from .keys import DEFAULT_STREAM, LiveKeys, shard_of, shard_stream
 from .live import live_days

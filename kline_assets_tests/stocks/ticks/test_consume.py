@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from kline_assets.cli import cli
 from kline_assets.kernels.bars import Ticks
-from kline_assets.stocks.bars import read_ticks
+from kline_assets.stocks.tickfiles import read_ticks
 from kline_assets.stocks.ticks.codec import encode
 from kline_assets.stocks.ticks.consume import Consumer, ConsumerOptions
 from kline_assets.stocks.ticks.keys import LiveKeys

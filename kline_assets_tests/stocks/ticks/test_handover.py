@@ -21,7 +21,7 @@ from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import is_hypertable
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks import STOCK_SYNTH_TABLE
-from kline_assets.stocks.bars import minute_bars
+from kline_assets.stocks.history import minute_bars
 from kline_assets.stocks.ticks.assets import (
     ACCURACY_CHECK,
     INTEGRITY_CHECK,
@@ -34,7 +34,6 @@ from kline_assets.stocks.ticks.handover import handover
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets.stocks.ticks.live import day_keys, live_days, read_day
 from kline_assets.stocks.ticks.publish import publish_file
-from kline_assets_tests.stocks.test_timescale import timescale  # noqa: F401  (fixture)
 from kline_assets_tests.support.calendar import package_ending
 from kline_assets_tests.support.stocks import insert_bars
 from kline_assets_tests.support.ticks import DAY, assert_same_bars, clean_bars, write_tick_file
@@ -245,7 +244,7 @@ def test_cli_handover(postgres, redis_url, redis_client, live_day):
 
 
 @pytest.mark.timescale
-def test_with_timescaledb_the_archive_is_a_hypertable(timescale, redis_client, live_day):  # noqa: F811
+def test_with_timescaledb_the_archive_is_a_hypertable(timescale, redis_client, live_day):
     report = handover(timescale, redis_client, KEYS, DAY)
     assert report.archived == len(live_day)
     with timescale.connect() as conn:

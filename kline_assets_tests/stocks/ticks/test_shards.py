@@ -17,8 +17,8 @@ from kline_assets.cli import cli
 from kline_assets.errors import KlineError
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks import STOCK_SYNTH_TABLE
-from kline_assets.stocks.bars import minute_bars
-from kline_assets.stocks.merged import bars
+from kline_assets.stocks.history import minute_bars
+from kline_assets.stocks.read import bars
 from kline_assets.stocks.ticks.consume import Consumer, ConsumerOptions
 from kline_assets.stocks.ticks.handover import handover
 from kline_assets.stocks.ticks.keys import LiveKeys, parse_shard, shard_of, shard_stream

@@ -1,39 +1,30 @@
-"""`kline bars …`: ticks → bars from files, and N-minute bars of the vendor history.
+"""Tick files on disk (CSV or Parquet) → ticks, and bars → files: what `kline bars synth`
+and `kline ticks publish` read and write.
 
-Other tools script these commands, so their inputs, outputs and exit codes are a contract:
-a malformed tick file stops with one line naming the file and line (exit 2, as every
-deliberate error of `kline`), and nothing is written.
-Both commands run the one kernel (`kline_assets.kernels.bars`), so synthesised bars and
-history bars follow the same vendor conventions; `query` is the merged query of
-`kline_assets.stocks.merged` (vendor history, synthesised archive, today's bars in Redis).
+Other tools script these files, so their inputs are a contract: a malformed tick file stops
+with one line naming the file and line, and nothing is written.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
-from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from psycopg import sql
 
 from kline_assets.errors import KlineError
-from kline_assets.kernels.bars import PERIODS, PROFILES, Bars, SynthReport, Ticks, synthesize
-from kline_assets.resources.postgres import PostgresResource, table_ident
+from kline_assets.kernels.bars import Bars, SynthReport, Ticks, synthesize
 from kline_assets.settings import STOCK_TZ
-from kline_assets.stocks import STOCK_TABLE
 
 from . import rules
 from .csvfiles import BLOCK_BYTES, locate_bad_line
-from .sessions import provisional_note, trading_days
+from .sessions import trading_days
 
 REQUIRED = ("symbol", "time", "price", "volume", "amount")
 OPTIONAL = ("tick_id", "high", "low")
@@ -261,123 +252,3 @@ def synth_file(
                               volume_unit=volume_unit, fill=fill)
     write_bars(bars_table(bars), out, fmt)
     return bars, report
-
-
-# ---------------------------------------------------------------- history
-
-def minute_bars(postgres: PostgresResource, table: str, first: date, last: date,
-                symbol: str | None = None) -> Bars:
-    """1-minute bars of days first…last from a bar table (time, code, OHLCV), of one symbol or
-    all, sorted by (symbol, frame). A table that does not exist holds no bars."""
-    where = sql.SQL("time >= {} AND time < {}").format(
-        sql.Literal(datetime.combine(first, datetime.min.time())),
-        sql.Literal(datetime.combine(last + timedelta(days=1), datetime.min.time())))
-    if symbol is not None:
-        where = sql.SQL("code = {} AND ").format(sql.Literal(symbol)) + where
-    query = sql.SQL(
-        "SELECT code, (extract(epoch FROM time) * 1000000)::bigint AS us, open, high, low, "
-        "close, volume, amount FROM {} WHERE {} ORDER BY code, time"
-    ).format(table_ident(table), where)
-    types = {"code": pa.string(), "us": pa.int64(), **{c: pa.float64() for c in Bars.COLUMNS}}
-    with postgres.connect() as conn:
-        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
-            return Bars.empty(1)
-        data = postgres.copy_out(query, column_types=types, conn=conn)
-    frame = (data.column("us").to_numpy() // 1_000_000).astype("datetime64[s]")
-    cols = [data.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
-            for c in Bars.COLUMNS]
-    codes = np.asarray(data.column("code").to_pylist(), dtype=object)
-    return Bars(1, codes, frame, *cols)
-
-
-def vendor_minute_bars(postgres: PostgresResource, symbol: str, first: date, last: date) -> Bars:
-    """The vendors' 1-minute bars of `symbol` on days first…last from stock_1min_qfq."""
-    return minute_bars(postgres, STOCK_TABLE, first, last, symbol)
-
-
-# ---------------------------------------------------------------- commands
-
-def _periods(value: str) -> tuple[int, ...]:
-    try:
-        periods = tuple(int(p) for p in value.split(",") if p.strip())
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: comma-separated minutes") from exc
-    bad = [p for p in periods if p not in PERIODS]
-    if bad or not periods:
-        raise click.BadParameter(f"{value!r}: choose from {','.join(map(str, PERIODS))}")
-    return tuple(dict.fromkeys(periods))
-
-
-@click.group("bars")
-def bars() -> None:
-    """1/5/15/30/60-minute bars: from tick files, and from the vendor history."""
-
-
-@bars.command("synth")
-@click.argument("ticks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file, written in the input's format (CSV or Parquet).")
-@click.option("--periods", default="1,5,15,30,60", show_default=True,
-              help="Comma-separated bar periods in minutes.")
-@click.option("--profile", type=click.Choice(PROFILES), default="end", show_default=True,
-              help="end: 240 bars a day (TDX, JoinQuant, RiceQuant); tushare: 241 with a "
-              "09:30 auction bar (Tushare, EastMoney).")
-@click.option("--cumulative/--per-print", default=False, show_default=True,
-              help="Volume and amount are the day's running totals (snapshots) or per print.")
-@click.option("--volume-unit", type=click.Choice(["shares", "lots"]), default="shares",
-              show_default=True, help="Unit of the input volume; output is always shares.")
-@click.option("--fill", is_flag=True,
-              help="Flat zero-volume 1-minute bars for empty session minutes; N-minute bars are "
-                   "built from the filled ones.")
-def synth_command(ticks_file: Path, out: Path, periods: str, profile: str, cumulative: bool,
-                  volume_unit: str, fill: bool) -> None:
-    """Synthesise bars from TICKS_FILE (columns symbol, time, price, volume, amount; optional
-    tick_id, high, low; time Beijing wall clock, naive or +08:00)."""
-    chosen = _periods(periods)
-    made, report = synth_file(ticks_file, out, chosen, profile=profile,
-                              cumulative=cumulative, volume_unit=volume_unit, fill=fill)
-    click.echo(report.summary())
-    counts = ", ".join(f"{p}-minute {len(b)}" for p, b in made.items())
-    click.echo(f"wrote {out}: {counts} bars ({profile} profile)")
-
-
-def _clock(value: str, option: str) -> datetime:
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"):
-        try:
-            return datetime.strptime(value.strip(), fmt)
-        except ValueError:
-            continue
-    raise click.BadParameter(f"{value!r}: expected 'YYYY-MM-DD HH:MM' (24-hour, Asia/Shanghai)",
-                             param_hint=option)
-
-
-@bars.command("query")
-@click.argument("symbol")
-@click.option("--period", type=click.Choice([str(p) for p in PERIODS]), default="1",
-              show_default=True, help="Bar period in minutes.")
-@click.option("--from", "start", required=True, metavar="'YYYY-MM-DD HH:MM'",
-              help="First frame, Asia/Shanghai.")
-@click.option("--to", "end", required=True, metavar="'YYYY-MM-DD HH:MM'",
-              help="Last frame, Asia/Shanghai.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of bars.")
-def query_command(symbol: str, period: str, start: str, end: str, as_json: bool) -> None:
-    """N-minute bars of SYMBOL: the vendor history (stock_1min_qfq), then the synthesised
-    archive (stock_1min_synth), then today's bars in Redis, each bar once with its source."""
-    from .merged import bars as merged_bars
-
-    lo, hi = _clock(start, "--from"), _clock(end, "--to")
-    if hi < lo:
-        raise click.BadParameter("--to is before --from", param_hint="--to")
-    rows = merged_bars(symbol, int(period), lo, hi)
-    note = provisional_note(lo, hi)
-    if note:  # on stderr: the table or the JSON on stdout keep their shape
-        click.echo(f"calendar: {note}", err=True)
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo(f"no {period}-minute bars of {symbol} between {start} and {end}")
-        return
-    from tabulate import tabulate
-
-    click.echo(tabulate(rows, headers="keys", tablefmt="simple", floatfmt=".6g"))

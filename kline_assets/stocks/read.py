@@ -1,4 +1,8 @@
-"""One query over both worlds of bars: the vendors' history, our archive, and today in Redis.
+"""The read side of the stock domain, for people: the merged bar query, the symbols the
+stores hold, and the live status (stream consumers, the last hand-over). `kline bars query`
+and the HTTP service call these and nothing below them.
+
+One query runs over both worlds of bars: the vendors' history, our archive, and today in Redis.
 
 `bars(symbol, period, start, end)` reads, for every day in the range, the vendor's 1-minute
 bars (`stock_1min_qfq`), the synthesised archive (`stock_1min_synth`, days the vendor lacks)
@@ -27,9 +31,13 @@ from kline_assets.resources.redis import RedisResource
 from kline_assets.settings import STOCK_TZ
 
 from . import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
-from .bars import minute_bars
+from .history import minute_bars
+from .sessions import provisional_note
 from .ticks.keys import LiveKeys
-from .ticks.live import day_symbols, live_days, read_day
+from .ticks.live import day_symbols, live_days, read_day, status
+
+__all__ = ["PERIODS", "SOURCES", "BarsQueryError", "UnknownSymbolError", "bars",
+           "known_symbols", "live_status", "merge_minutes", "parse_clock", "provisional_note"]
 
 SOURCES = ("vendor", "synth", "live")  # order of preference
 
@@ -218,3 +226,15 @@ def known_symbols(postgres: PostgresResource, redis: RedisResource, prefix: str 
     for entry in found.values():
         entry["sources"] = sorted(set(entry["sources"]), key=SOURCES.index)
     return [found[s] for s in sorted(found)][:limit]
+
+
+def live_status(redis: RedisResource, max_symbols: int = 200) -> dict:
+    """What the status view shows: the stream consumers' last reports (ticks/s, lag, pending,
+    malformed), the last hand-over and its accuracy, the days still in Redis and the latest
+    day's symbols (the first `max_symbols`)."""
+    client = redis.client()
+    keys = LiveKeys(redis.key_prefix)
+    out = status(client, keys)
+    latest = out["live_days"][-1] if out["live_days"] else None
+    out["symbols"] = day_symbols(client, keys, latest)[:max_symbols] if latest else []
+    return out

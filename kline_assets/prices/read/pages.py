@@ -1,5 +1,5 @@
-"""The read API: what a web backend calls to read runs, aligned prices and features, and
-stock bars (`bars`, the merged query of `kline_assets.stocks.merged`).
+"""Pages of the price tables for people: features (wide and long) and aligned prices of a
+run, and a run's scopes.
 
 Every value a caller passes is bound as a ClickHouse server-side parameter (`{name:Type}`),
 never formatted into SQL; column and order names are checked against the table's columns;
@@ -19,208 +19,37 @@ without data `NotFoundError`.
 from __future__ import annotations
 
 import math
-import re
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import psycopg
 from clickhouse_connect.driver.client import Client
-from psycopg import sql as pgsql
 
-from kline_assets.errors import (
-    InvalidQueryError,
-    InvalidRunIdError,
-    NotFoundError,
-    StoreUnavailable,
-)
-from kline_assets.kernels.align import BUCKET_SECONDS
-from kline_assets.kernels.feature_names import FEATURE_COLUMNS
-from kline_assets.prices.partitions import LIVE, validate_run_id
-from kline_assets.prices.runs import PRICE_TABLES, all_partitions
-from kline_assets.prices.source import COHORT_TABLE, IPHONE_TABLE, SHOP_TABLE
+from kline_assets.errors import NotFoundError
+from kline_assets.prices.partitions import LIVE
 from kline_assets.resources.clickhouse import ClickHouseResource
-from kline_assets.resources.postgres import PostgresResource, table_ident
-from kline_assets.settings import PRICE_TZ
-from kline_assets.stocks.merged import bars  # stock bars: vendor → archive → live (Redis)
 
-__all__ = [
-    "DEFAULT_LIMIT",
-    "FEATURES_COLUMNS",
-    "FEATURE_VALUE_NAMES",
-    "MAX_LIMIT",
-    "PRICE_ALIGNED_COLUMNS",
-    "CatalogNames",
-    "Page",
-    "bars",
-    "count_feature_values",
-    "count_features",
-    "count_price_aligned",
-    "feature_values_page",
-    "features_page",
-    "is_final",
-    "list_runs",
-    "list_scopes",
-    "price_aligned_page",
-    "query_feature_values",
-    "query_features",
-    "query_price_aligned",
-]
+from .args import (
+    DEFAULT_LIMIT,
+    FEATURE_VALUE_NAMES,
+    FEATURES_COLUMNS,
+    PRICE_ALIGNED_COLUMNS,
+    columns_arg,
+    ids_arg,
+    is_kind,
+    iso,
+    order_by,
+    page_args,
+    range_filter,
+    run_id_arg,
+    scope_filter,
+)
+from .runs import runs_with_data
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 5000
-FINAL_AFTER = timedelta(minutes=5)  # a bucket is final once it ended this long ago
-_TZ = ZoneInfo(PRICE_TZ)
-
-STAT_COLUMNS = ("mean", "median", "std", "shop_count", "dispersion", "n_models")
-FEATURES_COLUMNS: tuple[str, ...] = (
-    "run_id", "bucket", "scope", *STAT_COLUMNS, *FEATURE_COLUMNS, "inserted_at")
-FEATURE_VALUE_NAMES: tuple[str, ...] = (*STAT_COLUMNS, *FEATURE_COLUMNS)
-"""What the long format (`query_feature_values`) can unpivot: every numeric column."""
-PRICE_ALIGNED_COLUMNS: tuple[str, ...] = (
-    "run_id", "bucket", "shop_id", "iphone_id", "price_new", "price_a", "price_b",
-    "alignment_diff_sec", "record_time", "inserted_at")
 _TIME_COLUMNS = {"bucket", "record_time", "inserted_at", "first_bucket", "last_bucket"}
 _FEATURES_KEY = ("scope", "bucket")  # within a run: tie-breaker, so pages never overlap
 _ALIGNED_KEY = ("iphone_id", "shop_id", "bucket")
-
-_SCOPE = re.compile(r"(iphone:[0-9]{1,10}|cohort:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
-_SCOPE_KIND = re.compile(r"(iphone|cohort):\*")
-
-
-# --- arguments ---------------------------------------------------------------------------
-
-def _run_id(run_id: str) -> str:
-    try:
-        return validate_run_id(run_id)
-    except InvalidRunIdError as exc:
-        raise InvalidQueryError(str(exc)) from exc
-
-
-def _page(limit: int, offset: int) -> tuple[int, int]:
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidQueryError(f"limit must be an integer in [1, {MAX_LIMIT}], got {limit!r}")
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidQueryError(f"offset must be an integer ≥ 0, got {offset!r}")
-    return limit, offset
-
-
-def parse_time(value: datetime | str | None, what: str) -> int | None:
-    """A bucket bound as epoch seconds: an aware datetime or ISO-8601 text; a time without an
-    offset is Asia/Tokyo wall clock (the buckets' own zone); a date alone is its midnight."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise InvalidQueryError(
-                f"{what}: {value!r} is not an ISO-8601 date or time "
-                "(e.g. 2025-10-01, 2025-10-01T09:30 or 2025-10-01T09:30:00+09:00)") from exc
-    if not isinstance(value, datetime):
-        raise InvalidQueryError(f"{what}: expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_TZ)
-    return int(value.timestamp())
-
-
-# Orderings that are expressions rather than columns: the number of an iPhone scope, so that
-# iphone:9 sorts before iphone:10 (cohort scopes sort as 0, then by the scope tie-breaker).
-_ORDER_EXPRESSIONS = {"scope_number": "toUInt32OrZero(substring(scope, 8))"}
-
-
-def _order(order: str | Sequence[str] | None, allowed: Iterable[str], key: Sequence[str],
-           default: str) -> str:
-    """`-bucket,scope` → `bucket DESC, scope ASC, <key>`; names outside `allowed` are refused."""
-    allowed = tuple(allowed)
-    if order is None or order == "" or order == []:
-        order = default
-    items = order.split(",") if isinstance(order, str) else list(order)
-    parts, seen = [], set()
-    for item in items:
-        item = item.strip()
-        name = item.removeprefix("-")
-        if name not in allowed:
-            raise InvalidQueryError(
-                f"cannot order by {item!r}; choose from {', '.join(allowed)} "
-                "(prefix '-' for descending)")
-        if name in seen:
-            continue
-        seen.add(name)
-        expr = _ORDER_EXPRESSIONS.get(name, name)
-        parts.append(f"{expr} {'DESC' if item.startswith('-') else 'ASC'}")
-    parts += [f"{k} ASC" for k in key if k not in seen]
-    return ", ".join(parts)
-
-
-def _columns(columns: Sequence[str] | None, allowed: Sequence[str]) -> list[str]:
-    if not columns:
-        return list(allowed)
-    unknown = [c for c in columns if c not in allowed]
-    if unknown:
-        raise InvalidQueryError(
-            f"unknown column(s) {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(allowed)}")
-    return list(dict.fromkeys(columns))
-
-
-def _scope_filter(scope: str | Sequence[str] | None, params: dict[str, Any]) -> str:
-    """An exact scope, several, or every scope of a kind (`iphone:*`, `cohort:*`)."""
-    if scope is None or scope == "" or scope == []:
-        return ""
-    if isinstance(scope, str) and _SCOPE_KIND.fullmatch(scope):
-        params["scope_prefix"] = scope[:-1]
-        return " AND startsWith(scope, {scope_prefix:String})"
-    scopes = [scope] if isinstance(scope, str) else list(scope)
-    bad = [s for s in scopes if not isinstance(s, str) or not _SCOPE.fullmatch(s)]
-    if bad:
-        raise InvalidQueryError(
-            f"invalid scope {bad[0]!r}: expected iphone:<id>, cohort:<slug>, iphone:* or cohort:*")
-    params["scopes"] = scopes
-    return " AND scope IN {scopes:Array(String)}"
-
-
-def _range_filter(bucket_gte, bucket_lte, params: dict[str, Any]) -> str:
-    where = ""
-    gte, lte = parse_time(bucket_gte, "bucket__gte"), parse_time(bucket_lte, "bucket__lte")
-    if gte is not None:
-        params["gte"] = gte
-        where += " AND bucket >= toDateTime({gte:Int64})"
-    if lte is not None:
-        params["lte"] = lte
-        where += " AND bucket <= toDateTime({lte:Int64})"
-    return where
-
-
-def _ids(values: Iterable[int] | None, what: str) -> list[int] | None:
-    if values is None:
-        return None
-    try:
-        ids = [int(v) for v in values]
-    except (TypeError, ValueError) as exc:
-        raise InvalidQueryError(f"{what}: expected integer ids, got {values!r}") from exc
-    if any(not 0 <= i < 2**32 for i in ids):
-        raise InvalidQueryError(f"{what}: ids must be in [0, 2^32)")
-    return ids
-
-
-# --- rows --------------------------------------------------------------------------------
-
-def iso(epoch: int | None) -> str | None:
-    """Epoch seconds → ISO-8601 in Asia/Tokyo with its offset."""
-    return None if epoch is None else datetime.fromtimestamp(epoch, _TZ).isoformat()
-
-
-def is_final(bucket: str | datetime, now: datetime | None = None) -> bool:
-    """Whether a bucket's window closed more than FINAL_AFTER ago (later data can no longer
-    land in it)."""
-    start = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket
-    now = now or datetime.now(_TZ)
-    return start + timedelta(seconds=BUCKET_SECONDS) + FINAL_AFTER < now
 
 
 def _json_value(value: Any) -> Any:
@@ -271,10 +100,9 @@ def _not_found(client: Client, ch: ClickHouseResource, table: str, run_id: str,
     rows at all — an empty page of a known run and scope is just an empty page."""
     name = ch.table(table)
     if not _exists(client, name, "run_id = {run:String}", {"run": run_id}):
-        runs = ", ".join(r["run_id"] for r in _runs(client, ch)) or "none"
+        runs = ", ".join(r["run_id"] for r in runs_with_data(client, ch)) or "none"
         raise NotFoundError(f"run {run_id!r} has no data in {table} (runs with data: {runs})")
-    if table != "features_wide" or scope is None or (isinstance(scope, str) and (
-            scope == "" or _SCOPE_KIND.fullmatch(scope))):
+    if table != "features_wide" or scope is None or scope == "" or is_kind(scope):
         return
     for s in [scope] if isinstance(scope, str) else scope:
         if not _exists(client, name, "run_id = {run:String} AND scope = {scope:String}",
@@ -284,26 +112,9 @@ def _not_found(client: Client, ch: ClickHouseResource, table: str, run_id: str,
 
 # --- runs and scopes ---------------------------------------------------------------------
 
-def _runs(client: Client, ch: ClickHouseResource) -> list[dict[str, Any]]:
-    runs: dict[str, dict[str, Any]] = {}
-    for part in all_partitions(client, ch.db):
-        run = runs.setdefault(part.run_id, {"run_id": part.run_id, "months": set(),
-                                            "rows": dict.fromkeys(PRICE_TABLES, 0)})
-        run["months"].add(f"{int(part.values[1]) // 100:04d}-{int(part.values[1]) % 100:02d}")
-        run["rows"][part.table] += part.rows
-    return [{**r, "months": sorted(r["months"])} for _, r in sorted(runs.items())]
-
-
-def list_runs(clickhouse: ClickHouseResource) -> list[dict[str, Any]]:
-    """Every run with data: `{run_id, months: ['2025-10', …], rows: {table: n}}` (row counts
-    of stored parts, before FINAL; read from metadata, never from the rows)."""
-    with clickhouse.client() as client:
-        return _runs(client, clickhouse)
-
-
 def list_scopes(clickhouse: ClickHouseResource, run_id: str = LIVE) -> list[dict[str, Any]]:
     """The scopes of a run with their first and last bucket, `iphone:*` first."""
-    run_id = _run_id(run_id)
+    run_id = run_id_arg(run_id)
     with clickhouse.client() as client:
         rows = _rows(client,
                      "SELECT scope, toUnixTimestamp(min(bucket)) AS __t_first_bucket, "
@@ -321,9 +132,9 @@ def list_scopes(clickhouse: ClickHouseResource, run_id: str = LIVE) -> list[dict
 
 def _features_where(clickhouse: ClickHouseResource, run_id: str, scope, bucket_gte,
                     bucket_lte) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"run": _run_id(run_id)}
-    where = "run_id = {run:String}" + _scope_filter(scope, params)
-    return where + _range_filter(bucket_gte, bucket_lte, params), params
+    params: dict[str, Any] = {"run": run_id_arg(run_id)}
+    where = "run_id = {run:String}" + scope_filter(scope, params)
+    return where + range_filter(bucket_gte, bucket_lte, params), params
 
 
 @dataclass(frozen=True)
@@ -361,9 +172,9 @@ def _fetch(clickhouse: ClickHouseResource, table: str, source: str, select: str,
 
 def _features_args(clickhouse, run_id, scope, bucket_gte, bucket_lte, columns, order, limit,
                    offset) -> dict[str, Any]:
-    cols = _columns(columns, FEATURES_COLUMNS)
-    order_sql = _order(order, (*FEATURES_COLUMNS, "scope_number"), _FEATURES_KEY, "-bucket")
-    limit, offset = _page(limit, offset)
+    cols = columns_arg(columns, FEATURES_COLUMNS)
+    order_sql = order_by(order, (*FEATURES_COLUMNS, "scope_number"), _FEATURES_KEY, "-bucket")
+    limit, offset = page_args(limit, offset)
     where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
     table = clickhouse.table("features_wide")
     return dict(table="features_wide", source=_final(table, where),
@@ -411,7 +222,7 @@ def count_features(
 def _long_sql(clickhouse: ClickHouseResource, names: Sequence[str] | None, where: str) -> str:
     """features_wide unpivoted by `arrayJoin` over (name, value) pairs of whitelisted
     columns, rows without a finite value left out."""
-    chosen = _columns(names, FEATURE_VALUE_NAMES)
+    chosen = columns_arg(names, FEATURE_VALUE_NAMES)
     pairs = ", ".join(f"('{n}', CAST({n}, 'Nullable(Float64)'))" for n in chosen)
     return (f"SELECT run_id, bucket, scope, kv.1 AS name, kv.2 AS value FROM ("
             f"SELECT run_id, bucket, scope, arrayJoin([{pairs}]) AS kv "
@@ -421,9 +232,9 @@ def _long_sql(clickhouse: ClickHouseResource, names: Sequence[str] | None, where
 
 def _long_args(clickhouse, run_id, scope, names, bucket_gte, bucket_lte, order, limit,
                offset) -> dict[str, Any]:
-    order_sql = _order(order, ("bucket", "scope", "name", "value"),
+    order_sql = order_by(order, ("bucket", "scope", "name", "value"),
                        (*_FEATURES_KEY, "name"), "-bucket")
-    limit, offset = _page(limit, offset)
+    limit, offset = page_args(limit, offset)
     where, params = _features_where(clickhouse, run_id, scope, bucket_gte, bucket_lte)
     long = _long_sql(clickhouse, names, where)
     return dict(table="features_wide", source=f"FROM ({long})",
@@ -472,21 +283,21 @@ def count_feature_values(
 
 def _aligned_where(run_id: str, bucket_gte, bucket_lte, shop_ids, iphone_ids
                    ) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"run": _run_id(run_id)}
+    params: dict[str, Any] = {"run": run_id_arg(run_id)}
     where = "run_id = {run:String}"
-    for name, ids in (("iphone_id", _ids(iphone_ids, "iphone")),
-                      ("shop_id", _ids(shop_ids, "shop"))):
+    for name, ids in (("iphone_id", ids_arg(iphone_ids, "iphone")),
+                      ("shop_id", ids_arg(shop_ids, "shop"))):
         if ids is not None:
             params[name] = ids
             where += f" AND {name} IN {{{name}:Array(UInt32)}}"
-    return where + _range_filter(bucket_gte, bucket_lte, params), params
+    return where + range_filter(bucket_gte, bucket_lte, params), params
 
 
 def _aligned_args(clickhouse, run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids, columns,
                   order, limit, offset) -> dict[str, Any]:
-    cols = _columns(columns, PRICE_ALIGNED_COLUMNS)
-    order_sql = _order(order, PRICE_ALIGNED_COLUMNS, _ALIGNED_KEY, "-bucket")
-    limit, offset = _page(limit, offset)
+    cols = columns_arg(columns, PRICE_ALIGNED_COLUMNS)
+    order_sql = order_by(order, PRICE_ALIGNED_COLUMNS, _ALIGNED_KEY, "-bucket")
+    limit, offset = page_args(limit, offset)
     where, params = _aligned_where(run_id, bucket_gte, bucket_lte, shop_ids, iphone_ids)
     table = clickhouse.table("price_aligned")
     return dict(table="price_aligned", source=_final(table, where),
@@ -530,46 +341,3 @@ def count_price_aligned(
     with clickhouse.client() as client:
         return _count(client, f"SELECT count() {_final(clickhouse.table('price_aligned'), where)}",
                       params)
-
-
-# --- names from PostgreSQL ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Names:
-    iphone: dict[int, str]
-    shop: dict[int, str]
-    cohort: dict[str, tuple[int, str]]  # slug → (id, name)
-
-
-class CatalogNames:
-    """iPhone, shop and cohort names from PostgreSQL, read in one round trip and kept for
-    `ttl_s`: a page of rows costs no query per row, and a renamed shop shows within a minute."""
-
-    def __init__(self, postgres: PostgresResource, ttl_s: float = 60.0) -> None:
-        self.postgres, self.ttl_s = postgres, ttl_s
-        self._lock = threading.Lock()
-        self._names: Names | None = None
-        self._at = 0.0
-
-    def get(self) -> Names:
-        with self._lock:
-            if self._names is None or time.monotonic() - self._at > self.ttl_s:
-                self._names, self._at = self._load(), time.monotonic()
-            return self._names
-
-    def _load(self) -> Names:
-        q = pgsql.SQL
-        try:
-            with self.postgres.connect() as conn:
-                iphone = conn.execute(q("SELECT id, name FROM {}").format(
-                    table_ident(IPHONE_TABLE))).fetchall()
-                shop = conn.execute(q("SELECT id, name FROM {}").format(
-                    table_ident(SHOP_TABLE))).fetchall()
-                cohort = conn.execute(q("SELECT slug, id, name FROM {}").format(
-                    table_ident(COHORT_TABLE))).fetchall()
-        except psycopg.errors.UndefinedTable as exc:
-            raise StoreUnavailable(
-                f"PostgreSQL at {self.postgres.address} lacks the catalogue tables "
-                f"({exc.diag.message_primary}); create them with `kline init`",
-                store="PostgreSQL", address=self.postgres.address) from exc
-        return Names(dict(iphone), dict(shop), {slug: (i, n) for slug, i, n in cohort})

@@ -11,7 +11,7 @@ import pytest
 from kline_assets.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
-from kline_assets.stocks.merged import BarsQueryError, UnknownSymbolError, bars
+from kline_assets.stocks.read import BarsQueryError, UnknownSymbolError, bars
 from kline_assets.stocks.ticks.handover import archive
 from kline_assets.stocks.ticks.keys import LiveKeys
 from kline_assets_tests.support.stocks import insert_bars, make_bars, session_minutes

@@ -1,25 +1,19 @@
-"""The read API (kline_assets.query) against real stores: the demo month materialized by the
-price assets (session store), and hand-written rows where a case needs exact control."""
+"""The price read side (kline_assets.prices.read) against real stores: the demo month
+materialized by the price assets (session store), and hand-written rows where a case needs
+exact control."""
 
 from __future__ import annotations
 
 import json
-import socket
 
 import pandas as pd
 import pytest
 
-from kline_assets import query
 from kline_assets.errors import InvalidQueryError, NotFoundError, StoreUnavailable
-from kline_assets.resources import ClickHouseResource, PostgresResource
+from kline_assets.prices import read as query
+from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from kline_assets_tests.support.ports import closed_port
 
 # --- the demo month ------------------------------------------------------------------------
 
@@ -139,21 +133,6 @@ def test_aligned_prices_filter_by_shop_iphone_and_range(read_store):
                                                   bucket_lte="2025-10-09T23:59")
 
 
-def test_catalogue_names_are_read_once_per_ttl(read_store):
-    names = query.CatalogNames(read_store.postgres, ttl_s=3600)
-    first = names.get()
-    assert first.shop[1] == "Akihabara Mobile Kaitori"
-    assert first.cohort["pro-latest"][1] == "iPhone 17 Pro (all storage)"
-    with read_store.postgres.connect() as conn:
-        conn.execute("UPDATE shop SET name = 'renamed' WHERE id = 1")
-    try:
-        assert names.get() is first  # cached: no query per row, nor per page
-        assert query.CatalogNames(read_store.postgres, ttl_s=0).get().shop[1] == "renamed"
-    finally:
-        with read_store.postgres.connect() as conn:
-            conn.execute("UPDATE shop SET name = 'Akihabara Mobile Kaitori' WHERE id = 1")
-
-
 # --- hand-written rows ----------------------------------------------------------------------
 
 def insert(ch: ClickHouseResource, rows: list[tuple]) -> None:
@@ -198,14 +177,6 @@ def test_a_closed_clickhouse_port_is_store_unavailable_with_its_address():
         query.query_features(ch, scope="iphone:1")
     assert info.value.store == "ClickHouse" and info.value.address == f"http://127.0.0.1:{port}"
     assert "s3cret" not in str(info.value)
-
-
-def test_a_closed_postgres_port_is_store_unavailable_with_its_address():
-    port = closed_port()
-    pg = PostgresResource(dsn=f"postgresql://postgres:pw@127.0.0.1:{port}/x", connect_timeout_s=2)
-    with pytest.raises(StoreUnavailable) as info:
-        query.CatalogNames(pg).get()
-    assert info.value.store == "PostgreSQL" and info.value.address == f"127.0.0.1:{port}/x"
 
 
 def test_scope_number_orders_iphones_numerically(clickhouse):
