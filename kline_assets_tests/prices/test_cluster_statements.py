@@ -11,7 +11,8 @@ import pytest
 from dagster import materialize
 
 from kline_assets.prices.compare import compare_runs
-from kline_assets.prices.runs import drop_run, promote_run, summarize_runs
+from kline_assets.prices.read import summarize_runs
+from kline_assets.prices.runs import drop_run, promote_run
 from kline_assets.resources.clickhouse.cluster import REPLICA_PATH
 from kline_assets_tests.prices.test_incremental import ALL, COMPUTED, table, tick
 from kline_assets_tests.support.clickhouse_cluster import CLUSTER, Sent, record_statements

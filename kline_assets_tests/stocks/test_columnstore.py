@@ -12,12 +12,7 @@ import pytest
 from kline_assets.errors import KlineError
 from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.columnstore import apply_columnstore, check_interval, statement
-from kline_assets_tests.stocks.test_timescale import (  # noqa: F401  (fixtures)
-    landed,
-    run_months,
-    timescale,
-)
-from kline_assets_tests.support.stocks import read_bars
+from kline_assets_tests.support.stocks import read_bars, run_months
 
 SYNTH_DDL = (SQL_DIR / "postgres" / "stock_1min_synth.sql").read_text()
 
@@ -153,7 +148,7 @@ def test_on_plain_postgresql_nothing_but_the_extension_question_is_sent(postgres
 
 @pytest.mark.timescale
 def test_on_timescaledb_a_month_reloads_on_compressed_chunks(
-        timescale, instance, landed) -> None:  # noqa: F811  (fixtures)
+        timescale, instance, landed) -> None:
     root, _ = landed
     run_months(timescale, instance, root, ["2024-01-01"])
     with timescale.connect() as conn:
