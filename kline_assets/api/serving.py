@@ -23,6 +23,11 @@ from kline_assets.resources.clickhouse.engine import engine_opens
 
 OPTIONS_ENV = "KLINE_SERVE_OPTIONS"
 DEFAULT_MAX_ENGINE_OPENS = 50  # ~250 threads and ~100 MiB left behind before a replacement
+# The supervisor pings its worker and kills one that does not answer in time. A worker that is
+# still importing its libraries (PyTorch's native start holds the interpreter for seconds on a
+# busy machine) cannot answer; uvicorn's 5 s killed it again and again, so a loaded host took
+# a minute to serve.
+WORKER_HEALTHCHECK_S = 60
 
 
 def retire_after(app: FastAPI, max_engine_opens: int, retire: Callable[[], None]) -> None:
@@ -68,5 +73,6 @@ def serve(host: str, port: int, *, hold_s: float, cache_pages: int, cache_ttl_s:
         "hold_s": hold_s, "cache_pages": cache_pages, "cache_ttl_s": cache_ttl_s,
         "max_engine_opens": max_engine_opens})
     config = uvicorn.Config("kline_assets.api.serving:served_app", factory=True, host=host,
-                            port=port, workers=1, log_level="info")
+                            port=port, workers=1, log_level="info",
+                            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
