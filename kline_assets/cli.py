@@ -13,12 +13,12 @@ from typing import IO, Any
 
 import click
 
-import kline_assets.dagster_notices  # noqa: F401
+import kline_assets.lib.dagster_notices  # noqa: F401
 from kline_assets.api.cli import serve
 from kline_assets.demo.cli import demo
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.prices.cli import pipeline, runs
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.cli import bars, stocks
 from kline_assets.stocks.ticks.cli import ticks
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 import redis
 
-from kline_assets.errors import ServiceUnavailableError
 from kline_assets.kernels.bars import PROFILES
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
 
