@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: $(STAMP)
-	$(PY) -c 'from kline_assets.instance import ensure_home; ensure_home()'
+	$(PY) -c 'from kline_assets.lib.instance import ensure_home; ensure_home()'
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/kline demo

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 
 import psycopg
 
+from kline_assets.lib.settings import DATA_DIR, SQL_DIR
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.build import store_resources
-from kline_assets.settings import DATA_DIR, SQL_DIR
 
 ADMIN_DSN = os.environ.get("KLINE_BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

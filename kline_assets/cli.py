@@ -13,12 +13,12 @@ from typing import IO, Any
 
 import click
 
-import kline_assets.dagster_notices  # noqa: F401
+import kline_assets.lib.dagster_notices  # noqa: F401
 from kline_assets.api.cli import serve
 from kline_assets.demo.cli import demo
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.prices.cli import pipeline, runs
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks.cli import bars, stocks
 from kline_assets.stocks.ticks.cli import ticks
 from kline_assets.stocks.vendor.cli import ingest_command, publish_vendor_command
@@ -73,9 +73,9 @@ def init() -> None:
     checking the ClickHouse version; sweep staging tables left by killed writers. Where
     TimescaleDB is installed, put the 1-minute tables in its columnstore with the configured
     policies (KLINE_TS_COMPRESS_AFTER, KLINE_SYNTH_RETENTION)."""
+    from kline_assets.lib.settings import load_settings
     from kline_assets.resources.build import store_resources
     from kline_assets.resources.clickhouse.sql import sweep_stale_staging
-    from kline_assets.settings import load_settings
     from kline_assets.stocks.columnstore import apply_columnstore
 
     resources = store_resources()

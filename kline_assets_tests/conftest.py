@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources import ClickHouseResource, PostgresResource
-from kline_assets.settings import SQL_DIR
 from kline_assets_tests.support.databases import ADMIN_DSN
 
 REDIS_TEST_URL = os.environ.get("KLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -105,7 +105,7 @@ def worker_environment(tmp_path_factory: pytest.TempPathFactory, clickhouse_dsn:
     """Commands a test starts without naming their stores (`kline`, `dagster`) find this
     worker's: its DAGSTER_HOME, embedded ClickHouse path and Redis database, never the
     repository's `.kline/` or another worker's."""
-    from kline_assets.instance import ensure_home
+    from kline_assets.lib.instance import ensure_home
 
     saved = {k: os.environ.get(k) for k in
              ("DAGSTER_HOME", "KLINE_CLICKHOUSE_DSN", "KLINE_REDIS_URL")}

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from dagster import build_sensor_context, instance_for_test
 
+from kline_assets.lib.run_monitor import dead_run_workers_sensor
 from kline_assets.resources.clickhouse.features import DEPLOYMENT_RELEASE
-from kline_assets.run_monitor import dead_run_workers_sensor
 
 ROOT = Path(__file__).resolve().parents[1]
 CH = ROOT / "deploy" / "clickhouse"

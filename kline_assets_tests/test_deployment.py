@@ -80,7 +80,7 @@ def test_a_materialization_is_stored_in_postgres(tmp_path, repo_root, dagster_db
     env = {**_deployment_env(tmp_path, repo_root, dagster_db), "KLINE_PG_DSN": catalog.dsn,
            "KLINE_CLICKHOUSE_DSN": clickhouse_dsn, "KLINE_CLICKHOUSE_DATABASE": clickhouse.db}
     code = (
-        "import kline_assets.dagster_notices\n"
+        "import kline_assets.lib.dagster_notices\n"
         "from dagster import DagsterInstance, materialize\n"
         "from kline_assets.prices.assets import price_aligned, raw_price_records\n"
         "from kline_assets.prices.partitions import create_run\n"

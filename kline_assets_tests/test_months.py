@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kline_assets.months import (
+from kline_assets.lib.months import (
     MonthWindow,
     add_months,
     key_of_yyyymm,

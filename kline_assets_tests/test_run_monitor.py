@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from kline_assets.lib.run_monitor import dead_runs, fail_dead_runs, is_running
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.prices.partitions import create_run
 from kline_assets.resources import PostgresResource
-from kline_assets.run_monitor import dead_runs, fail_dead_runs, is_running
-from kline_assets.settings import SQL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).parent / "dagster")

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from kline_assets.api.pagination import Limit, Offset, Page, page
 from kline_assets.api.stores import Stores
-from kline_assets.errors import InvalidQueryError
+from kline_assets.lib.errors import InvalidQueryError
 from kline_assets.stocks import read
 
 router = APIRouter(tags=["bars"])

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from kline_assets.errors import InvalidQueryError, NotFoundError, StoreUnavailable
+from kline_assets.lib.errors import InvalidQueryError, NotFoundError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

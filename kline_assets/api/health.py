@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from kline_assets.api.stores import Stores
-from kline_assets.errors import StoreUnavailable
+from kline_assets.lib.errors import StoreUnavailable
 from kline_assets.resources.dsn import redact
 
 router = APIRouter(tags=["health"])

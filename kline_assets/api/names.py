@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql as pgsql
 
-from kline_assets.errors import StoreUnavailable
+from kline_assets.lib.errors import StoreUnavailable
 from kline_assets.prices.read import COHORT_TABLE, IPHONE_TABLE, SHOP_TABLE
 from kline_assets.resources.postgres import PostgresResource, table_ident
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Request
 from pydantic import BaseModel
 
-from kline_assets.errors import InvalidQueryError
+from kline_assets.lib.errors import InvalidQueryError
 from kline_assets.prices.read import DEFAULT_LIMIT, HTTP_HINT, MAX_LIMIT, parse_ordering
 
 T = TypeVar("T")

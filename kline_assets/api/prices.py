@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
 from kline_assets.api.stores import Stores, get_stores
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices import read
-from kline_assets.settings import PRICE_TZ
 
 router = APIRouter(prefix="/api", tags=["prices"])
 Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]

@@ -12,9 +12,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from kline_assets.errors import KlineError
-from kline_assets.months import add_months, month_key, months_between, parse_month
-from kline_assets.settings import PRICE_TZ
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import add_months, month_key, months_between, parse_month
+from kline_assets.lib.settings import PRICE_TZ
 
 
 class DemoError(KlineError):

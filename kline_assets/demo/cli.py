@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 
 _DEFAULTS = {"seed": 7, "start": "2025-10", "months": 2, "shops": 24, "iphones": 40,
              "stock_months": 2}

@@ -23,6 +23,7 @@ from psycopg import sql
 from kline_assets.demo.catalog import STOCK_CODES, DemoConfig, DemoError, generate_catalog
 from kline_assets.demo.prices import generate_price_records
 from kline_assets.demo.stocks import generate_stock_bars
+from kline_assets.lib.settings import PRICE_TZ, SQL_DIR
 from kline_assets.prices.source import (
     COHORT_MEMBER_TABLE,
     COHORT_TABLE,
@@ -32,7 +33,6 @@ from kline_assets.prices.source import (
 )
 from kline_assets.resources.pgcopy import copy_table, table_types
 from kline_assets.resources.postgres import PostgresResource, table_ident
-from kline_assets.settings import PRICE_TZ, SQL_DIR
 from kline_assets.stocks import STOCK_TABLE
 
 LOAD_TABLE = "kline_demo_load"

@@ -22,7 +22,7 @@ from kline_assets.demo.catalog import (
     base_price,
     random_stream,
 )
-from kline_assets.settings import PRICE_TZ
+from kline_assets.lib.settings import PRICE_TZ
 
 BUCKET_US = 15 * 60 * 1_000_000
 

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from kline_assets.demo.catalog import DemoConfig, DemoError
 from kline_assets.demo.load import load_demo
 from kline_assets.demo.stocks import generate_stock_bars, stock_days, write_stock_landing
-from kline_assets.errors import CalendarRangeError
-from kline_assets.instance import get_instance
+from kline_assets.lib.errors import CalendarRangeError
+from kline_assets.lib.instance import get_instance
+from kline_assets.lib.settings import load_settings
 from kline_assets.prices.partitions import create_run, month_partitions, price_partition_key
 from kline_assets.prices.pipeline import STEPS, PipelinePlan, run_pipeline
 from kline_assets.prices.runs import asset_month_counts
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.build import store_resources
-from kline_assets.settings import load_settings
 from kline_assets.stocks import STOCK_TABLE
 from kline_assets.stocks.monthly import VIEW
 

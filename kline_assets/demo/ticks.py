@@ -8,7 +8,7 @@ import pandas as pd
 
 from kline_assets.demo.catalog import S_TICKS, STOCK_CODES, DemoConfig, random_stream
 from kline_assets.demo.stocks import opening_prices
-from kline_assets.months import add_months
+from kline_assets.lib.months import add_months
 from kline_assets.stocks.sessions import AFTERNOON, AUCTION_OPEN, MORNING, is_trading_day
 from kline_assets.stocks.sessions import trading_days as xshg_trading_days
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kline_assets.kernels.align import bucket_start_us, latest_per_bucket
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.source import (
     IPHONE_TABLE,
     PRICE_TABLE,
@@ -29,7 +30,6 @@ from kline_assets.prices.source import (
     screen_records,
 )
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import PRICE_TZ
 
 CHUNK_DAYS = 2
 """Days of records read and aligned at once: ~140k records per day at 3× the demo's shops."""

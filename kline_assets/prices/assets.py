@@ -32,7 +32,7 @@ from dagster import (
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.plots import features_markdown
+from kline_assets.lib.plots import features_markdown
 from kline_assets.prices.aligned import CHUNK_DAYS, AlignedStream
 from kline_assets.prices.emit import emit_unless_empty, say_nothing_materialized
 from kline_assets.prices.partitions import (

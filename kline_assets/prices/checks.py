@@ -17,8 +17,9 @@ from dagster import (
 )
 
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS, WINDOWS_MINUTES_TO_BUCKETS
-from kline_assets.months import add_months, month_key, month_of
-from kline_assets.partitioned_checks import partitioned_check
+from kline_assets.lib.months import add_months, month_key, month_of
+from kline_assets.lib.partitioned_checks import partitioned_check
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.assets import (
     SCOPE_KIND_EXPR,
     cohorts,
@@ -37,7 +38,6 @@ from kline_assets.prices.source import read_cohorts, screen_cohorts
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import quote_literal, time_range_where, values_where
-from kline_assets.settings import PRICE_TZ
 
 
 def partition_filter(partition_key: str, alias: str = "") -> str:

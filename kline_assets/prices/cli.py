@@ -7,8 +7,8 @@ import time
 
 import click
 
-from kline_assets.errors import InvalidRunIdError, KlineError
-from kline_assets.instance import get_instance
+from kline_assets.lib.errors import InvalidRunIdError, KlineError
+from kline_assets.lib.instance import get_instance
 from kline_assets.prices.partitions import (
     LIVE,
     create_run,

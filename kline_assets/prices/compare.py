@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 from kline_assets.prices.partitions import validate_run_id
 from kline_assets.prices.runs import KEYS, SCOPE_EXPR, require_data
 from kline_assets.prices.tables import PRICE_TABLES

@@ -24,7 +24,7 @@ from kline_assets.kernels.cohorts import aggregate_cohorts
 from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
 from kline_assets.kernels.features import compute_features, forward_fill
 from kline_assets.kernels.grid import build_price_tensor
-from kline_assets.settings import PRICE_TZ
+from kline_assets.lib.settings import PRICE_TZ
 
 STAT_COLUMNS = ("mean", "median", "std", "dispersion")
 _BUCKET_NS = BUCKET_SECONDS * 1_000_000_000

@@ -31,12 +31,12 @@ from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi
 from dagster._core.definitions.source_asset import SYSTEM_METADATA_KEY_SOURCE_ASSET_OBSERVATION
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
-from kline_assets.months import MonthWindow, add_months, month_key, yyyymm
+from kline_assets.lib.months import MonthWindow, add_months, month_key, yyyymm
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.partitions import price_partition_key
 from kline_assets.prices.warmup import stored_rows
 from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse import FrameStream
-from kline_assets.settings import PRICE_TZ
 
 # Dagster records no asset event for an output carrying this key: the asset logs its own.
 EVENTS_LOGGED_BY_THE_ASSET = {SYSTEM_METADATA_KEY_SOURCE_ASSET_OBSERVATION: True}

@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 from psycopg import sql
 
-from kline_assets.errors import KlineError
 from kline_assets.kernels.feature_names import WINDOWS_MINUTES_TO_BUCKETS
-from kline_assets.months import add_months, month_key, month_of, months_between, zoned
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import add_months, month_key, month_of, months_between, zoned
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.aligned import align_month
 from kline_assets.prices.partitions import LIVE, month_partitions
 from kline_assets.prices.source import PRICE_TABLE, read_cohorts, screen_cohorts
@@ -45,7 +46,6 @@ from kline_assets.resources.clickhouse.sql import (
     time_range_where,
 )
 from kline_assets.resources.postgres import table_ident
-from kline_assets.settings import PRICE_TZ
 
 BUCKET = timedelta(minutes=15)
 MAX_SPAN = timedelta(days=3)

@@ -14,7 +14,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from kline_assets.partitioned_checks import evaluators_of
+from kline_assets.lib.partitioned_checks import evaluators_of
 from kline_assets.prices import checks as price_checks
 from kline_assets.prices.incremental import RefreshPlan, refresh_window
 from kline_assets.prices.partitions import LIVE, price_partition_key

@@ -21,9 +21,9 @@ from dagster import (
     MultiPartitionsDefinition,
 )
 
-from kline_assets.errors import InvalidRunIdError
-from kline_assets.months import add_months, month_key, month_window, parse_month
-from kline_assets.settings import PRICE_TZ
+from kline_assets.lib.errors import InvalidRunIdError
+from kline_assets.lib.months import add_months, month_key, month_window, parse_month
+from kline_assets.lib.settings import PRICE_TZ
 
 RUN_ID_DIMENSION = "run_id"
 MONTH_DIMENSION = "month"

@@ -22,8 +22,8 @@ from typing import Any
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, Definitions
 
-from kline_assets.errors import KlineError
-from kline_assets.months import add_months, month_key, month_label, parse_month
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import add_months, month_key, month_label, parse_month
 from kline_assets.prices.partitions import (
     create_run,
     month_partitions,

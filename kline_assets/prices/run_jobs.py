@@ -15,7 +15,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from kline_assets.errors import InvalidRunIdError
+from kline_assets.lib.errors import InvalidRunIdError
 from kline_assets.prices.partitions import (
     LIVE,
     create_run,

@@ -33,8 +33,9 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.client import Client
 from dagster import AssetMaterialization, DagsterInstance
 
-from kline_assets.errors import InvalidRunIdError, KlineError
-from kline_assets.months import key_of_yyyymm
+from kline_assets.lib.errors import InvalidRunIdError, KlineError
+from kline_assets.lib.months import key_of_yyyymm
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.partitions import (
     BACKUP_PATTERN,
     LIVE,
@@ -59,7 +60,6 @@ from kline_assets.resources.clickhouse.sql import (
     swap_in,
     sweep_stale_staging,
 )
-from kline_assets.settings import PRICE_TZ
 
 # Per table: the scope expression and the key columns within a scope (FINAL makes keys unique).
 SCOPE_EXPR = {

@@ -19,11 +19,11 @@ from dagster import (
     schedule,
 )
 
-from kline_assets.months import current_month, month_key
+from kline_assets.lib.months import current_month, month_key
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.jobs import price_assets_job, prices_watch_job
 from kline_assets.prices.partitions import LIVE, price_partition_key
 from kline_assets.prices.sensors import LIVE_REFRESH_ENV, LIVE_WRITER_TAG, live_refresh_enabled
-from kline_assets.settings import PRICE_TZ
 
 
 @schedule(

@@ -31,7 +31,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from kline_assets.errors import MissingTableError, ServiceUnavailableError
+from kline_assets.lib.errors import MissingTableError, ServiceUnavailableError
 from kline_assets.prices.incremental import RefreshPlan, new_records, plan_refresh
 from kline_assets.prices.jobs import price_assets_job
 from kline_assets.prices.live_job import live_refresh_job, window_run_config

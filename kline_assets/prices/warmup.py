@@ -13,14 +13,14 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from kline_assets.errors import KlineError
-from kline_assets.months import month_key
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import month_key
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.partitions import FIRST_MONTH_START
 from kline_assets.prices.source import has_records
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.sql import read_frame, time_range_where, values_where
-from kline_assets.settings import PRICE_TZ
 
 
 def last_means_before(

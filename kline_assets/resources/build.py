@@ -8,12 +8,12 @@ from typing import Any
 
 from dagster import EnvVar
 
+from kline_assets.lib.settings import load_settings
 from kline_assets.resources.clickhouse import ClickHouseIOManager, ClickHouseResource
 from kline_assets.resources.device import TorchDeviceResource
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import PostgresIOManager
 from kline_assets.resources.redis import RedisResource
-from kline_assets.settings import load_settings
 
 
 def build_resources(

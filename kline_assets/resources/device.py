@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kline_assets.settings import DEFAULT_DEVICE
+from kline_assets.lib.settings import DEFAULT_DEVICE
 
 if TYPE_CHECKING:  # torch takes seconds to import; every Dagster step process pays it
     import torch

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from kline_assets.errors import MalformedDsnError
+from kline_assets.lib.errors import MalformedDsnError
 
 MASK = "***"
 _SECRET_KEYS = {"password", "pass", "pwd", "secret", "token", "sslpassword"}

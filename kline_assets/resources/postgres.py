@@ -19,9 +19,9 @@ from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.errors import MalformedDsnError, MissingTableError, ServiceUnavailableError
+from kline_assets.lib.errors import MalformedDsnError, MissingTableError, ServiceUnavailableError
+from kline_assets.lib.settings import DEFAULT_PG_DSN
 from kline_assets.resources.dsn import check_postgres_dsn, redact
-from kline_assets.settings import DEFAULT_PG_DSN
 
 
 def table_ident(table: str) -> sql.Identifier:

@@ -38,8 +38,8 @@ from dagster._core.storage.db_io_manager import (
 from psycopg import sql
 from pydantic import Field
 
-from kline_assets.errors import KlineError
-from kline_assets.months import month_of, months_between
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import month_of, months_between
 from kline_assets.resources.pgcopy import copy_table, table_types
 from kline_assets.resources.postgres import PostgresResource, table_ident
 

@@ -6,9 +6,9 @@ import redis
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
+from kline_assets.lib.settings import DEFAULT_REDIS_URL
 from kline_assets.resources.dsn import check_redis_url, redact
-from kline_assets.settings import DEFAULT_REDIS_URL
 
 
 class RedisResource(ConfigurableResource):

@@ -4,7 +4,7 @@ Table names belong to the domain, not to the generic PostgreSQL resource; so doe
 that creates them, which is also where their column schemas come from.
 """
 
-from kline_assets.settings import SQL_DIR
+from kline_assets.lib.settings import SQL_DIR
 
 STOCK_TABLE = "stock_1min_qfq"
 """The vendors' 1-minute history (Beijing wall clock, bars labelled by their end)."""

@@ -26,10 +26,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from kline_assets.lib.settings import load_settings
 from kline_assets.resources.ddl import ddl_schema
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import ArrowStream
-from kline_assets.settings import load_settings
 from kline_assets.stocks import SOURCE_SQL, STOCK_TABLE
 
 from . import checks, landing, monthly

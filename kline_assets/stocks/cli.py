@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 from dagster import AssetCheckEvaluation, AssetMaterialization
 
-from kline_assets.instance import get_instance
 from kline_assets.kernels.bars import PERIODS, PROFILES
+from kline_assets.lib.instance import get_instance
 from kline_assets.resources.build import store_resources
 
 from . import monthly

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kline_assets.errors import ClosuresFileError
+from kline_assets.lib.errors import ClosuresFileError
 
 CLOSURES_ENV = "KLINE_XSHG_CLOSURES"
 DEFAULT_CLOSURES = Path(__file__).with_name("xshg_closures.csv")

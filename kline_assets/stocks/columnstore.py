@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources.postgres import table_ident
 from kline_assets.resources.postgres_io import ensure_hypertable as ensure_plain_hypertable
 from kline_assets.resources.postgres_io import has_timescaledb
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import STOCK_SYNTH_TABLE, STOCK_TABLE
 from kline_assets.stocks.monthly import ensure_hypertable, sql_sections
 

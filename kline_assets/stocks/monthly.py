@@ -32,10 +32,10 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.resources.postgres_io import has_timescaledb, is_hypertable
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import STOCK_TABLE
 
 from .partitions import MonthWindow

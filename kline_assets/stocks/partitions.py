@@ -2,7 +2,7 @@
 
 `stock_1min_qfq.time` is a `timestamp without time zone` holding Beijing wall-clock time, so a
 partition's window is passed to SQL as naive datetimes: month M is [M-01 00:00, M+1-01 00:00).
-Month arithmetic itself lives in kline_assets.months; this module only adds the stock zone.
+Month arithmetic itself lives in kline_assets.lib.months; this module only adds the stock zone.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from datetime import datetime
 
 from dagster import MonthlyPartitionsDefinition
 
-from kline_assets import months
-from kline_assets.months import MonthWindow, add_months, month_label, parse_month
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib import months
+from kline_assets.lib.months import MonthWindow, add_months, month_label, parse_month
+from kline_assets.lib.settings import STOCK_TZ
 
 FIRST_MONTH = "2000-01"
 

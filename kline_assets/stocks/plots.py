@@ -1,6 +1,6 @@
 """Candlestick picture of one code's monthly K-lines, as Markdown metadata for the Dagster UI.
 
-The PNG travels inside the materialization event (kline_assets.plots embeds it as a data URI),
+The PNG travels inside the materialization event (kline_assets.lib.plots embeds it as a data URI),
 so it needs no file server; at ≤ 24 candles it stays around 20–30 KB.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from kline_assets.plots import figure_png, png_markdown
+from kline_assets.lib.plots import figure_png, png_markdown
 
 UP, DOWN = "#d62728", "#2ca02c"  # A-share convention: red up, green down
 

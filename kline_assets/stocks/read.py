@@ -23,12 +23,12 @@ import pandas as pd
 import redis as redislib
 from psycopg import sql
 
-from kline_assets.errors import InvalidQueryError, NotFoundError, ServiceUnavailableError
 from kline_assets.kernels.bars import PERIODS, Bars, block_end_minutes, resample_bars
+from kline_assets.lib.errors import InvalidQueryError, NotFoundError, ServiceUnavailableError
+from kline_assets.lib.settings import STOCK_TZ
 from kline_assets.resources.dsn import redact
 from kline_assets.resources.postgres import PostgresResource, table_ident
 from kline_assets.resources.redis import RedisResource
-from kline_assets.settings import STOCK_TZ
 
 from . import STOCK_SYNTH_TABLE, STOCK_TABLE, rules
 from .history import minute_bars

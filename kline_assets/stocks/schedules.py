@@ -23,8 +23,8 @@ from dagster import (
     schedule,
 )
 
-from kline_assets.months import month_key
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.months import month_key
+from kline_assets.lib.settings import STOCK_TZ
 
 from .jobs import stock_monthly_job, stocks_watch_job
 from .partitions import add_months, current_month

@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from kline_assets.errors import CalendarRangeError, ClosuresFileError
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.errors import CalendarRangeError, ClosuresFileError
+from kline_assets.lib.settings import STOCK_TZ
 
 from .closures import (  # noqa: F401 (CLOSURES_ENV, DEFAULT_CLOSURES: asked of sessions)
     CLOSURES_ENV,

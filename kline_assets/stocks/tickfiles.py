@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from kline_assets.errors import KlineError
 from kline_assets.kernels.bars import Bars, SynthReport, Ticks, synthesize
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import STOCK_TZ
 
 from . import rules
 from .csvfiles import BLOCK_BYTES, locate_bad_line

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kline_assets.api.names import CatalogNames
-from kline_assets.errors import StoreUnavailable
+from kline_assets.lib.errors import StoreUnavailable
 from kline_assets.resources import PostgresResource
 from kline_assets_tests.support.ports import closed_port
 

@@ -10,9 +10,9 @@ from kline_assets.cli import cli
 from kline_assets.demo.catalog import DemoConfig, DemoError
 from kline_assets.demo.cli import demo
 from kline_assets.demo.run import validate
-from kline_assets.months import add_months, current_month, month_label
+from kline_assets.lib.months import add_months, current_month, month_label
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.resources import PostgresResource
-from kline_assets.settings import PRICE_TZ
 
 
 def _state(postgres: PostgresResource) -> tuple:

@@ -113,7 +113,7 @@ def test_each_month_of_a_backfill_run_is_materialized_alone_and_an_empty_month_n
     """A backfill of the month before the demo's data and the demo's two months: one run, but
     each month with data gets its own materialization (its own row count and partition), the
     empty month none, and the checks evaluate only the months that were materialized."""
-    from kline_assets.months import add_months, month_key, parse_month
+    from kline_assets.lib.months import add_months, month_key, parse_month
     from kline_assets.prices.checks import aggregate_checks, price_aligned_checks
 
     empty = month_key(add_months(parse_month(demo_months[0]), -1))

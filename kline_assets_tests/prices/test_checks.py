@@ -23,7 +23,8 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from kline_assets.months import month_key, month_of
+from kline_assets.lib.months import month_key, month_of
+from kline_assets.lib.settings import PRICE_TZ, SQL_DIR
 from kline_assets.prices.assets import (
     cohorts,
     cross_shop_agg,
@@ -40,7 +41,6 @@ from kline_assets.prices.checks import (
 from kline_assets.prices.jobs import prices_watch_job
 from kline_assets.prices.partitions import LIVE, create_run, price_partition_key
 from kline_assets.resources import ClickHouseResource, PostgresResource
-from kline_assets.settings import PRICE_TZ, SQL_DIR
 from kline_assets_tests.support.databases import ADMIN_DSN
 from kline_assets_tests.support.prices import (
     HAND,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kline_assets.errors import InvalidRunIdError
+from kline_assets.lib.errors import InvalidRunIdError
 from kline_assets.prices.partitions import (
     create_run,
     price_partition_key,

@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from kline_assets.cli import cli
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 from kline_assets.prices.assets import (
     cohorts,
     cross_shop_agg,

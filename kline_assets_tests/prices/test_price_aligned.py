@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from kline_assets.errors import MissingTableError, ServiceUnavailableError
+from kline_assets.lib.errors import MissingTableError, ServiceUnavailableError
 from kline_assets.prices.assets import price_aligned, raw_price_records
 from kline_assets.prices.checks import price_aligned_checks
 from kline_assets.resources import ClickHouseResource, PostgresResource
@@ -140,7 +140,7 @@ def test_unregistered_run_id_fails_clearly(price_resources, runs):
 
 
 def test_malformed_run_id_cannot_be_registered(instance):
-    from kline_assets.errors import InvalidRunIdError
+    from kline_assets.lib.errors import InvalidRunIdError
     from kline_assets.prices.partitions import create_run
 
     for bad in ("Live", "a|b", "x,y", "", "a" * 65, "white space"):

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from kline_assets.errors import InvalidQueryError, NotFoundError, StoreUnavailable
+from kline_assets.lib.errors import InvalidQueryError, NotFoundError, StoreUnavailable
 from kline_assets.prices import read as query
 from kline_assets.resources import ClickHouseResource
 from kline_assets.resources.clickhouse.sql import read_frame

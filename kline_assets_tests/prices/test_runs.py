@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from kline_assets.cli import cli
-from kline_assets.errors import InvalidRunIdError
+from kline_assets.lib.errors import InvalidRunIdError
 from kline_assets.prices import runs as runs_module
 from kline_assets.prices.compare import compare_runs, sort_scopes
 from kline_assets.prices.partitions import create_run, registered_run_ids
@@ -391,7 +391,7 @@ def test_runs_list_and_compare_json(loaded, clickhouse_dsn, monkeypatch, tmp_pat
     monkeypatch.setenv("KLINE_CLICKHOUSE_DATABASE", loaded.db)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     runner = CliRunner()
-    from kline_assets.instance import get_instance
+    from kline_assets.lib.instance import get_instance
 
     instance = get_instance()
     create_run(instance, "live")

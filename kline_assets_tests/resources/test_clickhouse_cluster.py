@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.resource import _CREATE, INIT_SQL, split_statements

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kline_assets.errors import KlineError, ServerVersionError
+from kline_assets.lib.errors import KlineError, ServerVersionError
 from kline_assets.resources.clickhouse.features import (
     DEPLOYMENT_RELEASE,
     MINIMUM_RELEASE,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kline_assets.errors import MalformedDsnError
+from kline_assets.lib.errors import MalformedDsnError
 from kline_assets.resources.dsn import check_postgres_dsn, check_redis_url, host_port, redact
 from kline_assets.resources.redis import RedisResource
 

@@ -5,7 +5,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources import ClickHouseResource, RedisResource, resolve_device
 from kline_assets.resources.clickhouse.sql import partition_literal, replace_partitions
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pytest
 
-from kline_assets.errors import KlineError
-from kline_assets.settings import SQL_DIR
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.stocks.columnstore import apply_columnstore, check_interval, statement
 from kline_assets_tests.support.stocks import read_bars, run_months
 

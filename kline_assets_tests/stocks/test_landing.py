@@ -15,7 +15,7 @@ from dagster import (
     materialize,
 )
 
-from kline_assets.months import MonthWindow
+from kline_assets.lib.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks import STOCK_TABLE
 from kline_assets.stocks.assets import stock_1min

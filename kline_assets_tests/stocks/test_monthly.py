@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, RunConfig, materialize
 
-from kline_assets.months import MonthWindow
+from kline_assets.lib.months import MonthWindow
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources.postgres import PostgresResource
-from kline_assets.settings import SQL_DIR
 from kline_assets.stocks import monthly
 from kline_assets.stocks.assets import MonthlyRefreshConfig, stock_1min, stock_monthly_kline
 from kline_assets.stocks.checks import stock_monthly_kline_checks

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dagster import AssetMaterialization, DagsterInstance, materialize
 
-from kline_assets.months import MonthWindow
+from kline_assets.lib.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks import monthly
 from kline_assets.stocks.assets import stock_1min, stock_monthly_kline

@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks.read import BarsQueryError, UnknownSymbolError, bars

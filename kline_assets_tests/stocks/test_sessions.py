@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckResult, AssetCheckSeverity, SkipReason, build_schedule_context
 
-from kline_assets.errors import CalendarRangeError, ClosuresFileError
+from kline_assets.lib.errors import CalendarRangeError, ClosuresFileError
 from kline_assets.stocks import sessions
 from kline_assets.stocks.checks import calendar_coverage
 from kline_assets.stocks.schedules import stock_current_month

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from dagster import DagsterInstance
 
-from kline_assets.months import MonthWindow
+from kline_assets.lib.months import MonthWindow
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks import monthly
 from kline_assets.stocks.cli import stocks

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kline_assets.errors import InvalidQueryError, InvalidRunIdError
 from kline_assets.kernels.align import BUCKET_SECONDS
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS
+from kline_assets.lib.errors import InvalidQueryError, InvalidRunIdError
+from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices.partitions import validate_run_id
-from kline_assets.settings import PRICE_TZ
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 5000

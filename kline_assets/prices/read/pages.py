@@ -26,7 +26,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from kline_assets.errors import NotFoundError
+from kline_assets.lib.errors import NotFoundError
 from kline_assets.prices.partitions import LIVE
 from kline_assets.resources.clickhouse import ClickHouseResource
 

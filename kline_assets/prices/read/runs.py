@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.client import Client
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-from kline_assets.months import key_of_yyyymm
+from kline_assets.lib.months import key_of_yyyymm
 from kline_assets.prices.partitions import (
     LIVE,
     RUN_ID_PATTERN,

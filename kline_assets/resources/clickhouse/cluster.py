@@ -33,8 +33,8 @@ import re
 from functools import cache
 from typing import Any
 
-from kline_assets.errors import KlineError
-from kline_assets.settings import SQL_DIR, load_settings
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import SQL_DIR, load_settings
 
 CLUSTER_ENV = "KLINE_CLICKHOUSE_CLUSTER"
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"

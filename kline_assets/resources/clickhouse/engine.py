@@ -35,8 +35,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from filelock import FileLock, Timeout
 
-from kline_assets.errors import ServiceUnavailableError
-from kline_assets.processes import pid_alive
+from kline_assets.lib.errors import ServiceUnavailableError
+from kline_assets.lib.processes import pid_alive
 
 if TYPE_CHECKING:
     from kline_assets.resources.clickhouse.resource import ClickHouseResource
@@ -336,6 +336,6 @@ def _clean(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    from kline_assets.settings import DEFAULT_CLICKHOUSE_DSN
+    from kline_assets.lib.settings import DEFAULT_CLICKHOUSE_DSN
 
     _clean(embedded_path(DEFAULT_CLICKHOUSE_DSN))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.common import version_at_least
 
-from kline_assets.errors import ServerVersionError
+from kline_assets.lib.errors import ServerVersionError
 
 # The image docker-compose.yml runs: the current long-term-support release line.
 DEPLOYMENT_RELEASE = "26.8"

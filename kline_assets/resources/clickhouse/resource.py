@@ -20,12 +20,12 @@ from clickhouse_connect.driver.client import Client
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
+from kline_assets.lib.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 from kline_assets.resources.clickhouse import cluster, engine
 from kline_assets.resources.clickhouse.engine import embedded_path, is_embedded
 from kline_assets.resources.clickhouse.features import require_server_features
 from kline_assets.resources.dsn import check_url, host_port, redact
-from kline_assets.settings import DEFAULT_CLICKHOUSE_DATABASE, DEFAULT_CLICKHOUSE_DSN, SQL_DIR
 
 INIT_SQL = SQL_DIR / "clickhouse" / "init.sql"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

@@ -26,8 +26,8 @@ from clickhouse_connect.driver.client import Client
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice
 
-from kline_assets.months import add_months, months_between, yyyymm
-from kline_assets.processes import pid_alive
+from kline_assets.lib.months import add_months, months_between, yyyymm
+from kline_assets.lib.processes import pid_alive
 from kline_assets.resources.clickhouse import cluster as cl
 from kline_assets.resources.clickhouse.features import replace_partition_settings
 

@@ -21,7 +21,7 @@ from dagster import (
 )
 from psycopg import sql
 
-from kline_assets.partitioned_checks import as_evaluation, per_partition
+from kline_assets.lib.partitioned_checks import as_evaluation, per_partition
 
 from ..partitions import MonthWindow, month_label, window_for_keys
 

@@ -15,7 +15,7 @@ from dagster import (
     asset_check,
 )
 
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.settings import STOCK_TZ
 
 from .. import sessions
 from ..partitions import month_label

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kline_assets.months import MonthWindow, month_label
+from kline_assets.lib.months import MonthWindow, month_label
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")

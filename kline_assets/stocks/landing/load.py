@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from kline_assets.errors import KlineError
-from kline_assets.months import MonthWindow
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.months import MonthWindow
 from kline_assets.resources.postgres_io import replace_time_window
 
 from .dedupe import VALUES, dedupe

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from kline_assets.errors import KlineError
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.errors import KlineError
+from kline_assets.lib.settings import STOCK_TZ
 
 from .. import rules
 from ..csvfiles import BLOCK_BYTES, locate_bad_line

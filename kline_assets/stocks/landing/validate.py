@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kline_assets.months import MonthWindow
+from kline_assets.lib.months import MonthWindow
 
 from .. import sessions
 from .discover import LandingFile

@@ -24,10 +24,10 @@ from dagster import (
 )
 from pydantic import Field
 
+from kline_assets.lib.settings import STOCK_TZ
 from kline_assets.resources.ddl import ddl_schema
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
-from kline_assets.settings import STOCK_TZ
 
 from .. import STOCK_SYNTH_TABLE, STOCK_TABLE, SYNTH_SQL, rules
 from ..sessions import calendar_metadata, is_trading_day

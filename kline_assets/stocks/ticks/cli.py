@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 import redis
 
-from kline_assets.errors import ServiceUnavailableError
 from kline_assets.kernels.bars import PROFILES
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
 
@@ -116,7 +116,7 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
 def shard_keys(client: redis.Redis, keys: LiveKeys, s: int, n: int) -> LiveKeys:
     """Shard s's layout, after checking the feed is split into n (recording n if nothing
     is recorded yet: a consumer may start before the publisher)."""
-    from kline_assets.errors import KlineError
+    from kline_assets.lib.errors import KlineError
 
     current = client.get(keys.shards)
     if current is None:

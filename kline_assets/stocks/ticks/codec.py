@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from kline_assets.kernels.bars import Bars, SymbolState, Ticks
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.settings import STOCK_TZ
 
 from .. import rules
 

@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 import numpy as np
 import redis
 
-from kline_assets.errors import CalendarRangeError
 from kline_assets.kernels.bars import REASONS, Bars, SymbolState, Ticks, continue_bars
+from kline_assets.lib.errors import CalendarRangeError
 
 from .. import rules
 from ..sessions import trading_days

@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 
 DEFAULT_STREAM = "kline:ticks"
 DEFAULT_GROUP = "bars"

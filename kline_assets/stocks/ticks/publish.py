@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 
 from ..tickfiles import read_ticks
 from .codec import FIELD, encode

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import redis
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
 
@@ -69,7 +69,7 @@ def ingest_command(stream: str | None, group: str, consumer: str | None,
                    report_every: float, volume_unit: str, no_events: bool) -> None:
     """Vendor bars from the stream into stock_1min_qfq (1-minute) and stock_bars_vendor
     (5/15/30/60-minute): validated, committed in PostgreSQL, then acknowledged — exactly once."""
-    from kline_assets.instance import get_instance
+    from kline_assets.lib.instance import get_instance
 
     from .events import MonthEvents
     from .ingest import IngestOptions, Ingestor

@@ -54,10 +54,10 @@ from psycopg import sql
 from pydantic import Field
 
 from kline_assets.kernels.bars import Bars, resample_bars
-from kline_assets.partitioned_checks import partitioned_check
+from kline_assets.lib.partitioned_checks import partitioned_check
+from kline_assets.lib.settings import STOCK_TZ
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
-from kline_assets.settings import STOCK_TZ
 
 from .. import STOCK_TABLE
 from ..assets import stock_1min

@@ -38,7 +38,7 @@ import pandas as pd
 import psycopg
 import redis
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 
 from .codec import decode

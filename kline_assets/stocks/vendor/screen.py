@@ -33,9 +33,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kline_assets.errors import CalendarRangeError
 from kline_assets.kernels.bars import PERIODS, PROFILE_LABELS, VOLUME_UNITS, block_end_minutes
-from kline_assets.settings import STOCK_TZ
+from kline_assets.lib.errors import CalendarRangeError
+from kline_assets.lib.settings import STOCK_TZ
 
 from .. import rules, sessions
 from ..landing.validate import NON_TRADING_DAY, OUTSIDE_SESSION

@@ -40,10 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources.pgcopy import copy_table
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import ensure_hypertable
-from kline_assets.settings import SQL_DIR
 
 from .. import STOCK_TABLE
 from . import CORRECTIONS_TABLE, INGEST_TABLE, VENDOR_TABLE

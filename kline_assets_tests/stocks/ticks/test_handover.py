@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from dagster import AssetCheckSeverity, RunConfig, build_schedule_context, materialize
 
 from kline_assets.cli import cli
-from kline_assets.errors import ServiceUnavailableError
 from kline_assets.kernels.bars import Bars
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.postgres_io import is_hypertable
 from kline_assets.resources.redis import RedisResource

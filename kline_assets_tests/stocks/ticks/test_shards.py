@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from redis.crc import key_slot
 
 from kline_assets.cli import cli
-from kline_assets.errors import KlineError
+from kline_assets.lib.errors import KlineError
 from kline_assets.resources.redis import RedisResource
 from kline_assets.stocks import STOCK_SYNTH_TABLE
 from kline_assets.stocks.history import minute_bars

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import redis
 
-from kline_assets.errors import ServiceUnavailableError
+from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.stocks.vendor import ingest as ingest_module
 from kline_assets.stocks.vendor.codec import decode

@@ -7,7 +7,7 @@ import os
 
 from dagster import DagsterInstance
 
-from kline_assets.settings import load_settings
+from kline_assets.lib.settings import load_settings
 
 _DEFAULT_YAML = (
     "telemetry:\n  enabled: false\n"

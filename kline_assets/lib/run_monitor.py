@@ -30,7 +30,7 @@ from dagster import (
     sensor,
 )
 
-from kline_assets.processes import pid_alive
+from kline_assets.lib.processes import pid_alive
 
 QUIET_S = 300.0
 
