@@ -1,5 +1,6 @@
 /* What the pages of this service share: JSON from its API (an error carries the API's own
- * message), DRF pages followed through `next`, and the status line under the form. */
+ * message), DRF pages followed through `next`, the status line under the form, and tables
+ * refilled from rows. */
 const KlineApi = (function () {
   "use strict";
 
@@ -31,5 +32,21 @@ const KlineApi = (function () {
     element.className = error ? "error" : "";
   }
 
-  return {fetchJSON, getJSON, allPages, status};
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  /* Replace a table body's rows; a row's items are cells already made or values to show. */
+  function fill(tbody, rows) {
+    tbody.replaceChildren(...rows.map((cells) => {
+      const tr = document.createElement("tr");
+      tr.append(...cells.map((c) => (c instanceof Node ? c : cell(String(c)))));
+      return tr;
+    }));
+  }
+
+  return {fetchJSON, getJSON, allPages, status, cell, fill};
 })();

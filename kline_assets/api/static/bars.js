@@ -82,20 +82,7 @@
   const getJSON = KlineApi.getJSON;
   const say = (text, error) => KlineApi.status($("status"), text, error);
 
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    return td;
-  }
-
-  function fill(tbody, rows) {
-    tbody.replaceChildren(...rows.map((cells) => {
-      const tr = document.createElement("tr");
-      tr.append(...cells);
-      return tr;
-    }));
-  }
+  const {cell, fill} = KlineApi;
 
   async function showStatus() {
     const s = await getJSON("/api/bars/status");

@@ -35,21 +35,8 @@
     return p === null || p === undefined ? "—" : String(Number(p.toPrecision(6)));
   }
 
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    return td;
-  }
-
-  function fill(id, rows) {
-    const body = $(id).tBodies[0];
-    body.replaceChildren(...rows.map((cells) => {
-      const tr = document.createElement("tr");
-      tr.append(...cells.map((c) => (c instanceof Node ? c : cell(String(c)))));
-      return tr;
-    }));
-  }
+  const cell = KlineApi.cell;
+  const fill = (id, rows) => KlineApi.fill($(id).tBodies[0], rows);
 
   function sparkline(canvas, values) {
     const dpr = window.devicePixelRatio || 1;
