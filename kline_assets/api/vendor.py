@@ -1,6 +1,6 @@
 """The vendor feed's transfer monitor: `GET /api/vendor/status` (the stream's groups, backlog,
 pending per consumer, ingest rate, rejections by reason, corrections, last frame per symbol,
-symbols complete for the day; `kline_assets.stocks.vendor.status`) and `GET /transfer`, the
+symbols complete for the day; `kline_assets.stocks.read.transfer_status`) and `GET /transfer`, the
 page that shows it, refreshed every few seconds."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from fastapi.responses import FileResponse
 
 from kline_assets.api.bars import bar_stores
 from kline_assets.api.stores import Stores
-from kline_assets.stocks.vendor.keys import VendorKeys
-from kline_assets.stocks.vendor.status import vendor_status
+from kline_assets.stocks import read
 
 router = APIRouter(tags=["vendor"])
 STATIC = Path(__file__).parent / "static"
@@ -31,8 +30,7 @@ def status(
     buckets), the committed counters (inserted, duplicates, corrections, rejected by reason);
     the symbols with the oldest last frame, and how many symbols hold all 240 one-minute bars
     of the newest day. Times are ISO-8601 (24-hour)."""
-    keys = VendorKeys(stores.redis.key_prefix)
-    return vendor_status(stores.redis.client(), stores.postgres, keys, stream)
+    return read.transfer_status(stores.redis, stores.postgres, stream)
 
 
 @router.get("/transfer", include_in_schema=False)

@@ -35,9 +35,12 @@ from .history import minute_bars
 from .sessions import provisional_note
 from .ticks.keys import LiveKeys
 from .ticks.live import day_symbols, live_days, read_day, status
+from .vendor.keys import VendorKeys
+from .vendor.status import vendor_status
 
 __all__ = ["PERIODS", "SOURCES", "BarsQueryError", "UnknownSymbolError", "bars",
-           "known_symbols", "live_status", "merge_minutes", "parse_clock", "provisional_note"]
+           "known_symbols", "live_status", "merge_minutes", "parse_clock", "provisional_note",
+           "transfer_status"]
 
 SOURCES = ("vendor", "synth", "live")  # order of preference
 
@@ -238,3 +241,10 @@ def live_status(redis: RedisResource, max_symbols: int = 200) -> dict:
     latest = out["live_days"][-1] if out["live_days"] else None
     out["symbols"] = day_symbols(client, keys, latest)[:max_symbols] if latest else []
     return out
+
+
+def transfer_status(redis: RedisResource, postgres: PostgresResource,
+                    stream: str | None = None) -> dict:
+    """What the transfer monitor shows of the vendor feed (`vendor.status`): the stream named,
+    or the default one under the Redis key prefix."""
+    return vendor_status(redis.client(), postgres, VendorKeys(redis.key_prefix), stream)
