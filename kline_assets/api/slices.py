@@ -103,7 +103,8 @@ class MonthSlices:
 
     def stats(self) -> dict[str, int]:
         return {"months": len(self._slices), "bytes": self._bytes, "served": self.served,
-                "passed": self.passed, "loads": self.loads}
+                "passed": self.passed, "loads": self.loads,
+                "pending": len(self._pending)}
 
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)
