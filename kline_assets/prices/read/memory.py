@@ -257,11 +257,24 @@ def _rows(req: SliceRequest, slices: Sequence[MonthSlice], segs, slice_of: np.nd
     return [dict(zip(cols, r, strict=True)) for r in zip(*(values[c] for c in cols), strict=True)]
 
 
+_FIXED_OFFSET_SINCE = int(datetime(1952, 1, 1, tzinfo=TZ).timestamp())
+"""Asia/Tokyo is +09:00 without DST from here on (zoneinfo: DST ended in 1951)."""
+
+
+def _isos(arr: np.ndarray) -> list[str]:
+    """`iso` of each epoch second, vectorized (one datetime per row cost ~5 µs, the bulk of a
+    page); times before the zone's fixed offset take `iso` itself."""
+    if len(arr) and int(arr.min()) >= _FIXED_OFFSET_SINCE and TZ.key == "Asia/Tokyo":
+        wall = (arr.astype(np.int64) + 9 * 3600).astype("datetime64[s]")
+        return [t + "+09:00" for t in np.datetime_as_string(wall, unit="s").tolist()]
+    return [iso(int(v)) for v in arr.tolist()]
+
+
 def _json(name: str, arr: np.ndarray, integer: bool) -> list[Any]:
     """JSON-ready values as `pages` makes them: times as ISO-8601 (+09:00), NULL and NaN as
     None, integer columns as ints."""
     if name in _TIMES:
-        return [iso(int(v)) for v in arr.tolist()]
+        return _isos(arr)
     bad = ~np.isfinite(arr) if arr.dtype.kind == "f" else None
     if integer and arr.dtype.kind == "f":
         out: list[Any] = [None if b else int(v) for v, b in zip(arr.tolist(), bad.tolist(),
