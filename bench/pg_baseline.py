@@ -45,7 +45,8 @@ def create_app(dsn: str):
     from fastapi import FastAPI, Query, Request
 
     from kline_assets.api.pagination import page
-    from kline_assets.prices.read import TZ, is_final, iso
+    from kline_assets.prices.read import is_final, iso
+    from kline_assets.prices.read.args import TZ
 
     app = FastAPI()
     local = threading.local()

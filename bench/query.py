@@ -283,6 +283,7 @@ def throughput(env: dict[str, str], args: argparse.Namespace) -> list[tuple[str,
             proc.terminate()
             proc.wait(30)
         out.append((label, r))
+        print(f"  … {label}: {r['rps']:.1f} req/s, p95 {r['p95']:.1f} ms", flush=True)
     return out
 
 
