@@ -298,7 +298,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args()
 
-    with bench_postgres("kline_bench_query") as pg, bench_clickhouse("bench_query") as ch:
+    # Its own database: another checkout running this bench must not drop it under us.
+    with bench_postgres(f"kline_bench_query_{os.getpid()}") as pg, \
+            bench_clickhouse("bench_query") as ch:
         with pg.connect() as conn:
             conn.execute("INSERT INTO shop SELECT g, 'shop ' || g FROM generate_series(1, %s) g",
                          (SHOPS,))
