@@ -8,3 +8,7 @@ DEFAULT_HOLD_S = 2.0
 
 DEFAULT_CACHE_PAGES = 512
 """Pages the service keeps while their data cannot have changed (a few MiB)."""
+
+DEFAULT_CACHE_MIB = 1024
+"""MiB of features_wide month slices the service keeps in memory while their data cannot have
+changed (a month of 300 iPhones × the 8 columns of a bar page is ~45 MiB)."""

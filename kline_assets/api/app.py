@@ -15,9 +15,19 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from kline_assets.api import DEFAULT_CACHE_PAGES, DEFAULT_HOLD_S, bars, errors, health, prices, runs
+from kline_assets.api import (
+    DEFAULT_CACHE_MIB,
+    DEFAULT_CACHE_PAGES,
+    DEFAULT_HOLD_S,
+    bars,
+    errors,
+    health,
+    prices,
+    runs,
+)
 from kline_assets.api import vendor as vendor_routes
 from kline_assets.api.names import CatalogNames
+from kline_assets.api.slices import MonthSlices
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.postgres import PostgresResource
@@ -30,13 +40,15 @@ def create_app(clickhouse: ClickHouseResource | None = None,
                postgres: PostgresResource | None = None, *,
                hold_s: float = DEFAULT_HOLD_S, names_ttl_s: float = 60.0,
                redis: RedisResource | None = None, cache_pages: int = DEFAULT_CACHE_PAGES,
-               cache_ttl_s: float = 0.0) -> FastAPI:
+               cache_ttl_s: float = 0.0, cache_mib: int = DEFAULT_CACHE_MIB) -> FastAPI:
     """The service on the given stores (default: the environment's, as everywhere else).
 
     `hold_s`: how long the embedded ClickHouse engine stays open after the last request
     (0 = open per request); see `EngineKeeper`. `cache_pages`: pages kept while their data
     cannot have changed (0 = none); `cache_ttl_s`: where no hold proves that (a server DSN),
-    how stale a kept page may be (0 = not kept); see `ReadCache`.
+    how stale a kept page may be (0 = not kept); see `ReadCache`. `cache_mib`: memory for
+    the month slices features pages are answered from, valid as kept pages are (0 = none);
+    see `MonthSlices`.
     """
     if clickhouse is None or postgres is None or redis is None:
         from kline_assets.resources.build import store_resources
@@ -46,14 +58,17 @@ def create_app(clickhouse: ClickHouseResource | None = None,
         postgres = postgres or resources["postgres"]
         redis = redis or resources["redis"]
     keeper = EngineKeeper(clickhouse, hold_s)
+    pages = ReadCache(clickhouse, keeper, cache_pages, cache_ttl_s)
     stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s), keeper, redis,
-                    ReadCache(clickhouse, keeper, cache_pages, cache_ttl_s))
+                    pages, MonthSlices(clickhouse, pages.version, cache_mib << 20))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if stores.months is not None:
+                stores.months.close()
             stores.keeper.close()
 
     app = FastAPI(

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 
+from kline_assets.api import DEFAULT_CACHE_MIB
 from kline_assets.resources.clickhouse.engine import engine_opens
 
 OPTIONS_ENV = "KLINE_SERVE_OPTIONS"
@@ -57,21 +58,22 @@ def served_app() -> FastAPI:
 
     options = json.loads(os.environ[OPTIONS_ENV])
     app = create_app(hold_s=options["hold_s"], cache_pages=options["cache_pages"],
-                     cache_ttl_s=options["cache_ttl_s"])
+                     cache_ttl_s=options["cache_ttl_s"], cache_mib=options["cache_mib"])
     retire_after(app, options["max_engine_opens"],
                  lambda: _ask_supervisor_for_a_replacement(app))
     return app
 
 
 def serve(host: str, port: int, *, hold_s: float, cache_pages: int, cache_ttl_s: float,
-          max_engine_opens: int = DEFAULT_MAX_ENGINE_OPENS) -> None:
+          max_engine_opens: int = DEFAULT_MAX_ENGINE_OPENS,
+          cache_mib: int = DEFAULT_CACHE_MIB) -> None:
     """Bind the socket here, in the supervisor, and keep one worker serving on it."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     os.environ[OPTIONS_ENV] = json.dumps({
         "hold_s": hold_s, "cache_pages": cache_pages, "cache_ttl_s": cache_ttl_s,
-        "max_engine_opens": max_engine_opens})
+        "cache_mib": cache_mib, "max_engine_opens": max_engine_opens})
     config = uvicorn.Config("kline_assets.api.serving:served_app", factory=True, host=host,
                             port=port, workers=1, log_level="info",
                             timeout_worker_healthcheck=WORKER_HEALTHCHECK_S)

@@ -15,6 +15,8 @@ from typing import TypeVar
 from fastapi import Request
 
 from kline_assets.api.names import CatalogNames
+from kline_assets.api.slices import MonthSlices
+from kline_assets.prices import read as prices_read
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.engine import EngineKeeper
 from kline_assets.resources.postgres import PostgresResource
@@ -44,7 +46,7 @@ class ReadCache:
         self.hits = self.misses = 0
 
     def get(self, key: Hashable, read: Callable[[], P]) -> P:
-        version = self._version()
+        version = self.version()
         if version is None or self.max_pages <= 0:
             return read()
         with self._lock:
@@ -54,7 +56,7 @@ class ReadCache:
                 return self._pages[(version, key)]  # type: ignore[return-value]
             self.misses += 1
         value = read()
-        if self._version() == version:  # no writer got in while it was read
+        if self.version() == version:  # no writer got in while it was read
             with self._lock:
                 self._pages[(version, key)] = value
                 while len(self._pages) > self.max_pages:
@@ -64,7 +66,9 @@ class ReadCache:
     def stats(self) -> dict[str, int]:
         return {"pages": len(self._pages), "hits": self.hits, "misses": self.misses}
 
-    def _version(self) -> Hashable | None:
+    def version(self) -> Hashable | None:
+        """What the data is now, as far as kept pages go: equal versions, equal data; None
+        when nothing proves it (then nothing may be kept). Never a round trip per call."""
         if self.keeper.holding:
             return ("hold", self.keeper.generation)
         if self.version_ttl_s <= 0:
@@ -91,12 +95,22 @@ class Stores:
     keeper: EngineKeeper = field(repr=False)
     redis: RedisResource
     pages: ReadCache = field(repr=False)
+    months: MonthSlices | None = field(default=None, repr=False)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
         """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages
-        already read when it may be. Callers copy what they change: pages are shared."""
+        already read when it may be, else — for a features page — from the month slices in
+        memory when they hold it. Callers copy what they change: pages are shared."""
         key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
-        return self.pages.get(key, lambda: reader(self.clickhouse, **kwargs))
+
+        def fresh() -> P:
+            if reader is prices_read.features_page and self.months is not None:
+                page = self.months.features_page(**kwargs)
+                if page is not None:
+                    return page  # type: ignore[return-value]
+            return reader(self.clickhouse, **kwargs)
+
+        return self.pages.get(key, fresh)
 
 
 def get_stores(request: Request) -> Stores:
