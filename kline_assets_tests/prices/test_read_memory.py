@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from kline_assets.errors import InvalidQueryError
+from kline_assets.lib.errors import InvalidQueryError
 from kline_assets.prices import read
 from kline_assets.prices.read.memory import page_from_slices, read_month, slice_request
 
