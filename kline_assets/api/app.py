@@ -27,6 +27,7 @@ from kline_assets.api import (
 )
 from kline_assets.api import vendor as vendor_routes
 from kline_assets.api.names import CatalogNames
+from kline_assets.api.responses import EncodedPages
 from kline_assets.api.slices import MonthSlices
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
 from kline_assets.resources.clickhouse import ClickHouseResource
@@ -60,7 +61,8 @@ def create_app(clickhouse: ClickHouseResource | None = None,
     keeper = EngineKeeper(clickhouse, hold_s)
     pages = ReadCache(clickhouse, keeper, cache_pages, cache_ttl_s)
     stores = Stores(clickhouse, postgres, CatalogNames(postgres, names_ttl_s), keeper, redis,
-                    pages, MonthSlices(clickhouse, pages.version, cache_mib << 20))
+                    pages, MonthSlices(clickhouse, pages.version, cache_mib << 20),
+                    EncodedPages(cache_pages))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

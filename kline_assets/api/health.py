@@ -43,6 +43,6 @@ def healthz(request: Request) -> JSONResponse:
               _probe("redis", redact(stores.redis.url), redis)]
     ok = all(c["ok"] for c in checks)
     return JSONResponse({"status": "ok" if ok else "unavailable", "stores": checks,
-                         "cache": stores.pages.stats(),
+                         "cache": stores.cache_stats(),
                          "memory": stores.months.stats() if stores.months else None},
                         status_code=200 if ok else 503)

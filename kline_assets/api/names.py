@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql as pgsql
 
+from kline_assets.api.inline import may_block
 from kline_assets.lib.errors import StoreUnavailable
 from kline_assets.prices.read import COHORT_TABLE, IPHONE_TABLE, SHOP_TABLE
 from kline_assets.resources.postgres import PostgresResource, table_ident
@@ -33,6 +34,10 @@ class CatalogNames:
         self._at = 0.0
 
     def get(self) -> Names:
+        names = self._names
+        if names is not None and time.monotonic() - self._at <= self.ttl_s:
+            return names
+        may_block()
         with self._lock:
             if self._names is None or time.monotonic() - self._at > self.ttl_s:
                 self._names, self._at = self._load(), time.monotonic()

@@ -72,7 +72,7 @@ class Listing:
         return page(self.request, count, results, self.limit, self.offset)
 
 
-def listing(
+async def listing(
     request: Request, run_id: RunId = "live", bucket__gte: TimeBound = None,
     bucket__lte: TimeBound = None,
     ordering_: Annotated[str | None, Query(

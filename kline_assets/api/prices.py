@@ -8,17 +8,18 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, TypeAdapter
 
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
-from kline_assets.api.stores import Stores, get_stores
+from kline_assets.api.responses import final_until, respond
+from kline_assets.api.stores import Stores, app_stores
 from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices import read
 
 router = APIRouter(prefix="/api", tags=["prices"])
 Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]
-StoresDep = Annotated[Stores, Depends(get_stores)]
+StoresDep = Annotated[Stores, Depends(app_stores)]
 ListingDep = Annotated[Listing, Depends(listing)]
 
 
@@ -84,85 +85,111 @@ ALIGNED_ORDER = {"bucket": "bucket", "shop": "shop_id", "iphone": "iphone_id",
                  "record_time": "record_time", "alignment_diff_sec": "alignment_diff_sec"}
 
 
+OVERALL_PAGE = TypeAdapter(Page[OverallBar])
+COHORT_PAGE = TypeAdapter(Page[CohortBar])
+FEATURE_PAGE = TypeAdapter(Page[FeatureValue])
+ALIGNED_PAGE = TypeAdapter(Page[PurchasingTimeAnalysis])
+
+
 def _now() -> datetime:
     return datetime.now(ZoneInfo(PRICE_TZ))
 
 
 @router.get("/overall-bars/", response_model=Page[OverallBar])
-def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> dict:
+async def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> Response:
     """Cross-shop statistics per iPhone and bucket (scopes `iphone:*`)."""
     ids = ints(iphone, "iphone")
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
-    found = stores.read(
-        read.features_page, scope=scope, **rows.query_args(OVERALL_ORDER),
-        columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
-                 "inserted_at"])
-    names, now = stores.names.get().iphone, _now()
-    results = []
-    for r in found.rows:
-        iphone_id = int(r["scope"].split(":", 1)[1])
-        results.append({
-            "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
-            "mean": r["mean"], "median": r["median"], "std": r["std"],
-            "shop_count": r["shop_count"], "dispersion": r["dispersion"],
-            "is_final": read.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
-    return rows.page(found.count, results)
+    args = rows.query_args(OVERALL_ORDER)
+
+    def build() -> tuple[dict, float | None]:
+        found = stores.read(
+            read.features_page, scope=scope, **args,
+            columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
+                     "inserted_at"])
+        names, now = stores.names.get().iphone, _now()
+        results = []
+        for r in found.rows:
+            iphone_id = int(r["scope"].split(":", 1)[1])
+            results.append({
+                "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
+                "mean": r["mean"], "median": r["median"], "std": r["std"],
+                "shop_count": r["shop_count"], "dispersion": r["dispersion"],
+                "is_final": read.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
+        return rows.page(found.count, results), final_until(results)
+
+    return await respond(rows.request, stores, OVERALL_PAGE, build)
 
 
 @router.get("/cohort-bars/", response_model=Page[CohortBar])
-def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = None) -> dict:
+async def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = None
+                      ) -> Response:
     """Cohort statistics per bucket (scopes `cohort:*`); `cohort` is the cohort's id in
     PostgreSQL, `n_models` the member iPhones with data in the bucket."""
     slugs = multi(cohort__slug)
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
-    found = stores.read(
-        read.features_page, scope=scope, **rows.query_args(COHORT_ORDER),
-        columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
-                 "dispersion"])
-    cohorts = stores.names.get().cohort
-    results = []
-    for r in found.rows:
-        slug = r["scope"].split(":", 1)[1]
-        known = cohorts.get(slug)
-        results.append({
-            "bucket": r["bucket"], "cohort": known[0] if known else None,
-            "cohort_name": known[1] if known else None, "mean": r["mean"],
-            "median": r["median"], "std": r["std"], "n_models": r["n_models"],
-            "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
-    return rows.page(found.count, results)
+    args = rows.query_args(COHORT_ORDER)
+
+    def build() -> tuple[dict, float | None]:
+        found = stores.read(
+            read.features_page, scope=scope, **args,
+            columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
+                     "dispersion"])
+        cohorts = stores.names.get().cohort
+        results = []
+        for r in found.rows:
+            slug = r["scope"].split(":", 1)[1]
+            known = cohorts.get(slug)
+            results.append({
+                "bucket": r["bucket"], "cohort": known[0] if known else None,
+                "cohort_name": known[1] if known else None, "mean": r["mean"],
+                "median": r["median"], "std": r["std"], "n_models": r["n_models"],
+                "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
+        return rows.page(found.count, results), None
+
+    return await respond(rows.request, stores, COHORT_PAGE, build)
 
 
 @router.get("/features/", response_model=Page[FeatureValue])
-def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name: Many = None
-             ) -> dict:
+async def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name: Many = None
+                   ) -> Response:
     """The long format of the old FeatureSnapshot endpoint: one row per scope × bucket ×
     feature with a value, unpivoted in ClickHouse. `scope`: `iphone:<id>`, `cohort:<slug>`,
     `iphone:*` or `cohort:*`; `name`: any of the numeric columns of features_wide."""
     scopes = multi(scope)
-    found = stores.read(
-        read.feature_values_page, scope=scopes[0] if scopes and len(scopes) == 1 else scopes,
-        names=multi(name), **rows.query_args(FEATURE_ORDER))
-    now = _now()
-    return rows.page(found.count, [{**r, "is_final": read.is_final(r["bucket"], now)}
-                                   for r in found.rows])
+    args = dict(scope=scopes[0] if scopes and len(scopes) == 1 else scopes, names=multi(name),
+                **rows.query_args(FEATURE_ORDER))
+
+    def build() -> tuple[dict, float | None]:
+        found = stores.read(read.feature_values_page, **args)
+        now = _now()
+        results = [{**r, "is_final": read.is_final(r["bucket"], now)} for r in found.rows]
+        return rows.page(found.count, results), final_until(results)
+
+    return await respond(rows.request, stores, FEATURE_PAGE, build)
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
-def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Many = None,
-                             iphone: Many = None) -> dict:
+async def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Many = None,
+                                   iphone: Many = None) -> Response:
     """Aligned prices (the latest record per shop × iPhone × bucket) with shop and iPhone
     names from PostgreSQL."""
     args = dict(shop_ids=ints(shop, "shop"), iphone_ids=ints(iphone, "iphone"),
                 **rows.query_args(ALIGNED_ORDER))
-    names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
-    found = stores.read(
-        read.price_aligned_page, **args,
-        columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
-                 "record_time", "alignment_diff_sec"])
-    results = [{
-        "shop": {"id": r["shop_id"], "name": names.shop.get(r["shop_id"])},
-        "iphone": {"id": r["iphone_id"], "name": names.iphone.get(r["iphone_id"])},
-        "price_new": r["price_new"], "price_a": r["price_a"], "price_b": r["price_b"],
-        "bucket": r["bucket"], "record_time": r["record_time"],
-        "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
-    return rows.page(found.count, results)
+
+    def build() -> tuple[dict, float | None]:
+        names = stores.names.get()  # PostgreSQL first: a join that cannot happen fails fast
+        found = stores.read(
+            read.price_aligned_page, **args,
+            columns=["shop_id", "iphone_id", "price_new", "price_a", "price_b", "bucket",
+                     "record_time", "alignment_diff_sec"])
+        results = [{
+            "shop": {"id": r["shop_id"], "name": names.shop.get(r["shop_id"])},
+            "iphone": {"id": r["iphone_id"], "name": names.iphone.get(r["iphone_id"])},
+            "price_new": r["price_new"], "price_a": r["price_a"], "price_b": r["price_b"],
+            "bucket": r["bucket"], "record_time": r["record_time"],
+            "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
+        return rows.page(found.count, results), None
+
+    return await respond(rows.request, stores, ALIGNED_PAGE, build)
+

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 
+from kline_assets.api.inline import may_block
 from kline_assets.prices.read import Page
 from kline_assets.prices.read.memory import (
     MonthSlice,
@@ -56,6 +57,8 @@ class MonthSlices:
         if req is None or version is None:
             return None
         keys = [(version, req.run_id, m, req.stored) for m in req.months]
+        if any(k not in self._slices for k in keys):
+            may_block()  # the page is read from ClickHouse: count and load from the pool
         with self._lock:
             found = [self._slices.get(k) for k in keys]
             for k, s in zip(keys, found, strict=True):

@@ -14,7 +14,9 @@ from typing import TypeVar
 
 from fastapi import Request
 
+from kline_assets.api.inline import may_block
 from kline_assets.api.names import CatalogNames
+from kline_assets.api.responses import EncodedPages
 from kline_assets.api.slices import MonthSlices
 from kline_assets.prices import read as prices_read
 from kline_assets.resources.clickhouse import ClickHouseResource
@@ -54,8 +56,9 @@ class ReadCache:
                 self._pages.move_to_end((version, key))
                 self.hits += 1
                 return self._pages[(version, key)]  # type: ignore[return-value]
-            self.misses += 1
         value = read()
+        with self._lock:
+            self.misses += 1
         if self.version() == version:  # no writer got in while it was read
             with self._lock:
                 self._pages[(version, key)] = value
@@ -75,8 +78,18 @@ class ReadCache:
             return None
         now = time.monotonic()
         if self._parts is None or now - self._parts[0] > self.version_ttl_s:
+            may_block()
             self._parts = (now, ("parts", self._active_parts()))
         return self._parts[1]
+
+    def known_version(self) -> Hashable | None:
+        """`version()` where it is known without a store: a server's parts looked up less
+        than `version_ttl_s` ago; None otherwise (the hold is the caller's to check)."""
+        parts = self._parts
+        if self.version_ttl_s <= 0 or parts is None or \
+                time.monotonic() - parts[0] > self.version_ttl_s:
+            return None
+        return parts[1]
 
     def _active_parts(self) -> int:
         with self.clickhouse.client() as client:
@@ -96,6 +109,20 @@ class Stores:
     redis: RedisResource
     pages: ReadCache = field(repr=False)
     months: MonthSlices | None = field(default=None, repr=False)
+    encoded: EncodedPages = field(default_factory=lambda: EncodedPages(0), repr=False)
+
+    def cache_stats(self) -> dict[str, int]:
+        """Kept pages and bodies; `hits` counts the requests either answered."""
+        pages, bodies = self.pages.stats(), self.encoded.stats()
+        return {**pages, "hits": pages["hits"] + bodies["hits"], "bodies": bodies["bodies"]}
+
+    def known_version(self) -> Hashable | None:
+        """The data's version as kept pages know it, without waiting on a store or a lock
+        (None: only the thread pool may find out); a held engine's idle clock restarts."""
+        generation = self.keeper.touch_if_held()
+        if generation is not None:
+            return ("hold", generation)
+        return self.pages.known_version()
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
         """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages
@@ -108,13 +135,21 @@ class Stores:
                 page = self.months.features_page(**kwargs)
                 if page is not None:
                     return page  # type: ignore[return-value]
+            may_block()
             return reader(self.clickhouse, **kwargs)
 
         return self.pages.get(key, fresh)
 
 
 def get_stores(request: Request) -> Stores:
-    """Dependency of every data endpoint: the app's stores, the engine held for this request."""
+    """Dependency of the data endpoints answered in the thread pool: the app's stores, the
+    engine held for this request."""
     stores: Stores = request.app.state.stores
     stores.keeper.touch()
     return stores
+
+
+async def app_stores(request: Request) -> Stores:
+    """Dependency of the endpoints that answer through `responses.respond` (which holds the
+    engine only if it must read): the app's stores, on the loop."""
+    return request.app.state.stores

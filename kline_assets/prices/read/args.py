@@ -176,9 +176,12 @@ def iso(epoch: int | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, TZ).isoformat()
 
 
-def is_final(bucket: str | datetime, now: datetime | None = None) -> bool:
-    """Whether a bucket's window closed more than FINAL_AFTER ago (later data can no longer
-    land in it)."""
+def final_at(bucket: str | datetime) -> datetime:
+    """When a bucket becomes final: its window closed FINAL_AFTER ago (later data can no
+    longer land in it)."""
     start = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket
-    now = now or datetime.now(TZ)
-    return start + timedelta(seconds=BUCKET_SECONDS) + FINAL_AFTER < now
+    return start + timedelta(seconds=BUCKET_SECONDS) + FINAL_AFTER
+
+
+def is_final(bucket: str | datetime, now: datetime | None = None) -> bool:
+    return final_at(bucket) < (now or datetime.now(TZ))

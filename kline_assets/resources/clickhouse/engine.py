@@ -294,6 +294,19 @@ class EngineKeeper:
                                                name="clickhouse-keeper", daemon=True)
                 self._watch.start()
 
+    def touch_if_held(self) -> int | None:
+        """`touch` without waiting: the hold's generation when the engine is held now (its
+        idle clock restarted), else None — also when another request is opening it."""
+        if self.idle_s <= 0 or self._path is None or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._stack is None:
+                return None
+            self._last = time.monotonic()
+            return self.generation
+        finally:
+            self._lock.release()
+
     def _let_waiters_in(self, poll_s: float = 0.02) -> None:
         """Without this, the next request would retake the lock before the waiting run's
         next poll of it, again and again."""
