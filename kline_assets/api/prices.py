@@ -107,7 +107,7 @@ async def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None)
             read.features_page, scope=scope, **args,
             columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
                      "inserted_at"])
-        names, now = stores.names.get().iphone, _now()
+        names, final = stores.names.get().iphone, read.finality(_now())
         results = []
         for r in found.rows:
             iphone_id = int(r["scope"].split(":", 1)[1])
@@ -115,7 +115,7 @@ async def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None)
                 "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
                 "mean": r["mean"], "median": r["median"], "std": r["std"],
                 "shop_count": r["shop_count"], "dispersion": r["dispersion"],
-                "is_final": read.is_final(r["bucket"], now), "updated_at": r["inserted_at"]})
+                "is_final": final(r["bucket"]), "updated_at": r["inserted_at"]})
         return rows.page(found.count, results), final_until(results)
 
     return await respond(rows.request, stores, OVERALL_PAGE, build)
@@ -162,8 +162,8 @@ async def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name
 
     def build() -> tuple[dict, float | None]:
         found = stores.read(read.feature_values_page, **args)
-        now = _now()
-        results = [{**r, "is_final": read.is_final(r["bucket"], now)} for r in found.rows]
+        final = read.finality(_now())
+        results = [{**r, "is_final": final(r["bucket"])} for r in found.rows]
         return rows.page(found.count, results), final_until(results)
 
     return await respond(rows.request, stores, FEATURE_PAGE, build)

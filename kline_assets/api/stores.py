@@ -19,6 +19,7 @@ from kline_assets.api.names import CatalogNames
 from kline_assets.api.responses import EncodedPages
 from kline_assets.api.slices import MonthSlices
 from kline_assets.prices import read as prices_read
+from kline_assets.prices.tables import PRICE_TABLES
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.engine import EngineKeeper
 from kline_assets.resources.postgres import PostgresResource
@@ -30,12 +31,15 @@ P = TypeVar("P")
 class ReadCache:
     """Pages already read, served again while their data cannot have changed.
 
-    Embedded ClickHouse held by the keeper: nobody else can write while it is held, so a page
-    is kept for the whole hold, exactly. Otherwise (a server, or the engine opened per
-    request) pages are kept only with `version_ttl_s` > 0: then the set of active parts of the
-    price tables is the version, looked up at most once per `version_ttl_s`, so a
-    re-materialization shows within that time. Least recently used pages go first beyond
-    `max_pages`.
+    The version of the data is the set of active parts of the price tables: every write
+    (insert, partition replace, mutation) makes new parts, a merge only renames them (kept
+    pages then go, needlessly but safely). Embedded ClickHouse held by the keeper: nobody
+    else can write while it is held, so the parts are looked up once per hold, exactly, and a
+    hold that finds the same parts as the last one keeps what that one kept (a frontend idle
+    for a while does not start cold). Otherwise (a server, or the engine opened per request)
+    pages are kept only with `version_ttl_s` > 0: the parts are then looked up at most once
+    per `version_ttl_s`, so a re-materialization shows within that time. Least recently used
+    pages go first beyond `max_pages`.
     """
 
     def __init__(self, clickhouse: ClickHouseResource, keeper: EngineKeeper,
@@ -45,6 +49,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self._pages: OrderedDict[Hashable, object] = OrderedDict()
         self._parts: tuple[float, Hashable] | None = None
+        self._held: tuple[int, Hashable] | None = None  # (hold generation, its parts)
         self.hits = self.misses = 0
 
     def get(self, key: Hashable, read: Callable[[], P]) -> P:
@@ -73,7 +78,12 @@ class ReadCache:
         """What the data is now, as far as kept pages go: equal versions, equal data; None
         when nothing proves it (then nothing may be kept). Never a round trip per call."""
         if self.keeper.holding:
-            return ("hold", self.keeper.generation)
+            generation = self.keeper.generation
+            held = self._held
+            if held is None or held[0] != generation:
+                may_block()
+                held = self._held = (generation, ("parts", self._active_parts()))
+            return held[1]
         if self.version_ttl_s <= 0:
             return None
         now = time.monotonic()
@@ -82,9 +92,13 @@ class ReadCache:
             self._parts = (now, ("parts", self._active_parts()))
         return self._parts[1]
 
-    def known_version(self) -> Hashable | None:
-        """`version()` where it is known without a store: a server's parts looked up less
-        than `version_ttl_s` ago; None otherwise (the hold is the caller's to check)."""
+    def known_version(self, generation: int | None = None) -> Hashable | None:
+        """`version()` where it is known without a store: the parts of the hold of
+        `generation` once looked up, or a server's parts looked up less than `version_ttl_s`
+        ago; None otherwise."""
+        if generation is not None:
+            held = self._held
+            return held[1] if held is not None and held[0] == generation else None
         parts = self._parts
         if self.version_ttl_s <= 0 or parts is None or \
                 time.monotonic() - parts[0] > self.version_ttl_s:
@@ -96,8 +110,9 @@ class ReadCache:
             return int(client.query(
                 "SELECT sipHash64(arraySort(groupArray(concat(table, '/', name)))) "
                 "FROM system.parts WHERE database = {db:String} AND active "
-                "AND table IN ('features_wide', 'price_aligned')",
-                parameters={"db": self.clickhouse.db}).result_rows[0][0])
+                "AND has({tables:Array(String)}, table)",
+                parameters={"db": self.clickhouse.db, "tables": list(PRICE_TABLES)}
+            ).result_rows[0][0])
 
 
 @dataclass
@@ -121,7 +136,7 @@ class Stores:
         (None: only the thread pool may find out); a held engine's idle clock restarts."""
         generation = self.keeper.touch_if_held()
         if generation is not None:
-            return ("hold", generation)
+            return self.pages.known_version(generation)
         return self.pages.known_version()
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:

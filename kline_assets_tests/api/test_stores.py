@@ -102,6 +102,30 @@ def test_a_waiting_run_gets_in_while_requests_keep_coming_and_kept_pages_are_dro
     assert lock_is_free(clickhouse)
 
 
+def test_a_hold_that_finds_the_parts_unchanged_keeps_what_the_last_one_kept(clickhouse):
+    """An idle frontend lets the engine go; its next request must not start cold when
+    nothing was written meanwhile, and must read again when something was."""
+    if not is_embedded(clickhouse.dsn):
+        pytest.skip("holding applies to the embedded engine")
+    keeper = EngineKeeper(clickhouse, idle_s=0.2)
+    pages = ReadCache(clickhouse, keeper)
+    try:
+        keeper.touch()
+        assert pages.get("rows", lambda: _rows(clickhouse)) == 0
+        assert wait_for(lambda: not keeper.holding)
+        keeper.touch()
+        assert pages.get("rows", lambda: -1) == 0  # kept across the release
+        assert wait_for(lambda: not keeper.holding)
+        with clickhouse.client() as client:  # a run's write while nobody holds it
+            client.command(f"INSERT INTO {clickhouse.table('features_wide')} (run_id, bucket, "
+                           "scope, shop_count) VALUES ('live', '2025-10-01 09:00:00', "
+                           "'iphone:1', 3)")
+        keeper.touch()
+        assert pages.get("rows", lambda: _rows(clickhouse)) == 1
+    finally:
+        keeper.close()
+
+
 def test_without_a_hold_pages_are_kept_only_until_the_parts_change(clickhouse):
     """A server (or the engine opened per request): the active parts are the version,
     looked up at most once per `version_ttl_s`; with no ttl nothing is kept."""

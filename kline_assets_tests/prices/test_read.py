@@ -187,3 +187,22 @@ def test_scope_number_orders_iphones_numerically(clickhouse):
     assert [r["scope"] for r in rows] == ["iphone:100", "iphone:10", "iphone:9", "iphone:2"]
     by_text = query.query_features(clickhouse, scope="iphone:*", order="scope", columns=["scope"])
     assert [r["scope"] for r in by_text] == ["iphone:10", "iphone:100", "iphone:2", "iphone:9"]
+
+
+def test_finality_of_iso_buckets_is_is_final_at_every_edge():
+    """The string comparison the pages use agrees with parsing, at the cutoff and off it,
+    and for times `iso` did not write (another offset, fractions of a second)."""
+    from datetime import datetime, timedelta
+
+    from kline_assets.prices.read.args import TZ
+
+    now = datetime(2025, 10, 1, 10, 0, 0, 500000, tzinfo=TZ)  # between two whole seconds
+    final = query.finality(now)
+    cutoff = now.replace(microsecond=0) - timedelta(minutes=20)
+    buckets = [query.iso(int((cutoff + timedelta(seconds=s)).timestamp()))
+               for s in (-900, -1, 0, 1, 900)]
+    buckets += ["2025-10-01T00:39:59+00:00", "2025-10-01T00:40:01+00:00",
+                "2025-10-01T09:39:59.5+09:00", "2025-10-01T09:40:00.5+09:00",
+                "1945-10-01T09:00:00+09:00"]
+    assert [final(b) for b in buckets] == [query.is_final(b, now) for b in buckets]
+    assert [final(b) for b in buckets[:5]] == [True, True, True, False, False]

@@ -8,8 +8,9 @@ ends up formatted into SQL (column and order names) is only ever a name from a w
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -185,3 +186,20 @@ def final_at(bucket: str | datetime) -> datetime:
 
 def is_final(bucket: str | datetime, now: datetime | None = None) -> bool:
     return final_at(bucket) < (now or datetime.now(TZ))
+
+
+def finality(now: datetime) -> Callable[[str], bool]:
+    """`is_final(bucket, now)` for the ISO strings `iso` makes, as one string comparison
+    each: `iso` writes every time at one length, so two with the same offset compare as the
+    times do (a page of 100 rows spent more on parsing them than on anything else)."""
+    # whole seconds: b < t exactly when b < ceil(t)
+    cutoff = iso(math.ceil((now - timedelta(seconds=BUCKET_SECONDS) - FINAL_AFTER).timestamp()))
+    assert cutoff is not None
+    size, offset = len(cutoff), cutoff[19:]
+
+    def final(bucket: str) -> bool:
+        if len(bucket) == size and bucket[19:] == offset:
+            return bucket < cutoff
+        return is_final(bucket, now)
+
+    return final
