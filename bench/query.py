@@ -35,8 +35,11 @@ ClickHouse (`cache_pages=0, cache_mib=0`), the page cache alone (the design befo
 in memory), reopened per request (`hold_s=0`), and the baseline the frontend knew: the same
 page from a PostgreSQL table by one plain SQL query through psycopg (`bench/pg_baseline.py`),
 same stack, same requests. Before each load the months the warm-up asked for are let into
-memory; the cold page (first read of a scope × month) is `page_cold` in process. Prints the
-issue's targets against the measured figures, with the server's CPU per request.
+memory. A cold page — the first read of a scope × month — is timed twice: over HTTP, 200
+never-asked pages one at a time on the default service once the warm-up's months are in its
+memory (what a new user's first look costs), and `page_cold` in process, from ClickHouse (a
+page whose month is not in memory yet). Prints the issue's targets against the measured
+figures, with the server's CPU per request.
 """
 
 from __future__ import annotations
@@ -232,6 +235,28 @@ def overall_bars_paths(kind: str, scopes: int, months: int, n: int = 2000) -> li
     return out
 
 
+def cold_pages(url: str, asked: list[str], scopes: int, months: int, n: int = 200
+               ) -> tuple[float, float]:
+    """p50/p95 (ms) of the first request of `n` iPhone × month pages the service was never
+    asked, one at a time (no queueing behind other requests), as a new user's first look."""
+    rng = random.Random(5)
+    seen = set(asked)
+    samples = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while len(samples) < n:
+            gte, lte = month_range(months, rng)
+            path = (f"/api/overall-bars/?iphone={rng.randrange(scopes) + 1}&bucket__gte={gte}"
+                    f"&bucket__lte={lte}&limit=100")
+            if path in seen:
+                continue
+            seen.add(path)
+            t0 = time.perf_counter()
+            res = client.get(path)
+            samples.append(time.perf_counter() - t0)
+            assert res.status_code == 200 and len(res.json()["results"]) == 100, res.text
+    return pct(samples)
+
+
 def _memory_settled(url: str, limit_s: float = 120.0) -> None:
     """Until the months the warm-up asked for are in memory (or the budget is full)."""
     deadline = time.monotonic() + limit_s
@@ -257,6 +282,10 @@ CASES = [
 ]
 
 
+COLD_CASE = "scattered, months in memory"
+"""The service whose first requests of never-asked pages are timed (`cold_pages`)."""
+
+
 def throughput(env: dict[str, str], args: argparse.Namespace) -> list[tuple[str, dict]]:
     """/api/overall-bars/ over HTTP, per mix and service setting, and the baseline."""
     use_wrk = shutil.which("wrk") is not None
@@ -269,6 +298,8 @@ def throughput(env: dict[str, str], args: argparse.Namespace) -> list[tuple[str,
             for p in paths[:40]:  # warm-up: the engine, the names, the first pages
                 httpx.get(url + p, timeout=60)
             _memory_settled(url)
+            cold = (cold_pages(url, paths[:40], args.scopes, args.months)
+                    if label == COLD_CASE else None)
             server0, client0 = cpu_seconds(proc.pid), cpu_seconds()
             if use_wrk:
                 r = load_wrk(url, paths, seconds, args.concurrency)
@@ -279,6 +310,7 @@ def throughput(env: dict[str, str], args: argparse.Namespace) -> list[tuple[str,
             r["client_cpu_ms"] = (cpu_seconds() - client0) / r["requests"] * 1000
             health = httpx.get(url + "/healthz", timeout=30).json()
             r["cache"], r["memory"] = health["cache"], health.get("memory")
+            r["cold"] = cold
         finally:
             proc.terminate()
             proc.wait(30)
@@ -359,7 +391,10 @@ def main() -> None:
         scat = by["scattered, months in memory"]
         before = by["scattered, pages cached, no months (before)"]
         pg_r = by["scattered, PostgreSQL baseline (psycopg)"]
-        cold95 = res["page_cold"][1]
+        cold95, http_cold = res["page_cold"][1], scat["cold"]
+        print(f"  cold page over HTTP (first request of 200 never-asked iPhone × month pages, "
+              f"one at a time, their months read by the service): p50 {http_cold[0]:.1f} ms, "
+              f"p95 {http_cold[1]:.1f} ms")
         print(f"  ratio scattered in memory / before: {scat['rps'] / before['rps']:.2f}×; "
               f"/ PostgreSQL baseline: {scat['rps'] / pg_r['rps']:.2f}×; a page read from "
               f"ClickHouse costs the server "
@@ -369,7 +404,10 @@ def main() -> None:
             ("scattered ≥ 200 req/s", scat["rps"] >= 200, f"{scat['rps']:.0f} req/s"),
             ("scattered p95 ≤ 50 ms", scat["p95"] <= 50, f"{scat['p95']:.1f} ms"),
             ("dashboard ≥ 500 req/s", dash["rps"] >= 500, f"{dash['rps']:.0f} req/s"),
-            ("cold page ≤ 30 ms p95", cold95 <= 30, f"{cold95:.1f} ms (in process)"),
+            ("cold page ≤ 30 ms p95, HTTP", http_cold[1] <= 30,
+             f"{http_cold[1]:.1f} ms (first request of a scope × month)"),
+            ("cold page ≤ 30 ms p95, ClickHouse", cold95 <= 30,
+             f"{cold95:.1f} ms (its month not in memory; in process)"),
             ("≥ 3× PostgreSQL on scattered", scat["rps"] >= 3 * pg_r["rps"],
              f"{scat['rps'] / pg_r['rps']:.2f}×"),
         ]:

@@ -1,6 +1,8 @@
 """The month slices the service keeps in memory (`prices.read.memory`), under a byte budget,
-valid exactly as long as the page cache's pages are (`ReadCache.version`: the embedded
-engine's hold, or a server's active parts looked up at most every `--cache-ttl-s`).
+each valid exactly as long as the active parts of its run × month are those it was read from
+(`ReadCache.version`, a `PartsVersion`: looked up once per hold of the embedded engine, or at
+most every `--cache-ttl-s` on a server) — the live refresh writing the current month leaves
+the others in memory.
 
 A page whose months are not all in memory is read from ClickHouse as before (one scope ×
 month query, ~10–15 ms) and the missing months are read in the background by one thread,
@@ -32,7 +34,13 @@ from kline_assets.resources.clickhouse import ClickHouseResource
 
 log = logging.getLogger(__name__)
 
-SliceKey = tuple[Hashable, str, int, tuple[str, ...]]
+SliceKey = tuple[str, int, tuple[str, ...]]  # run, month, stored columns
+
+
+def _stamp(version: Hashable, run_id: str, month: int) -> Hashable:
+    """What a slice of run × month must have been read at to be valid under `version`."""
+    parts = getattr(version, "month", None)
+    return parts(run_id, month) if parts is not None else version
 
 
 class MonthSlices:
@@ -41,7 +49,7 @@ class MonthSlices:
     def __init__(self, clickhouse: ClickHouseResource, version, max_bytes: int) -> None:
         self.clickhouse, self._version, self.max_bytes = clickhouse, version, max_bytes
         self._lock = threading.Lock()
-        self._slices: OrderedDict[SliceKey, MonthSlice] = OrderedDict()
+        self._slices: OrderedDict[SliceKey, tuple[Hashable, MonthSlice]] = OrderedDict()
         self._pending: set[SliceKey] = set()
         self._bytes = 0
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="month-slices")
@@ -56,22 +64,26 @@ class MonthSlices:
         version = self._version()
         if req is None or version is None:
             return None
-        keys = [(version, req.run_id, m, req.stored) for m in req.months]
-        if any(k not in self._slices for k in keys):
-            may_block()  # the page is read from ClickHouse: count and load from the pool
+        keys = [(req.run_id, m, req.stored) for m in req.months]
+        stamps = [_stamp(version, req.run_id, m) for m in req.months]
         with self._lock:
-            found = [self._slices.get(k) for k in keys]
-            for k, s in zip(keys, found, strict=True):
-                if s is not None:
-                    self._slices.move_to_end(k)
-            missing = [k for k, s in zip(keys, found, strict=True)
-                       if s is None and k not in self._pending]
-            self._pending.update(missing)
-        for k in missing:
-            self._loader.submit(self._load, k)
+            kept = [self._slices.get(k) for k in keys]
+        found = [s[1] if s is not None and s[0] == stamp else None
+                 for s, stamp in zip(kept, stamps, strict=True)]
         if any(s is None for s in found):
-            self.passed += 1
+            may_block()  # the page is read from ClickHouse: count and load from the pool
+            with self._lock:
+                missing = [(k, stamp) for k, stamp, s in zip(keys, stamps, found, strict=True)
+                           if s is None and k not in self._pending]
+                self._pending.update(k for k, _ in missing)
+                self.passed += 1
+            for k, stamp in missing:
+                self._loader.submit(self._load, k, stamp)
             return None
+        with self._lock:
+            for k in keys:
+                if k in self._slices:
+                    self._slices.move_to_end(k)
         return self._answer(req, found)  # type: ignore[arg-type]
 
     def _answer(self, req: SliceRequest, slices: list[MonthSlice]) -> Page | None:
@@ -82,22 +94,28 @@ class MonthSlices:
         self.served += 1
         return Page(*answer)
 
-    def _load(self, key: SliceKey) -> None:
-        version, run_id, month, columns = key
+    def _load(self, key: SliceKey, stamp: Hashable) -> None:
+        run_id, month, columns = key
+
+        def current() -> bool:
+            version = self._version()
+            return version is not None and _stamp(version, run_id, month) == stamp
+
         try:
-            if self._version() != version:
+            if not current():
                 return
             month_slice = read_month(self.clickhouse, run_id, month, columns)
-            if self._version() != version or month_slice.nbytes > self.max_bytes:
+            if not current() or month_slice.nbytes > self.max_bytes:
                 return  # a writer got in while it was read, or it can never fit
             with self._lock:
-                self._slices[key] = month_slice
+                old = self._slices.pop(key, None)
+                if old is not None:
+                    self._bytes -= old[1].nbytes
+                self._slices[key] = (stamp, month_slice)
                 self._bytes += month_slice.nbytes
                 self.loads += 1
-                for old in [k for k in self._slices if k[0] != version]:
-                    self._bytes -= self._slices.pop(old).nbytes
                 while self._bytes > self.max_bytes:
-                    self._bytes -= self._slices.popitem(last=False)[1].nbytes
+                    self._bytes -= self._slices.popitem(last=False)[1][1].nbytes
         except Exception:  # the page path still reads ClickHouse; say why memory did not help
             log.exception("reading month %s of run %s into memory failed", month, run_id)
         finally:

@@ -19,13 +19,27 @@ from kline_assets.api.names import CatalogNames
 from kline_assets.api.responses import EncodedPages
 from kline_assets.api.slices import MonthSlices
 from kline_assets.prices import read as prices_read
-from kline_assets.prices.tables import PRICE_TABLES
+from kline_assets.prices.tables import PRICE_TABLES, parse_partition
 from kline_assets.resources.clickhouse import ClickHouseResource
 from kline_assets.resources.clickhouse.engine import EngineKeeper
 from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
 
 P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class PartsVersion:
+    """The active parts of the price tables: equal versions, equal data. `months` splits
+    features_wide's by run × month, so what memory keeps of one month stays valid while the
+    live refresh writes another."""
+
+    parts: frozenset[tuple[str, str]]  # (table, part name)
+    months: dict[tuple[str, int], frozenset[str]] = field(compare=False, hash=False)
+
+    def month(self, run_id: str, month: int) -> frozenset[str]:
+        """The parts of run × month (none: it has no rows, which is a state too)."""
+        return self.months.get((run_id, month), frozenset())
 
 
 class ReadCache:
@@ -82,14 +96,14 @@ class ReadCache:
             held = self._held
             if held is None or held[0] != generation:
                 may_block()
-                held = self._held = (generation, ("parts", self._active_parts()))
+                held = self._held = (generation, self._active_parts())
             return held[1]
         if self.version_ttl_s <= 0:
             return None
         now = time.monotonic()
         if self._parts is None or now - self._parts[0] > self.version_ttl_s:
             may_block()
-            self._parts = (now, ("parts", self._active_parts()))
+            self._parts = (now, self._active_parts())
         return self._parts[1]
 
     def known_version(self, generation: int | None = None) -> Hashable | None:
@@ -105,14 +119,21 @@ class ReadCache:
             return None
         return parts[1]
 
-    def _active_parts(self) -> int:
+    def _active_parts(self) -> PartsVersion:
         with self.clickhouse.client() as client:
-            return int(client.query(
-                "SELECT sipHash64(arraySort(groupArray(concat(table, '/', name)))) "
-                "FROM system.parts WHERE database = {db:String} AND active "
-                "AND has({tables:Array(String)}, table)",
+            rows = client.query(
+                "SELECT table, any(partition), groupArray(name) FROM system.parts "
+                "WHERE database = {db:String} AND active AND has({tables:Array(String)}, table) "
+                "GROUP BY table, partition_id",
                 parameters={"db": self.clickhouse.db, "tables": list(PRICE_TABLES)}
-            ).result_rows[0][0])
+            ).result_rows
+        months: dict[tuple[str, int], set[str]] = {}
+        for table, partition, names in rows:
+            if table == "features_wide":
+                run_id, month = parse_partition(partition)[:2]
+                months.setdefault((run_id, int(month)), set()).update(names)
+        return PartsVersion(frozenset((t, n) for t, _, names in rows for n in names),
+                            {k: frozenset(v) for k, v in months.items()})
 
 
 @dataclass

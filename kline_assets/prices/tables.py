@@ -34,7 +34,7 @@ class Partition:
         return str(self.values[0])
 
 
-def _parse_partition(text: str) -> tuple:
+def parse_partition(text: str) -> tuple:
     """`('live',202510,'iphone')` → ('live', 202510, 'iphone') (ClickHouse literal syntax)."""
     value = ast.literal_eval(text)
     return value if isinstance(value, tuple) else (value,)
@@ -48,7 +48,7 @@ def all_partitions(client: Client, db: str, tables: Iterable[str] = PRICE_TABLES
         f"WHERE database = {quote_literal(db)} AND table IN ({names}) AND active "
         "GROUP BY table, partition_id ORDER BY table, any(partition)"
     ).result_rows
-    return [Partition(t, pid, _parse_partition(text), int(n)) for t, pid, text, n in rows]
+    return [Partition(t, pid, parse_partition(text), int(n)) for t, pid, text, n in rows]
 
 
 def run_ids_present(client: Client, db: str) -> list[str]:

@@ -107,3 +107,35 @@ def test_the_parts_version_costs_one_lookup_per_ttl_not_one_per_request(clickhou
     for _ in range(50):
         pages.version()
     assert len(lookups) == 1
+
+
+def test_a_write_to_one_month_leaves_the_other_months_in_memory(clickhouse):
+    """The live refresh writes the current month every 15 minutes; the months before it
+    stay in memory, the written one is read again."""
+    october = dict(PAGE, bucket_lte="2025-10-31T23:45")
+    november = dict(PAGE, bucket_gte="2025-11-01T00:00", bucket_lte="2025-11-30T23:45")
+
+    def mean(page: dict) -> float:
+        stores.pages._pages.clear()  # past the page cache, to the slices
+        return stores.read(read.features_page, **page).rows[0]["mean"]
+
+    with clickhouse.client() as client:
+        client.command(_insert(clickhouse, 100.0, "'2025-12-01 00:00:00'"))
+        client.command(_insert(clickhouse, 300.0, "'2025-12-01 00:00:00'").replace(
+            "2025-10-01 09:00:00", "2025-11-01 09:00:00"))
+    stores = _stores(clickhouse, EngineKeeper(clickhouse, idle_s=0), 0.2)
+    try:
+        assert mean(october) == 100.0 and mean(november) == 300.0  # from ClickHouse
+        assert wait_for(lambda: stores.months.stats()["loads"] == 2)
+        assert mean(october) == 100.0 and mean(november) == 300.0
+        assert stores.months.served == 2
+        with clickhouse.client() as client:
+            client.command(_insert(clickhouse, 400.0, "'2025-12-02 00:00:00'").replace(
+                "2025-10-01 09:00:00", "2025-11-01 09:00:00"))
+        time.sleep(0.3)
+        assert mean(october) == 100.0 and stores.months.served == 3  # October was kept
+        assert mean(november) == 400.0 and stores.months.served == 3  # from ClickHouse
+        assert wait_for(lambda: stores.months.stats()["loads"] == 3)  # November read again
+        assert mean(november) == 400.0 and stores.months.served == 4
+    finally:
+        stores.months.close()
