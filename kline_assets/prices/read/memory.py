@@ -216,20 +216,26 @@ def page_from_slices(req: SliceRequest, slices: Sequence[MonthSlice]
     which = np.repeat(np.arange(len(segs)), sizes)
     rows = np.concatenate([np.arange(a, z) for _, _, a, z in segs])
     seg_slice = np.array([k for k, _, _, _ in segs])
-    keys = []
-    for name, desc in reversed(req.order):  # np.lexsort: the last key is the primary one
-        if name == "scope":
-            key = np.array([ranks[s] for _, s, _, _ in segs], dtype=np.int64)[which]
-        elif name == "scope_number":
-            key = np.array([_scope_number(s) for _, s, _, _ in segs], dtype=np.int64)[which]
-        elif name == "run_id":
-            continue
-        else:
-            key = np.concatenate([(slices[k].bucket if name == "bucket" else
-                                   slices[k].columns[name])[a:z] for k, _, a, z in segs]
-                                 ).astype(np.int64)
-        keys.append(-key if desc else key)
-    picked = np.lexsort(keys)[req.offset:req.offset + req.limit]
+    if len(ranks) == 1 and req.order[0][0] == "bucket":
+        # One scope: its segments, month after month, are already in bucket order (a bucket
+        # is unique per scope), so the page is a slice of them — the frontend's usual page.
+        order = np.arange(len(rows))
+        picked = (order[::-1] if req.order[0][1] else order)[req.offset:req.offset + req.limit]
+    else:
+        keys = []
+        for name, desc in reversed(req.order):  # np.lexsort: the last key is the primary one
+            if name == "scope":
+                key = np.array([ranks[s] for _, s, _, _ in segs], dtype=np.int64)[which]
+            elif name == "scope_number":
+                key = np.array([_scope_number(s) for _, s, _, _ in segs], dtype=np.int64)[which]
+            elif name == "run_id":
+                continue
+            else:
+                key = np.concatenate([(slices[k].bucket if name == "bucket" else
+                                       slices[k].columns[name])[a:z] for k, _, a, z in segs]
+                                     ).astype(np.int64)
+            keys.append(-key if desc else key)
+        picked = np.lexsort(keys)[req.offset:req.offset + req.limit]
     return len(rows), _rows(req, slices, segs, seg_slice[which[picked]], which[picked],
                             rows[picked])
 
