@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -267,13 +268,20 @@ _FIXED_OFFSET_SINCE = int(datetime(1952, 1, 1, tzinfo=TZ).timestamp())
 """Asia/Tokyo is +09:00 without DST from here on (zoneinfo: DST ended in 1951)."""
 
 
+@lru_cache(maxsize=1 << 16)
+def _iso(epoch: int) -> str:
+    """`iso`, remembered: a year of 15-minute buckets is 35,040 strings shared by every scope,
+    and a page's times were a tenth of its cost (one datetime per row ~5 µs, NumPy's
+    formatting ~0.25 µs, a lookup here ~0.05 µs)."""
+    if epoch >= _FIXED_OFFSET_SINCE and TZ.key == "Asia/Tokyo":
+        wall = np.datetime64(epoch + 9 * 3600, "s")
+        return f"{np.datetime_as_string(wall, unit='s')}+09:00"
+    return iso(epoch)  # type: ignore[return-value]
+
+
 def _isos(arr: np.ndarray) -> list[str]:
-    """`iso` of each epoch second, vectorized (one datetime per row cost ~5 µs, the bulk of a
-    page); times before the zone's fixed offset take `iso` itself."""
-    if len(arr) and int(arr.min()) >= _FIXED_OFFSET_SINCE and TZ.key == "Asia/Tokyo":
-        wall = (arr.astype(np.int64) + 9 * 3600).astype("datetime64[s]")
-        return [t + "+09:00" for t in np.datetime_as_string(wall, unit="s").tolist()]
-    return [iso(int(v)) for v in arr.tolist()]
+    """`iso` of each epoch second."""
+    return [_iso(v) for v in arr.astype(np.int64).tolist()]
 
 
 def _json(name: str, arr: np.ndarray, integer: bool) -> list[Any]:
