@@ -52,14 +52,14 @@ _ORDER = np.array([f.encode() for f in FIELDS], dtype=object)
 _WIDTH = 2 * len(FIELDS)
 
 
-def _strings(values: np.ndarray | list[bytes]) -> pa.Array:
+def strings(values: pa.Array | np.ndarray | list[bytes]) -> pa.Array:
     """Bytes → an Arrow string array; bytes that are not UTF-8 are replaced (such a value
     breaks a rule anyway, and the dead-letter stream keeps the raw fields)."""
-    arr = pa.array(values, pa.binary())
+    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.binary())
     try:
         return pc.cast(arr, pa.string())
     except pa.ArrowInvalid:
-        return pa.array([v.decode(errors="replace") for v in values], pa.string())
+        return pa.array([v.decode(errors="replace") for v in arr.to_pylist()], pa.string())
 
 
 def decode(entries: list) -> pa.Table:
@@ -88,8 +88,8 @@ def decode(entries: list) -> pa.Table:
         for name in names:
             if name in got:
                 cols[name][i] = got[name]
-    table = {"id": _strings(ids), "nfields": pa.array(counts // 2)}
-    table |= {name: _strings(cols[name]) for name in names}
+    table = {"id": strings(ids), "nfields": pa.array(counts // 2)}
+    table |= {name: strings(cols[name]) for name in names}
     return pa.table(table)
 
 
