@@ -85,8 +85,10 @@ def entry_keys(ids: list[str]) -> np.ndarray:
     """(ms, seq) of stream ids as an (n, 2) int64 array."""
     if not ids:
         return np.zeros((0, 2), dtype=np.int64)
-    parts = np.char.partition(np.asarray(ids, dtype=str), "-")
-    return np.column_stack([parts[:, 0].astype(np.int64), parts[:, 2].astype(np.int64)])
+    halves = pc.list_flatten(pc.split_pattern(pa.array(ids, pa.string()), "-", max_splits=1))
+    if len(halves) == 2 * len(ids):
+        return pc.cast(halves, pa.int64()).to_numpy().reshape(-1, 2)
+    return np.array([entry_key(i) for i in ids], dtype=np.int64)  # an id without its "-seq"
 
 
 @dataclass
