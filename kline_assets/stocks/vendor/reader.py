@@ -37,12 +37,18 @@ _NAMES = (*FIELDS, *OPTIONAL)
 _INITIAL = 1 << 20
 
 
+def raw_connection(client: redis.Redis) -> redis.Connection:
+    """A connection of its own with the client's settings, in RESP2: replies read as bytes
+    off its socket can hold no push message."""
+    pool = client.connection_pool
+    return pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+
+
 class StreamReader:
     """XREADGROUP of one consumer → the codec's table (None when nothing was delivered)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        pool = client.connection_pool
-        self._conn = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+        self._conn = raw_connection(client)
         self._buf = bytearray(_INITIAL)
 
     def close(self) -> None:
