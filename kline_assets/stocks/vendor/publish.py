@@ -7,8 +7,8 @@ plus an optional `period` column (minutes, default 1). Bars go out in time order
 order), one entry each, appended in chunks, one round trip per chunk; `rate` paces the
 replay in bars per second.
 
-A chunk goes as plain XADD commands whose bytes are built column by column in Arrow (the lines
-split once, in C): Redis spends less than half the time on them that it spends running a Lua
+A chunk goes as plain XADD commands whose bytes are built column by column in Arrow (a chunk's lines
+split at once, in C): Redis spends less than half the time on them that it spends running a Lua
 script that splits each line and calls XADD — Redis time that a consumer on the same server
 waits for. Lines of different shapes go through the script (`codec.PUBLISH`), which
 adds the same entries.
@@ -112,17 +112,17 @@ def _columns(lines: list[bytes]) -> list[pa.Array | None] | None:
             for col in table.columns]
 
 
-def _commands(stream: str, columns: list[pa.Array | None], lo: int, hi: int) -> memoryview:
-    """XADD stream * field value … of rows lo…hi as RESP bytes; an empty name is left out,
-    as the script does."""
+def _commands(stream: str, columns: list[pa.Array | None]) -> memoryview:
+    """XADD stream * field value … of each row as RESP bytes; an empty name is left out, as
+    the script does."""
     def bulk(value: bytes) -> bytes:
         return b"$%d\r\n%s\r\n" % (len(value), value)
 
     pieces, pairs = [], 0
+    rows = next(len(c) for c in columns if c is not None)
     for name, col in zip((*FIELDS, *OPTIONAL), columns, strict=True):
         if col is None:
             continue
-        col = col.slice(lo, hi - lo)
         size = pc.cast(pc.cast(pc.binary_length(col), pa.string()), pa.binary())
         piece = pc.binary_join_element_wise(bulk(name.encode()), b"$", size, b"\r\n", col,
                                             b"\r\n", b"")
@@ -133,12 +133,13 @@ def _commands(stream: str, columns: list[pa.Array | None], lo: int, hi: int) -> 
             pairs += 1
             pieces.append(piece)
     head = bulk(b"XADD") + bulk(stream.encode()) + bulk(b"*")
-    first = pa.array([b"*%d\r\n%s" % (3 + 2 * pairs, head)] * (hi - lo), pa.binary())
+    first = pa.array([b"*%d\r\n%s" % (3 + 2 * pairs, head)] * rows, pa.binary())
     if len(pieces) > pairs:
         first = pc.if_else(named, b"*%d\r\n%s" % (5 + 2 * pairs, head), first)
-    rows = pc.binary_join_element_wise(first, *pieces, b"")
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
-    return memoryview(rows.buffers()[2])[offsets[rows.offset]:offsets[rows.offset + len(rows)]]
+    joined = pc.binary_join_element_wise(first, *pieces, b"")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+    return memoryview(joined.buffers()[2])[offsets[joined.offset]:
+                                            offsets[joined.offset + len(joined)]]
 
 
 def _replies(conn: redis.Connection, count: int) -> None:
@@ -163,9 +164,8 @@ def _replies(conn: redis.Connection, count: int) -> None:
 def publish_lines(client: redis.Redis, stream: str, lines: list[bytes],
                   rate: float | None = None, chunk: int = CHUNK) -> float:
     """Append encoded bars to `stream`; returns the seconds it took."""
-    columns = _columns(lines) if lines else None
-    script = client.register_script(PUBLISH) if columns is None else None
-    conn = raw_connection(client) if columns is not None else None
+    script = client.register_script(PUBLISH)
+    conn = raw_connection(client)
     start = time.monotonic()
     try:
         for lo in range(0, len(lines), chunk):
@@ -173,18 +173,19 @@ def publish_lines(client: redis.Redis, stream: str, lines: list[bytes],
                 wait = start + lo / rate - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            hi = min(lo + chunk, len(lines))
-            if conn is None:
-                script(keys=[stream], args=lines[lo:hi])
+            part = lines[lo:lo + chunk]
+            columns = _columns(part)
+            if columns is None:
+                script(keys=[stream], args=part)
                 continue
             try:
-                conn.send_packed_command([_commands(stream, columns, lo, hi)])
-                _replies(conn, hi - lo)
+                conn.send_packed_command([_commands(stream, columns)])
+                _replies(conn, len(part))
             except OSError as exc:
+                conn.disconnect()
                 raise redis.ConnectionError(f"Error writing the vendor stream: {exc}") from exc
     finally:
-        if conn is not None:
-            conn.disconnect()
+        conn.disconnect()
     return time.monotonic() - start
 
 
