@@ -7,11 +7,11 @@ plus an optional `period` column (minutes, default 1). Bars go out in time order
 order), one entry each, appended in chunks, one round trip per chunk; `rate` paces the
 replay in bars per second.
 
-A chunk goes as plain XADD commands whose bytes are built column by column in Arrow (a chunk's lines
-split at once, in C): Redis spends less than half the time on them that it spends running a Lua
-script that splits each line and calls XADD — Redis time that a consumer on the same server
-waits for. Lines of different shapes go through the script (`codec.PUBLISH`), which
-adds the same entries.
+A chunk goes as plain XADD commands whose bytes are built column by column in Arrow (the
+chunk's lines split at once, in C): Redis spends less than half the time on them that it
+spends running a Lua script that splits each line and calls XADD — Redis time that a
+consumer on the same server waits for. Lines of different shapes go through the script
+(`codec.PUBLISH`), which adds the same entries.
 """
 
 from __future__ import annotations
