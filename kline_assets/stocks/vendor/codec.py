@@ -6,14 +6,14 @@
 — the contract other tools script (the users' QMT-style subscriber). Field names are matched
 without regard to case.
 
-Reading: redis-py would build a dict per entry; the consumer takes XREADGROUP's reply as
-Redis sends it (hiredis parses it in C) and turns a batch into columns at once: entries that
-carry the fields in the order above (what `publish-vendor` and most tools send) go through one
-NumPy reshape; others (another order, other case, a `name`, a missing field) are matched by
-name one by one.
+Reading: the consumer reads XREADGROUP's reply as bytes (`reader`): a batch whose entries all
+carry the same fields in the same order (what `publish-vendor` and most tools send, a `name` or
+not, any order and case) becomes columns in one pass; any other batch is parsed by hiredis and
+`decode` matches each entry's fields by name.
 
-Writing (`kline bars publish-vendor`): rows → tab-separated lines (Arrow's CSV writer), which a
-Lua script splits into named fields and XADDs, one round trip per chunk.
+Writing (`kline bars publish-vendor`): rows → tab-separated lines (Arrow's CSV writer), sent as
+XADD commands built in Arrow (`publish`), one round trip per chunk; the Lua script below adds
+the same entries from lines of any shape.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ _ORDER = np.array([f.encode() for f in FIELDS], dtype=object)
 _WIDTH = 2 * len(FIELDS)
 
 
-def _strings(values: np.ndarray | list[bytes]) -> pa.Array:
+def strings(values: pa.Array | np.ndarray | list[bytes]) -> pa.Array:
     """Bytes → an Arrow string array; bytes that are not UTF-8 are replaced (such a value
     breaks a rule anyway, and the dead-letter stream keeps the raw fields)."""
-    arr = pa.array(values, pa.binary())
+    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.binary())
     try:
         return pc.cast(arr, pa.string())
     except pa.ArrowInvalid:
-        return pa.array([v.decode(errors="replace") for v in values], pa.string())
+        return pa.array([v.decode(errors="replace") for v in arr.to_pylist()], pa.string())
 
 
 def decode(entries: list) -> pa.Table:
@@ -88,8 +88,8 @@ def decode(entries: list) -> pa.Table:
         for name in names:
             if name in got:
                 cols[name][i] = got[name]
-    table = {"id": _strings(ids), "nfields": pa.array(counts // 2)}
-    table |= {name: _strings(cols[name]) for name in names}
+    table = {"id": strings(ids), "nfields": pa.array(counts // 2)}
+    table |= {name: strings(cols[name]) for name in names}
     return pa.table(table)
 
 

@@ -41,9 +41,9 @@ import redis
 from kline_assets.lib.errors import ServiceUnavailableError
 from kline_assets.resources.postgres import PostgresResource
 
-from .codec import decode
 from .events import MonthEvents
 from .keys import DEFAULT_GROUP, RATE_SAMPLES, VendorKeys
+from .reader import StreamReader
 from .screen import DayCache, screen
 from .store import Batch, Written, ensure_schema, write_batch
 
@@ -119,10 +119,7 @@ class Ingestor:
         self.events = events
         self.stats = IngestStats()
         self.stopping = False
-        # Stream replies as Redis sends them: redis-py's per-entry dicts cost more than the
-        # database write.
-        self._raw = redis.Redis(connection_pool=client.connection_pool)
-        self._raw.set_response_callback("XREADGROUP", lambda reply, **_kw: reply)
+        self._reader = StreamReader(client)
         self._park = client.register_script(_PARK)
         self._days = DayCache()
         self._window = (time.monotonic(), 0)
@@ -145,9 +142,12 @@ class Ingestor:
     def run(self) -> IngestStats:
         self.ensure_group()
         ensure_schema(self.pg)
-        with self.pg.connect(autocommit=True) as conn, \
-                ThreadPoolExecutor(1, thread_name_prefix="vendor-commit") as pool:
-            self._loop(conn, pool)
+        try:
+            with self.pg.connect(autocommit=True) as conn, \
+                    ThreadPoolExecutor(1, thread_name_prefix="vendor-commit") as pool:
+                self._loop(conn, pool)
+        finally:
+            self._reader.close()
         self.report()
         self._report_events(final=True)
         return self.stats
@@ -209,14 +209,10 @@ class Ingestor:
 
     def _next(self, start: str) -> _InHand | None:
         """The next batch (own pending with "0", new entries with ">"), parsed and screened."""
-        reply = self._raw.execute_command(
-            "XREADGROUP", "GROUP", self.o.group, self.o.consumer, "COUNT", self.o.batch,
-            "STREAMS", self.stream, start)
-        entries = (next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-                   ) if reply else []
-        if not entries:
+        table = self._reader.read(self.o.group, self.o.consumer, self.o.batch, self.stream,
+                                  start)
+        if table is None:
             return None
-        table = decode(entries)
         ids = table.column("id").to_pylist()
         screened = screen(table, self._days, self.o.volume_unit)
         if screened.rejected:

@@ -232,12 +232,14 @@ def screen(table: pa.Table, days: DayCache, volume_unit: str = "shares") -> Scre
     keep = np.flatnonzero(reason < 0)
     name = texts["name"]
     name = pc.if_else(pc.equal(name, ""), pa.scalar(None, pa.string()), name)
+    taken = pa.array(keep)
+    # Text columns stay in Arrow (no Python string per bar): the store hands them on as such.
     rows = pd.DataFrame({
         "pos": keep,
-        "code": symbol.to_numpy(zero_copy_only=False)[keep],
+        "code": pd.arrays.ArrowStringArray(pc.cast(symbol.take(taken), pa.large_string())),
         "period": period[keep],
         "time": frame[keep],
-        "name": name.to_numpy(zero_copy_only=False)[keep],
+        "name": pd.arrays.ArrowStringArray(pc.cast(name.take(taken), pa.large_string())),
         **{k: values[k][keep] for k in VALUES},
     })
     rows["volume"] *= VOLUME_UNITS[volume_unit]

@@ -85,8 +85,10 @@ def entry_keys(ids: list[str]) -> np.ndarray:
     """(ms, seq) of stream ids as an (n, 2) int64 array."""
     if not ids:
         return np.zeros((0, 2), dtype=np.int64)
-    parts = np.char.partition(np.asarray(ids, dtype=str), "-")
-    return np.column_stack([parts[:, 0].astype(np.int64), parts[:, 2].astype(np.int64)])
+    halves = pc.list_flatten(pc.split_pattern(pa.array(ids, pa.string()), "-", max_splits=1))
+    if len(halves) == 2 * len(ids):
+        return pc.cast(halves, pa.int64()).to_numpy().reshape(-1, 2)
+    return np.array([entry_key(i) for i in ids], dtype=np.int64)  # an id without its "-seq"
 
 
 @dataclass
@@ -194,12 +196,17 @@ def _corrections(conn: psycopg.Connection, stream: str, group: str) -> list[dict
              for k, v in zip(names, r, strict=True)} for r in rows]
 
 
+def _texts(column: pd.Series) -> pa.Array:
+    """A text column as Arrow, without a Python string per row when it is Arrow already."""
+    return pc.cast(pa.array(column.array, from_pandas=True), pa.string())
+
+
 def _copy_new(conn: psycopg.Connection, part: pd.DataFrame) -> bool:
     """The fast path for bars that are all new (a live feed's usual batch): binary COPY
     straight into the bar tables, under a savepoint. True when it went in; False when a bar
     already existed (the unique index refuses it), and the savepoint is rolled back."""
     time = pa.array(part["time"].to_numpy().astype("datetime64[us]"), pa.timestamp("us"))
-    code = pa.array(part["code"].to_numpy(), pa.string())
+    code = _texts(part["code"])
     values = {c: pa.array(part[c].to_numpy(), pa.float64()) for c in VALUES}
     minute = part["period"].to_numpy() == 1
     try:
@@ -207,14 +214,14 @@ def _copy_new(conn: psycopg.Connection, part: pd.DataFrame) -> bool:
             if minute.all():
                 copy_table(conn, STOCK_TABLE, pa.table({
                     "time": time, "code": code,
-                    "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+                    "name": _texts(part["name"]),
                     **values}), _MINUTE_TYPES)
                 return True
             mask = pa.array(minute)
             if minute.any():
                 copy_table(conn, STOCK_TABLE, pa.table({
                     "time": time, "code": code,
-                    "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+                    "name": _texts(part["name"]),
                     **values}).filter(mask), _MINUTE_TYPES)
             copy_table(conn, VENDOR_TABLE, pa.table({
                 "time": time, "code": code,
@@ -264,11 +271,11 @@ def _write_rows(conn: psycopg.Connection, stream: str, group: str, rows: pd.Data
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
         stage = pa.table({
             "entry_id": pa.array(ids[part["pos"].to_numpy()], pa.string()),
-            "code": pa.array(part["code"].to_numpy(), pa.string()),
+            "code": _texts(part["code"]),
             "period": pa.array(part["period"].to_numpy(), pa.int16()),
             "time": pa.array(part["time"].to_numpy().astype("datetime64[us]"),
                              pa.timestamp("us")),
-            "name": pa.array(part["name"].to_numpy(), pa.string(), from_pandas=True),
+            "name": _texts(part["name"]),
             **{c: pa.array(part[c].to_numpy(), pa.float64()) for c in VALUES}}, schema=schema)
         copy_table(conn, STAGE, stage, STAGE_TYPES)
         months: dict[str, tuple[int, int]] = {}
