@@ -25,13 +25,23 @@ class Names:
 
 class CatalogNames:
     """iPhone, shop and cohort names from PostgreSQL, read in one round trip and kept for
-    `ttl_s`: a page of rows costs no query per row, and a renamed shop shows within a minute."""
+    `ttl_s`: a page of rows costs no query per row, and a renamed shop shows within a minute.
+
+    `generation` counts the catalogues that differed from the one before, so a body encoded
+    with names in it is kept only while the names read the same."""
 
     def __init__(self, postgres: PostgresResource, ttl_s: float = 60.0) -> None:
         self.postgres, self.ttl_s = postgres, ttl_s
         self._lock = threading.Lock()
         self._names: Names | None = None
         self._at = 0.0
+        self.generation = 0
+
+    def known_generation(self) -> int | None:
+        """`generation` while the names are fresh (None: the next `get()` reads them)."""
+        if self._names is None or time.monotonic() - self._at > self.ttl_s:
+            return None
+        return self.generation
 
     def get(self) -> Names:
         names = self._names
@@ -40,7 +50,10 @@ class CatalogNames:
         may_block()
         with self._lock:
             if self._names is None or time.monotonic() - self._at > self.ttl_s:
-                self._names, self._at = self._load(), time.monotonic()
+                names = self._load()
+                if names != self._names:
+                    self._names, self.generation = names, self.generation + 1
+                self._at = time.monotonic()
             return self._names
 
     def _load(self) -> Names:

@@ -2,10 +2,11 @@
 
 A kept page (`stores.ReadCache`) saved the read but not the rest: validating 100 rows against
 the response model and encoding them again cost more than the read from memory. So the body
-is kept too, under the data's version (`Stores.known_version`) and the full URL (the page's
-`next`/`previous` links are built from it), and only until the first of its buckets turns
-final — past that moment the same rows read `is_final: true`. The body is exactly what
-FastAPI would send for the endpoint's `response_model` (same validation, same encoder).
+is kept too, under the version of the data and the catalogue names (`Stores.known_version`)
+and the full URL (the page's `next`/`previous` links are built from it), and only until the
+first of its buckets turns final — past that moment the same rows read `is_final: true`. The
+body is exactly what FastAPI would send for the endpoint's `response_model` (same validation,
+same encoder); `KeptBodies` sends it again before any routing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 from pydantic import TypeAdapter
+from starlette.datastructures import URL
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kline_assets.api.inline import inline_or_pooled
 from kline_assets.prices.read import final_at
@@ -81,23 +84,41 @@ def encode(adapter: TypeAdapter, payload: dict[str, Any]) -> bytes:
 
 async def respond(request: Request, stores: Stores, adapter: TypeAdapter, build: Build
                   ) -> Response:
-    """The endpoint's body: kept bytes, else `build()` on the loop when memory answers it,
-    else in the thread pool; encoded as FastAPI encodes a `response_model`."""
-    url = str(request.url)
+    """The endpoint's body (a kept one was served by `KeptBodies` before routing):
+    `build()` on the loop when memory answers it, else in the thread pool; encoded as FastAPI
+    encodes a `response_model` and kept while its version and buckets hold."""
     version = stores.known_version()
-    if version is not None:
-        body = stores.encoded.get(version, url, time.time())
-        if body is not None:
-            return Response(body, media_type="application/json")
+    names = stores.names.known_generation()
 
-    def pooled() -> tuple[Hashable | None, tuple[dict[str, Any], float | None]]:
+    def pooled() -> tuple[Hashable, tuple[dict[str, Any], float | None]]:
         stores.keeper.touch()
-        seen = stores.pages.version()  # before the read, as kept pages are versioned
-        return seen, build()
+        return (stores.pages.version(), names), build()  # version read before the read
 
     seen, (payload, until) = await inline_or_pooled(
         version is not None, lambda: (version, build()), pooled)
     body = encode(adapter, payload)
-    if seen is not None and stores.known_version() == seen:  # no writer got in meanwhile
-        stores.encoded.put(seen, url, body, until)
+    if seen[0] is not None and seen[1] is not None and stores.known_version() == seen:
+        stores.encoded.put(seen, str(request.url), body, until)  # no writer got in meanwhile
     return Response(body, media_type="application/json")
+
+
+class KeptBodies:
+    """ASGI middleware: a GET of one of `paths` whose body is kept for the current version
+    is answered before routing — resolving the endpoint's dependencies and query parameters
+    again cost more than the page. Everything else goes on to the app unchanged."""
+
+    def __init__(self, app: ASGIApp, stores: Stores, paths: Iterable[str]) -> None:
+        self.app, self.stores, self.paths = app, stores, frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in self.paths:
+            version = self.stores.known_version()
+            body = None if version is None else \
+                self.stores.encoded.get(version, str(URL(scope=scope)), time.time())
+            if body is not None:
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kline_assets.api import DEFAULT_CACHE_MIB
 from kline_assets.resources.clickhouse.engine import engine_opens
@@ -33,18 +34,23 @@ WORKER_HEALTHCHECK_S = 60
 
 def retire_after(app: FastAPI, max_engine_opens: int, retire: Callable[[], None]) -> None:
     """Call `retire` once, after the first response given with the engine opened
-    `max_engine_opens` times in this process (0: never)."""
+    `max_engine_opens` times in this process (0: never). A plain ASGI wrapper: Starlette's
+    `BaseHTTPMiddleware` would cost every request more than a kept page does."""
     asked = False
 
-    @app.middleware("http")
-    async def retire_when_worn(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        nonlocal asked
-        response = await call_next(request)
-        if max_engine_opens > 0 and not asked and engine_opens() >= max_engine_opens:
-            asked = True
-            retire()
-        return response
+    class RetireWhenWorn:
+        def __init__(self, inner: ASGIApp) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal asked
+            await self.inner(scope, receive, send)
+            if scope["type"] == "http" and max_engine_opens > 0 and not asked \
+                    and engine_opens() >= max_engine_opens:
+                asked = True
+                retire()
+
+    app.add_middleware(RetireWhenWorn)
 
 
 def _ask_supervisor_for_a_replacement(app: FastAPI) -> None:

@@ -153,12 +153,14 @@ class Stores:
         return {**pages, "hits": pages["hits"] + bodies["hits"], "bodies": bodies["bodies"]}
 
     def known_version(self) -> Hashable | None:
-        """The data's version as kept pages know it, without waiting on a store or a lock
-        (None: only the thread pool may find out); a held engine's idle clock restarts."""
+        """The version of what a response body is made of — the data as kept pages know it
+        and the catalogue names — without waiting on a store or a lock (None: only the
+        thread pool may find out); a held engine's idle clock restarts."""
         generation = self.keeper.touch_if_held()
-        if generation is not None:
-            return self.pages.known_version(generation)
-        return self.pages.known_version()
+        parts = (self.pages.known_version(generation) if generation is not None
+                 else self.pages.known_version())
+        names = self.names.known_generation()
+        return None if parts is None or names is None else (parts, names)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
         """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages

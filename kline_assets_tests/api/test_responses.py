@@ -109,6 +109,35 @@ def test_without_a_hold_a_write_is_seen_within_the_version_ttl(clickhouse, catal
         assert _means(client) == [200.0]
 
 
+def test_a_kept_body_answers_with_the_routed_response_s_status_headers_and_bytes(
+        clickhouse, catalogue):
+    with clickhouse.client() as client:
+        client.command(_insert(clickhouse, 100.0, "2025-12-01 00:00:00"))
+    app = create_app(clickhouse, catalogue, hold_s=30)
+    with TestClient(app) as client:
+        routed, hits = client.get(URL), _hits(client)
+        kept = client.get(URL)
+        assert _hits(client) == hits + 1
+        assert (kept.status_code, kept.content) == (routed.status_code, routed.content)
+        assert dict(kept.headers) == dict(routed.headers)
+        other = client.get(URL.replace("limit=10", "limit=9"))  # another URL, another body
+        assert other.status_code == 200 and _hits(client) == hits + 1
+
+
+def test_a_renamed_iphone_shows_in_a_kept_page_once_the_names_are_read_again(
+        clickhouse, catalogue):
+    with clickhouse.client() as client:
+        client.command(_insert(clickhouse, 100.0, "2025-12-01 00:00:00"))
+    app = create_app(clickhouse, catalogue, hold_s=30, names_ttl_s=0.2)
+    with TestClient(app) as client:
+        assert client.get(URL).json()["results"][0]["iphone_name"] == "iPhone 16 Pro 256GB"
+        with catalogue.connect() as conn:
+            conn.execute("UPDATE iphone SET name = 'iPhone 16 Pro 256 GB' WHERE id = 1")
+        time.sleep(0.3)
+        names = [client.get(URL).json()["results"][0]["iphone_name"] for _ in range(3)]
+        assert names == ["iPhone 16 Pro 256 GB"] * 3
+
+
 def test_a_kept_body_is_not_served_once_a_bucket_in_it_turns_final(clickhouse, catalogue):
     """A bucket turns final 20 minutes after it starts (15-minute window + 5); a kept page
     must then say so, though no data changed."""
