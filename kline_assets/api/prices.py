@@ -9,7 +9,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
 from kline_assets.api.responses import final_until, respond
@@ -85,12 +85,6 @@ ALIGNED_ORDER = {"bucket": "bucket", "shop": "shop_id", "iphone": "iphone_id",
                  "record_time": "record_time", "alignment_diff_sec": "alignment_diff_sec"}
 
 
-OVERALL_PAGE = TypeAdapter(Page[OverallBar])
-COHORT_PAGE = TypeAdapter(Page[CohortBar])
-FEATURE_PAGE = TypeAdapter(Page[FeatureValue])
-ALIGNED_PAGE = TypeAdapter(Page[PurchasingTimeAnalysis])
-
-
 def _now() -> datetime:
     return datetime.now(ZoneInfo(PRICE_TZ))
 
@@ -118,7 +112,7 @@ async def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None)
                 "is_final": final(r["bucket"]), "updated_at": r["inserted_at"]})
         return rows.page(found.count, results), final_until(results)
 
-    return await respond(rows.request, stores, OVERALL_PAGE, build)
+    return await respond(rows.request, stores, build)
 
 
 @router.get("/cohort-bars/", response_model=Page[CohortBar])
@@ -147,7 +141,7 @@ async def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = 
                 "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
         return rows.page(found.count, results), None
 
-    return await respond(rows.request, stores, COHORT_PAGE, build)
+    return await respond(rows.request, stores, build)
 
 
 @router.get("/features/", response_model=Page[FeatureValue])
@@ -166,7 +160,7 @@ async def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name
         results = [{**r, "is_final": final(r["bucket"])} for r in found.rows]
         return rows.page(found.count, results), final_until(results)
 
-    return await respond(rows.request, stores, FEATURE_PAGE, build)
+    return await respond(rows.request, stores, build)
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
@@ -191,5 +185,5 @@ async def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Ma
             "alignment_diff_sec": r["alignment_diff_sec"]} for r in found.rows]
         return rows.page(found.count, results), None
 
-    return await respond(rows.request, stores, ALIGNED_PAGE, build)
+    return await respond(rows.request, stores, build)
 

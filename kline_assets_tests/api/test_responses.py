@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from kline_assets.api.app import create_app
 from kline_assets.api.inline import inline_or_pooled, may_block
 from kline_assets.api.pagination import Page
-from kline_assets.api.prices import OVERALL_PAGE, OverallBar
+from kline_assets.api.prices import CohortBar, FeatureValue, OverallBar, PurchasingTimeAnalysis
 from kline_assets.api.responses import EncodedPages, encode, final_until
 from kline_assets.prices.read.args import TZ
 from kline_assets.resources.clickhouse.engine import is_embedded
@@ -53,16 +54,24 @@ def _hits(client: TestClient) -> int:
     return client.get("/healthz").json()["cache"]["hits"]
 
 
+def validated(model: type, payload: dict) -> bytes:
+    """What FastAPI sends for `response_model=Page[model]`: its validation, then its
+    serializer with its defaults."""
+    adapter = TypeAdapter(Page[model])
+    return adapter.dump_json(adapter.validate_python(payload, from_attributes=True),
+                             by_alias=True)
+
+
 def test_a_body_is_the_bytes_fastapi_sends_for_the_response_model():
     payload = {"count": 3, "next": "http://x/api/overall-bars/?limit=1&offset=1",
                "previous": None, "results": [
                    {"bucket": "2025-10-01T09:00:00+09:00", "iphone": 1,
-                    "iphone_name": "iPhone 16 Pro «256 GB»", "mean": 1e16, "median": 0.1,
-                    "std": None, "shop_count": 20, "dispersion": -0.0, "is_final": True,
-                    "updated_at": "2025-12-01T00:00:00+09:00"},
+                    "iphone_name": "iPhone 16 Pro «256 GB» \"x\"\n", "mean": 1e16,
+                    "median": 0.1, "std": None, "shop_count": 20, "dispersion": -0.0,
+                    "is_final": True, "updated_at": "2025-12-01T00:00:00+09:00"},
                    {"bucket": "2025-10-01T09:15:00+09:00", "iphone": 1, "iphone_name": None,
-                    "mean": 123456.789, "median": 5, "std": 1.5e-7, "shop_count": 1,
-                    "dispersion": None, "is_final": False,
+                    "mean": 123456.789, "median": 5.0, "std": 1.5e-7, "shop_count": 1,
+                    "dispersion": float("nan"), "is_final": False,
                     "updated_at": "2025-12-01T00:00:00+09:00"}]}
     app = FastAPI()
 
@@ -71,7 +80,26 @@ def test_a_body_is_the_bytes_fastapi_sends_for_the_response_model():
         return payload
 
     with TestClient(app) as client:
-        assert client.get("/page").content == encode(OVERALL_PAGE, payload)
+        assert client.get("/page").content == encode(payload) == validated(OverallBar, payload)
+
+
+@pytest.mark.parametrize(("url", "model"), [
+    ("/api/overall-bars/?iphone=1,2&limit=50", OverallBar),
+    ("/api/overall-bars/?ordering=-std&limit=40&offset=7", OverallBar),
+    ("/api/cohort-bars/?limit=30", CohortBar),
+    ("/api/features/?scope=iphone:1&name=shop_count,mean,n_models&limit=60", FeatureValue),
+    ("/api/features/?scope=cohort:*&limit=60", FeatureValue),
+    ("/api/purchasing-time-analyses/?limit=80", PurchasingTimeAnalysis),
+])
+def test_every_price_body_is_what_validating_the_page_against_its_model_would_send(
+        client, url, model):
+    """Bodies skip the validation pass, so every value must already be of its field's type
+    (an integral float sent as `5` where validation sends `5.0` would fail here)."""
+    for _ in range(2):  # built, then kept
+        res = client.get(url)
+        assert res.status_code == 200, res.text
+        assert res.json()["results"]
+        assert res.content == validated(model, res.json())
 
 
 def test_a_write_while_the_engine_is_held_is_seen_by_the_next_request(clickhouse, catalogue):
