@@ -13,13 +13,12 @@ from pydantic import BaseModel
 
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
 from kline_assets.api.responses import final_until, respond
-from kline_assets.api.stores import Stores, app_stores
+from kline_assets.api.stores import request_stores
 from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices import read
 
 router = APIRouter(prefix="/api", tags=["prices"])
 Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]
-StoresDep = Annotated[Stores, Depends(app_stores)]
 ListingDep = Annotated[Listing, Depends(listing)]
 
 
@@ -85,71 +84,74 @@ ALIGNED_ORDER = {"bucket": "bucket", "shop": "shop_id", "iphone": "iphone_id",
                  "record_time": "record_time", "alignment_diff_sec": "alignment_diff_sec"}
 
 
+OVERALL_COLUMNS = ("bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
+                   "inserted_at")
+COHORT_COLUMNS = ("bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
+                  "dispersion")
+"""The features_wide columns each bar endpoint reads, bucket and scope first."""
+
+
 def _now() -> datetime:
     return datetime.now(ZoneInfo(PRICE_TZ))
 
 
 @router.get("/overall-bars/", response_model=Page[OverallBar])
-async def overall_bars(stores: StoresDep, rows: ListingDep, iphone: Many = None) -> Response:
+async def overall_bars(rows: ListingDep, iphone: Many = None) -> Response:
     """Cross-shop statistics per iPhone and bucket (scopes `iphone:*`)."""
+    stores = request_stores(rows.request)
     ids = ints(iphone, "iphone")
     scope = [f"iphone:{i}" for i in ids] if ids else "iphone:*"
     args = rows.query_args(OVERALL_ORDER)
 
     def build() -> tuple[dict, float | None]:
-        found = stores.read(
-            read.features_page, scope=scope, **args,
-            columns=["bucket", "scope", "mean", "median", "std", "shop_count", "dispersion",
-                     "inserted_at"])
+        found = stores.read(read.features_page, scope=scope, **args, columns=OVERALL_COLUMNS)
         names, final = stores.names.get().iphone, read.finality(_now())
-        results = []
-        for r in found.rows:
-            iphone_id = int(r["scope"].split(":", 1)[1])
-            results.append({
-                "bucket": r["bucket"], "iphone": iphone_id, "iphone_name": names.get(iphone_id),
-                "mean": r["mean"], "median": r["median"], "std": r["std"],
-                "shop_count": r["shop_count"], "dispersion": r["dispersion"],
-                "is_final": final(r["bucket"]), "updated_at": r["inserted_at"]})
+        buckets, scopes = found.column("bucket"), found.column("scope")
+        of_scope = {s: int(s.split(":", 1)[1]) for s in set(scopes)}
+        results = [{
+            "bucket": b, "iphone": i, "iphone_name": names.get(i), "mean": mean,
+            "median": median, "std": std, "shop_count": shops, "dispersion": dispersion,
+            "is_final": final(b), "updated_at": updated,
+        } for b, i, mean, median, std, shops, dispersion, updated in zip(
+            buckets, [of_scope[s] for s in scopes],
+            *map(found.column, OVERALL_COLUMNS[2:]), strict=True)]
         return rows.page(found.count, results), final_until(results)
 
     return await respond(rows.request, stores, build)
 
 
 @router.get("/cohort-bars/", response_model=Page[CohortBar])
-async def cohort_bars(stores: StoresDep, rows: ListingDep, cohort__slug: Many = None
-                      ) -> Response:
+async def cohort_bars(rows: ListingDep, cohort__slug: Many = None) -> Response:
     """Cohort statistics per bucket (scopes `cohort:*`); `cohort` is the cohort's id in
     PostgreSQL, `n_models` the member iPhones with data in the bucket."""
+    stores = request_stores(rows.request)
     slugs = multi(cohort__slug)
     scope = [f"cohort:{s}" for s in slugs] if slugs else "cohort:*"
     args = rows.query_args(COHORT_ORDER)
 
     def build() -> tuple[dict, float | None]:
-        found = stores.read(
-            read.features_page, scope=scope, **args,
-            columns=["bucket", "scope", "mean", "median", "std", "n_models", "shop_count",
-                     "dispersion"])
+        found = stores.read(read.features_page, scope=scope, **args, columns=COHORT_COLUMNS)
         cohorts = stores.names.get().cohort
-        results = []
-        for r in found.rows:
-            slug = r["scope"].split(":", 1)[1]
-            known = cohorts.get(slug)
-            results.append({
-                "bucket": r["bucket"], "cohort": known[0] if known else None,
-                "cohort_name": known[1] if known else None, "mean": r["mean"],
-                "median": r["median"], "std": r["std"], "n_models": r["n_models"],
-                "shop_count_agg": r["shop_count"], "dispersion": r["dispersion"]})
+        scopes = found.column("scope")
+        of_scope = {s: cohorts.get(s.split(":", 1)[1], (None, None)) for s in set(scopes)}
+        results = [{
+            "bucket": b, "cohort": known[0], "cohort_name": known[1], "mean": mean,
+            "median": median, "std": std, "n_models": models, "shop_count_agg": shops,
+            "dispersion": dispersion,
+        } for b, known, mean, median, std, models, shops, dispersion in zip(
+            found.column("bucket"), [of_scope[s] for s in scopes],
+            *map(found.column, COHORT_COLUMNS[2:]), strict=True)]
         return rows.page(found.count, results), None
 
     return await respond(rows.request, stores, build)
 
 
 @router.get("/features/", response_model=Page[FeatureValue])
-async def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name: Many = None
-                   ) -> Response:
+async def features(rows: ListingDep, scope: Many = None, name: Many = None) -> Response:
     """The long format of the old FeatureSnapshot endpoint: one row per scope × bucket ×
     feature with a value, unpivoted in ClickHouse. `scope`: `iphone:<id>`, `cohort:<slug>`,
     `iphone:*` or `cohort:*`; `name`: any of the numeric columns of features_wide."""
+    stores = request_stores(rows.request)
     scopes = multi(scope)
     args = dict(scope=scopes[0] if scopes and len(scopes) == 1 else scopes, names=multi(name),
                 **rows.query_args(FEATURE_ORDER))
@@ -164,10 +166,11 @@ async def features(stores: StoresDep, rows: ListingDep, scope: Many = None, name
 
 
 @router.get("/purchasing-time-analyses/", response_model=Page[PurchasingTimeAnalysis])
-async def purchasing_time_analyses(stores: StoresDep, rows: ListingDep, shop: Many = None,
-                                   iphone: Many = None) -> Response:
+async def purchasing_time_analyses(rows: ListingDep, shop: Many = None, iphone: Many = None
+                                   ) -> Response:
     """Aligned prices (the latest record per shop × iPhone × bucket) with shop and iPhone
     names from PostgreSQL."""
+    stores = request_stores(rows.request)
     args = dict(shop_ids=ints(shop, "shop"), iphone_ids=ints(iphone, "iphone"),
                 **rows.query_args(ALIGNED_ORDER))
 

@@ -10,7 +10,7 @@ one month at a time, so the first request of a month never waits for the whole m
 (measured: a month of 300 scopes × 8 columns reads in a few hundred milliseconds, and a
 request waiting on that would blow the cold-page p95). Past the budget the least recently
 used month goes first; a month larger than the whole budget is never kept (its pages are
-read from ClickHouse every time).
+read from ClickHouse every time, and the month is not read again until its data changes).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class MonthSlices:
         self._lock = threading.Lock()
         self._slices: OrderedDict[SliceKey, tuple[Hashable, MonthSlice]] = OrderedDict()
         self._pending: set[SliceKey] = set()
+        self._too_large: dict[SliceKey, Hashable] = {}  # never read again under this stamp
         self._bytes = 0
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="month-slices")
         self.served = self.passed = self.loads = 0
@@ -74,7 +75,8 @@ class MonthSlices:
             may_block()  # the page is read from ClickHouse: count and load from the pool
             with self._lock:
                 missing = [(k, stamp) for k, stamp, s in zip(keys, stamps, found, strict=True)
-                           if s is None and k not in self._pending]
+                           if s is None and k not in self._pending
+                           and self._too_large.get(k) != stamp]
                 self._pending.update(k for k, _ in missing)
                 self.passed += 1
             for k, stamp in missing:
@@ -87,12 +89,12 @@ class MonthSlices:
         return self._answer(req, found)  # type: ignore[arg-type]
 
     def _answer(self, req: SliceRequest, slices: list[MonthSlice]) -> Page | None:
-        answer = page_from_slices(req, slices)
-        if answer is None:
+        page = page_from_slices(req, slices)
+        if page is None:
             self.passed += 1
             return None
         self.served += 1
-        return Page(*answer)
+        return page
 
     def _load(self, key: SliceKey, stamp: Hashable) -> None:
         run_id, month, columns = key
@@ -105,8 +107,12 @@ class MonthSlices:
             if not current():
                 return
             month_slice = read_month(self.clickhouse, run_id, month, columns)
-            if not current() or month_slice.nbytes > self.max_bytes:
-                return  # a writer got in while it was read, or it can never fit
+            if not current():
+                return  # a writer got in while it was read
+            if month_slice.nbytes > self.max_bytes:
+                with self._lock:
+                    self._too_large[key] = stamp  # until its data changes
+                return
             with self._lock:
                 old = self._slices.pop(key, None)
                 if old is not None:

@@ -148,9 +148,11 @@ class Stores:
     encoded: EncodedPages = field(default_factory=lambda: EncodedPages(0), repr=False)
 
     def cache_stats(self) -> dict[str, int]:
-        """Kept pages and bodies; `hits` counts the requests either answered."""
+        """Kept pages and bodies; `hits` counts the requests either answered, `body_hits`
+        those a kept body answered before routing."""
         pages, bodies = self.pages.stats(), self.encoded.stats()
-        return {**pages, "hits": pages["hits"] + bodies["hits"], "bodies": bodies["bodies"]}
+        return {**pages, "hits": pages["hits"] + bodies["hits"], "bodies": bodies["bodies"],
+                "body_hits": bodies["hits"]}
 
     def known_version(self) -> Hashable | None:
         """The version of what a response body is made of — the data as kept pages know it
@@ -163,19 +165,21 @@ class Stores:
         return None if parts is None or names is None else (parts, names)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
-        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function), from the pages
-        already read when it may be, else — for a features page — from the month slices in
-        memory when they hold it. Callers copy what they change: pages are shared."""
-        key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
+        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function): a features
+        page from the month slices in memory when they hold it, else from the pages already
+        read when it may be, else from ClickHouse. A page memory answers is not kept as a
+        page too: it costs less to answer again than the ClickHouse pages it would push out
+        of the keep. Callers copy what they change: pages are shared."""
+        if reader is prices_read.features_page and self.months is not None:
+            page = self.months.features_page(**kwargs)
+            if page is not None:
+                return page  # type: ignore[return-value]
 
         def fresh() -> P:
-            if reader is prices_read.features_page and self.months is not None:
-                page = self.months.features_page(**kwargs)
-                if page is not None:
-                    return page  # type: ignore[return-value]
             may_block()
             return reader(self.clickhouse, **kwargs)
 
+        key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         return self.pages.get(key, fresh)
 
 
@@ -187,7 +191,8 @@ def get_stores(request: Request) -> Stores:
     return stores
 
 
-async def app_stores(request: Request) -> Stores:
-    """Dependency of the endpoints that answer through `responses.respond` (which holds the
-    engine only if it must read): the app's stores, on the loop."""
+def request_stores(request: Request) -> Stores:
+    """The app's stores for the endpoints that answer through `responses.respond` (which
+    holds the engine only if it must read). Not a dependency: FastAPI's solving of one cost
+    those endpoints a tenth of a page."""
     return request.app.state.stores

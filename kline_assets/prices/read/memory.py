@@ -41,6 +41,7 @@ from .args import (
     run_id_arg,
     scope_filter,
 )
+from .pages import Page
 
 MAX_MONTHS = 3
 """A bucket range touching more months than this is left to ClickHouse."""
@@ -205,10 +206,9 @@ def _segments(req: SliceRequest, slices: Sequence[MonthSlice]
     return out
 
 
-def page_from_slices(req: SliceRequest, slices: Sequence[MonthSlice]
-                     ) -> tuple[int, list[dict[str, Any]]] | None:
-    """(count, rows) of the page, as `pages.features_page` gives them; None when nothing
-    matches (ClickHouse tells a missing run or scope from an empty page)."""
+def page_from_slices(req: SliceRequest, slices: Sequence[MonthSlice]) -> Page | None:
+    """The page `pages.features_page` gives, held as columns; None when nothing matches
+    (ClickHouse tells a missing run or scope from an empty page)."""
     segs = _segments(req, slices)
     if not segs:
         return None
@@ -237,15 +237,15 @@ def page_from_slices(req: SliceRequest, slices: Sequence[MonthSlice]
                                      ).astype(np.int64)
             keys.append(-key if desc else key)
         picked = np.lexsort(keys)[req.offset:req.offset + req.limit]
-    return len(rows), _rows(req, slices, segs, seg_slice[which[picked]], which[picked],
-                            rows[picked])
+    return Page(len(rows), columns=_columns(req, slices, segs, seg_slice[which[picked]],
+                                            which[picked], rows[picked]))
 
 
-def _rows(req: SliceRequest, slices: Sequence[MonthSlice], segs, slice_of: np.ndarray,
-          seg_of: np.ndarray, row_of: np.ndarray) -> list[dict[str, Any]]:
+def _columns(req: SliceRequest, slices: Sequence[MonthSlice], segs, slice_of: np.ndarray,
+             seg_of: np.ndarray, row_of: np.ndarray) -> dict[str, list[Any]]:
     n = len(row_of)
     if n == 0:
-        return []
+        return {c: [] for c in req.columns}
     used = sorted(set(slice_of.tolist()))
     values: dict[str, list[Any]] = {}
     for c in req.columns:
@@ -260,8 +260,7 @@ def _rows(req: SliceRequest, slices: Sequence[MonthSlice], segs, slice_of: np.nd
                 m = slice_of == k
                 out[m] = col[row_of[m]]
             values[c] = _json(c, out, any(c in slices[k].ints for k in used))
-    cols = list(req.columns)
-    return [dict(zip(cols, r, strict=True)) for r in zip(*(values[c] for c in cols), strict=True)]
+    return values
 
 
 _FIXED_OFFSET_SINCE = int(datetime(1952, 1, 1, tzinfo=TZ).timestamp())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -137,12 +136,42 @@ def _features_where(clickhouse: ClickHouseResource, run_id: str, scope, bucket_g
     return where + range_filter(bucket_gte, bucket_lte, params), params
 
 
-@dataclass(frozen=True)
 class Page:
-    """One page of rows and how many rows all pages hold (the DRF `count`)."""
+    """One page of rows and how many rows all pages hold (the DRF `count`), held as its rows
+    (a ClickHouse answer) or as its columns (a month slice's, `memory`): an endpoint that
+    reshapes every row reads the columns, so a page from memory never makes a dict per row
+    only to take it apart again. Either form is made from the other on demand, once."""
 
-    count: int
-    rows: list[dict[str, Any]]
+    __slots__ = ("_columns", "_rows", "count")
+
+    def __init__(self, count: int, rows: list[dict[str, Any]] | None = None, *,
+                 columns: dict[str, list[Any]] | None = None) -> None:
+        if (rows is None) == (columns is None):
+            raise TypeError("a Page is made of its rows or of its columns")
+        self.count, self._rows, self._columns = count, rows, columns
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            assert self._columns is not None
+            names = list(self._columns)
+            self._rows = [dict(zip(names, r, strict=True))
+                          for r in zip(*self._columns.values(), strict=True)]
+        return self._rows
+
+    def column(self, name: str) -> list[Any]:
+        """The values of one column, in row order."""
+        if self._columns is not None:
+            return self._columns[name]
+        return [r[name] for r in self._rows]  # type: ignore[union-attr]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Page) and (self.count, self.rows) == (other.count, other.rows)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Page(count={self.count}, rows={self.rows!r})"
 
 
 def _fetch(clickhouse: ClickHouseResource, table: str, source: str, select: str,
