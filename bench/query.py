@@ -12,8 +12,9 @@ throwaway PostgreSQL database.
 
 Latency, p50/p95 over `--iterations` requests with a random scope and month each, in this
 process (ClickHouse held open, as the service holds it); a first pass (`page_cold`, the page
-and its count in one query, as the HTTP service asks) touches each scope × month for the first
-time, the others then run on the same picks:
+and its count in one query of the columns /api/overall-bars/ reads, as the HTTP service asks)
+touches each scope × month for the first time, a second (`page_cold_wide`, all 30 columns) as
+many other picks, the others then run on the first pass's picks:
 * `page`: query_features, 100 rows of one scope and a month range (the issue's target:
   p95 ≤ 100 ms), and `count` of the same filter;
 * `long`: the unpivoted long format, 5 names × one day; `aligned`: a price_aligned page.
@@ -62,6 +63,7 @@ from bench import pg_baseline
 from bench._common import bench_clickhouse, bench_postgres
 from bench._load import cpu_seconds, load_httpx, load_wrk, pct
 from kline_assets.api import DEFAULT_CACHE_MIB, DEFAULT_CACHE_PAGES
+from kline_assets.api.prices import OVERALL_COLUMNS
 from kline_assets.kernels.feature_names import FEATURE_COLUMNS
 from kline_assets.prices import read as query
 from kline_assets.prices.read.memory import read_month, slice_columns
@@ -137,14 +139,18 @@ def latencies(ch, scopes: int, months: int, iterations: int, naive_iterations: i
     rng = random.Random(7)
     out: dict[str, tuple[float, float]] = {}
     picks = [(f"iphone:{rng.randrange(scopes) + 1}", *month_range(months, rng))
-             for _ in range(max(iterations, naive_iterations))]
+             for _ in range(max(2 * iterations, naive_iterations))]
     fw = ch.table("features_wide")
     wrong = 0
     with ch.held():
         query.count_features(ch, scope="iphone:1")  # warm the engine once
         # First touch of each scope × month: marks and granules come from disk.
         out["page_cold"] = timeit(lambda i: query.features_page(
-            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2], limit=100),
+            ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2], limit=100,
+            columns=OVERALL_COLUMNS), iterations)
+        wide = picks[iterations:]
+        out["page_cold_wide"] = timeit(lambda i: query.features_page(
+            ch, scope=wide[i][0], bucket_gte=wide[i][1], bucket_lte=wide[i][2], limit=100),
             iterations)
         out["page"] = timeit(lambda i: query.query_features(
             ch, scope=picks[i][0], bucket_gte=picks[i][1], bucket_lte=picks[i][2], limit=100),
@@ -352,6 +358,7 @@ def main() -> None:
         print(f"  {'request':<44} {'p50':>8} {'p95':>8}")
         labels = {
             "page_cold": "page + count, first touch of scope × month",
+            "page_cold_wide": "the same, all 30 columns (other picks)",
             "page": "features page (1 scope, 1 month, 100 rows)",
             "month_read": "a month of 300 scopes into memory (once)",
             "count": "count of the same filter",

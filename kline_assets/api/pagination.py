@@ -54,12 +54,13 @@ def _links(url: URL) -> Callable[[int, int | None], str]:
     order, then `limit`, then `offset` — with the query parsed once for both links (those
     methods parse and rebuild it at every step, a tenth of a page's cost)."""
     split = url.components
-    kept = [(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True)
-            if k not in ("limit", "offset")]
+    kept = urlencode([(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True)
+                      if k not in ("limit", "offset")])
+    head = f"{split.scheme}://{split.netloc}{split.path}?{kept}{'&' if kept else ''}limit="
+    tail = f"#{split.fragment}" if split.fragment else ""
 
     def link(limit: int, offset: int | None) -> str:
-        paging = [("limit", str(limit))] + ([] if offset is None else [("offset", str(offset))])
-        return split._replace(query=urlencode(kept + paging)).geturl()
+        return f"{head}{limit}{'' if offset is None else f'&offset={offset}'}{tail}"
 
     return link
 
