@@ -111,9 +111,9 @@ async def overall_bars(rows: ListingDep, iphone: Many = None) -> Response:
         results = [{
             "bucket": b, "iphone": i, "iphone_name": names.get(i), "mean": mean,
             "median": median, "std": std, "shop_count": shops, "dispersion": dispersion,
-            "is_final": final(b), "updated_at": updated,
-        } for b, i, mean, median, std, shops, dispersion, updated in zip(
-            buckets, [of_scope[s] for s in scopes],
+            "is_final": is_final, "updated_at": updated,
+        } for b, i, is_final, mean, median, std, shops, dispersion, updated in zip(
+            buckets, [of_scope[s] for s in scopes], final.many(buckets),
             *map(found.column, OVERALL_COLUMNS[2:]), strict=True)]
         return rows.page(found.count, results), final_until(results)
 
@@ -159,7 +159,8 @@ async def features(rows: ListingDep, scope: Many = None, name: Many = None) -> R
     def build() -> tuple[dict, float | None]:
         found = stores.read(read.feature_values_page, **args)
         final = read.finality(_now())
-        results = [{**r, "is_final": final(r["bucket"])} for r in found.rows]
+        results = [{**r, "is_final": is_final} for r, is_final in zip(
+            found.rows, final.many(found.column("bucket")), strict=True)]
         return rows.page(found.count, results), final_until(results)
 
     return await respond(rows.request, stores, build)

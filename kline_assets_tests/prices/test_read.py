@@ -206,3 +206,6 @@ def test_finality_of_iso_buckets_is_is_final_at_every_edge():
                 "1945-10-01T09:00:00+09:00"]
     assert [final(b) for b in buckets] == [query.is_final(b, now) for b in buckets]
     assert [final(b) for b in buckets[:5]] == [True, True, True, False, False]
+    assert final.many(buckets) == [final(b) for b in buckets]  # mixed forms: one by one
+    assert final.many(buckets[:5]) == [True, True, True, False, False]  # iso's: compared
+    assert final.many([]) == []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -188,18 +189,34 @@ def is_final(bucket: str | datetime, now: datetime | None = None) -> bool:
     return final_at(bucket) < (now or datetime.now(TZ))
 
 
-def finality(now: datetime) -> Callable[[str], bool]:
+class Finality:
     """`is_final(bucket, now)` for the ISO strings `iso` makes, as one string comparison
     each: `iso` writes every time at one length, so two with the same offset compare as the
     times do (a page of 100 rows spent more on parsing them than on anything else)."""
-    # whole seconds: b < t exactly when b < ceil(t)
-    cutoff = iso(math.ceil((now - timedelta(seconds=BUCKET_SECONDS) - FINAL_AFTER).timestamp()))
-    assert cutoff is not None
-    size, offset = len(cutoff), cutoff[19:]
 
-    def final(bucket: str) -> bool:
-        if len(bucket) == size and bucket[19:] == offset:
-            return bucket < cutoff
-        return is_final(bucket, now)
+    __slots__ = ("cutoff", "now", "offset", "size")
 
-    return final
+    def __init__(self, now: datetime) -> None:
+        # whole seconds: b < t exactly when b < ceil(t)
+        cutoff = iso(math.ceil((now - timedelta(seconds=BUCKET_SECONDS) - FINAL_AFTER
+                                ).timestamp()))
+        assert cutoff is not None
+        self.now, self.cutoff, self.size, self.offset = now, cutoff, len(cutoff), cutoff[19:]
+
+    def __call__(self, bucket: str) -> bool:
+        if len(bucket) == self.size and bucket[19:] == self.offset:
+            return bucket < self.cutoff
+        return is_final(bucket, self.now)
+
+    def many(self, buckets: Sequence[str]) -> list[bool]:
+        """Each bucket's finality; a page whose times all share the cutoff's form (every page
+        of `iso`'s times since 1952) is compared without a Python call per row."""
+        if set(map(len, buckets)) <= {self.size} and \
+                all(map(str.endswith, buckets, repeat(self.offset))):
+            return list(map(self.cutoff.__gt__, buckets))
+        return [self(b) for b in buckets]
+
+
+def finality(now: datetime) -> Finality:
+    """The finality of buckets at `now`."""
+    return Finality(now)

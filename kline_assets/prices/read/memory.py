@@ -255,10 +255,13 @@ def _columns(req: SliceRequest, slices: Sequence[MonthSlice], segs, slice_of: np
             values[c] = [segs[i][1] for i in seg_of.tolist()]
         else:
             parts = [slices[k].bucket if c == "bucket" else slices[k].columns[c] for k in used]
-            out = np.empty(n, dtype=np.result_type(*parts))
-            for k, col in zip(used, parts, strict=True):
-                m = slice_of == k
-                out[m] = col[row_of[m]]
+            if len(parts) == 1:  # a page of one month, the usual one
+                out = parts[0][row_of]
+            else:
+                out = np.empty(n, dtype=np.result_type(*parts))
+                for k, col in zip(used, parts, strict=True):
+                    m = slice_of == k
+                    out[m] = col[row_of[m]]
             values[c] = _json(c, out, any(c in slices[k].ints for k in used))
     return values
 

@@ -5,6 +5,7 @@ equal the batch kernel's bars of the same ticks."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -215,7 +216,14 @@ def test_sigterm_stops_after_the_batch_in_hand(redis_client, redis_url, tick_fil
                 break
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired as exc:  # say how the process held its signals
+            masks = [line.strip() for line in Path(f"/proc/{proc.pid}/status").read_text(
+                ).splitlines() if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn",
+                                                   "SigCgt"))]
+            pytest.fail(f"SIGTERM not acted on in 30 s; {masks}; acked {acked(redis_client)}; "
+                        f"output: {exc.output!r}")
     finally:
         proc.kill()
     assert proc.returncode == 0, out
