@@ -7,7 +7,6 @@ gracefully on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import redis
 
 from kline_assets.kernels.bars import PROFILES
 from kline_assets.lib.errors import ServiceUnavailableError
+from kline_assets.lib.signals import stop_on_signals
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
 
@@ -104,8 +104,7 @@ def consume_command(stream: str, group: str, consumer: str | None, until_idle: f
         if part:
             keys = shard_keys(client, keys, *part)
         worker = Consumer(client, options, keys, echo=click.echo)
-        signal.signal(signal.SIGTERM, worker.stop)
-        signal.signal(signal.SIGINT, worker.stop)
+        stop_on_signals(worker.stop)
         stats = worker.run()
     except redis.RedisError as exc:
         raise _lost(exc) from exc

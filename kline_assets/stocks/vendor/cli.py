@@ -7,13 +7,13 @@ after the batch in hand.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import click
 import redis
 
 from kline_assets.lib.errors import ServiceUnavailableError
+from kline_assets.lib.signals import stop_on_signals
 from kline_assets.resources.build import store_resources
 from kline_assets.resources.dsn import redact
 
@@ -86,8 +86,7 @@ def ingest_command(stream: str | None, group: str, consumer: str | None,
     try:
         worker = Ingestor(resource.client(), resources["postgres"], options, keys,
                           echo=click.echo, events=events)
-        signal.signal(signal.SIGTERM, worker.stop)
-        signal.signal(signal.SIGINT, worker.stop)
+        stop_on_signals(worker.stop)
         stats = worker.run()
     except redis.RedisError as exc:
         raise _lost(resource.url, exc) from exc
