@@ -26,6 +26,8 @@ from kline_assets.resources.postgres import PostgresResource
 from kline_assets.resources.redis import RedisResource
 
 P = TypeVar("P")
+MISSING = object()
+"""`ReadCache.kept`'s answer when no page is kept (a reader's page may be falsy)."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,28 @@ class ReadCache:
         self._held: tuple[int, Hashable] | None = None  # (hold generation, its parts)
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable, read: Callable[[], P]) -> P:
+    def kept(self, key: Hashable) -> object:
+        """The page kept for `key` under the data's version, or `MISSING`; never reads it."""
         version = self.version()
         if version is None or self.max_pages <= 0:
-            return read()
+            return MISSING
+        return self._kept(version, key)
+
+    def _kept(self, version: Hashable, key: Hashable) -> object:
         with self._lock:
             if (version, key) in self._pages:
                 self._pages.move_to_end((version, key))
                 self.hits += 1
-                return self._pages[(version, key)]  # type: ignore[return-value]
+                return self._pages[(version, key)]
+        return MISSING
+
+    def get(self, key: Hashable, read: Callable[[], P]) -> P:
+        version = self.version()
+        if version is None or self.max_pages <= 0:
+            return read()
+        found = self._kept(version, key)
+        if found is not MISSING:
+            return found  # type: ignore[return-value]
         value = read()
         with self._lock:
             self.misses += 1
@@ -165,12 +180,16 @@ class Stores:
         return None if parts is None or names is None else (parts, names)
 
     def read(self, reader: Callable[..., P], **kwargs: object) -> P:
-        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function): a features
-        page from the month slices in memory when they hold it, else from the pages already
-        read when it may be, else from ClickHouse. A page memory answers is not kept as a
-        page too: it costs less to answer again than the ClickHouse pages it would push out
-        of the keep. Callers copy what they change: pages are shared."""
+        """`reader(clickhouse, **kwargs)` (a `kline_assets.prices.read` function): from the
+        pages already read when it may be, else — for a features page — from the month
+        slices in memory when they hold it, else from ClickHouse. A page memory answers is
+        not kept as a page too: it costs less to answer again than the ClickHouse pages it
+        would push out of the keep. Callers copy what they change: pages are shared."""
+        key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         if reader is prices_read.features_page and self.months is not None:
+            found = self.pages.kept(key)  # before memory, which leaves a miss to the pool
+            if found is not MISSING:
+                return found  # type: ignore[return-value]
             page = self.months.features_page(**kwargs)
             if page is not None:
                 return page  # type: ignore[return-value]
@@ -179,7 +198,6 @@ class Stores:
             may_block()
             return reader(self.clickhouse, **kwargs)
 
-        key = (reader.__module__, reader.__qualname__, repr(sorted(kwargs.items())))
         return self.pages.get(key, fresh)
 
 

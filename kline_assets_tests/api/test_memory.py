@@ -5,12 +5,14 @@ here on chdb, the same mechanism a ClickHouse server gets)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
 
 import pytest
 
+from kline_assets.api.inline import inline_or_pooled
 from kline_assets.api.slices import MonthSlices
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
 from kline_assets.prices import read
@@ -30,10 +32,11 @@ PAGE = dict(scope=["iphone:1"], bucket_gte="2025-10-01T00:00", bucket_lte="2025-
             columns=["bucket", "scope", "mean", "shop_count", "inserted_at"], order=["-bucket"])
 
 
-def _stores(clickhouse, keeper: EngineKeeper, ttl_s: float) -> Stores:
+def _stores(clickhouse, keeper: EngineKeeper, ttl_s: float, max_bytes: int = 64 << 20
+            ) -> Stores:
     pages = ReadCache(clickhouse, keeper, version_ttl_s=ttl_s)
     return Stores(clickhouse, None, None, keeper, None, pages,  # type: ignore[arg-type]
-                  MonthSlices(clickhouse, pages.version, 64 << 20))
+                  MonthSlices(clickhouse, pages.version, max_bytes))
 
 
 def _mean(stores: Stores) -> float:
@@ -77,6 +80,30 @@ def test_a_write_while_the_engine_is_held_is_seen_by_the_next_read(clickhouse):
         keeper.touch()
         assert _mean(stores) == 200.0  # the next read, not the month kept from before
         assert _from_memory(stores) == 200.0  # and the month read again
+    finally:
+        stores.months.close()
+        keeper.close()
+
+
+def test_a_kept_page_of_a_month_memory_does_not_hold_is_answered_on_the_loop(clickhouse):
+    """A month too large for the budget stays out of memory; a page of it read once from
+    ClickHouse is answered again from the page cache without a store or the thread pool."""
+    if not is_embedded(clickhouse.dsn):
+        pytest.skip("holding applies to the embedded engine")
+    with clickhouse.client() as client:
+        client.command(_insert(clickhouse, 100.0, "'2025-12-01 00:00:00'"))
+    keeper = EngineKeeper(clickhouse, idle_s=30)
+    stores = _stores(clickhouse, keeper, 0.0, max_bytes=1)  # no month fits
+    pooled: list[int] = []
+    try:
+        keeper.touch()
+        first = stores.read(read.features_page, **PAGE)
+        assert wait_for(lambda: not stores.months._pending)  # the month was tried
+        assert stores.months.stats()["months"] == 0
+        again = asyncio.run(inline_or_pooled(
+            True, lambda: stores.read(read.features_page, **PAGE),
+            lambda: pooled.append(1)))
+        assert again is first and not pooled
     finally:
         stores.months.close()
         keeper.close()
