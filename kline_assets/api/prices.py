@@ -12,12 +12,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from kline_assets.api.pagination import Listing, Page, ints, listing, multi
+from kline_assets.api.query_route import QueryRoute
 from kline_assets.api.responses import final_until, respond
 from kline_assets.api.stores import request_stores
 from kline_assets.lib.settings import PRICE_TZ
 from kline_assets.prices import read
 
-router = APIRouter(prefix="/api", tags=["prices"])
+router = APIRouter(prefix="/api", tags=["prices"], route_class=QueryRoute)
 Many = Annotated[list[str] | None, Query(description="one or many, comma-separated or repeated")]
 ListingDep = Annotated[Listing, Depends(listing)]
 
