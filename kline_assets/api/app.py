@@ -27,6 +27,7 @@ from kline_assets.api import (
 )
 from kline_assets.api import vendor as vendor_routes
 from kline_assets.api.names import CatalogNames
+from kline_assets.api.query_route import BeforeRouting
 from kline_assets.api.responses import EncodedPages, KeptBodies
 from kline_assets.api.slices import MonthSlices
 from kline_assets.api.stores import EngineKeeper, ReadCache, Stores
@@ -85,8 +86,9 @@ def create_app(clickhouse: ClickHouseResource | None = None,
     errors.install(app)
     for module in (prices, runs, bars, vendor_routes, health):
         app.include_router(module.router)
-    app.add_middleware(KeptBodies, stores=stores,
-                       paths=[route.path for route in prices.router.routes])
+    price_paths = [route.path for route in prices.router.routes]
+    app.add_middleware(BeforeRouting, paths=price_paths)
+    app.add_middleware(KeptBodies, stores=stores, paths=price_paths)  # outside: bytes first
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from kline_assets.api import prices
 from kline_assets.api.app import create_app
-from kline_assets.api.query_route import QueryRoute
+from kline_assets.api.query_route import BeforeRouting, QueryRoute
 
 PARAMS = {
     "/api/overall-bars/": ["iphone"],
@@ -76,6 +76,35 @@ def test_any_query_is_answered_as_fastapi_answers_it(uncached, url):
     with general(app):
         reference = client.get(url)
     assert (solved.status_code, solved.content) == (reference.status_code, reference.content)
+
+
+def before_routing(app: FastAPI) -> BeforeRouting:
+    layer = app.middleware_stack
+    while not isinstance(layer, BeforeRouting):
+        layer = layer.app
+    return layer
+
+
+def test_a_path_asked_again_is_answered_before_routing(uncached):
+    app, client = uncached
+    url = "/api/overall-bars/?iphone=2&limit=3&ordering=mean"
+    first = client.get(url)
+    answered = before_routing(app).answered
+    again = client.get(url)
+    assert before_routing(app).answered == answered + 1
+    assert (again.status_code, again.content) == (first.status_code, first.content) \
+        and first.status_code == 200
+
+
+def test_an_error_met_before_routing_gets_the_app_s_error_response(uncached):
+    app, client = uncached
+    client.get("/api/overall-bars/?iphone=2")  # the path's handler is known from here on
+    for url, status in [("/api/overall-bars/?ordering=shop", 400),
+                        ("/api/overall-bars/?run_id=nope", 404)]:
+        res = client.get(url)
+        with general(app):
+            reference = client.get(url)
+        assert res.status_code == status and res.content == reference.content
 
 
 def test_a_malformed_query_gets_fastapi_s_error(uncached):
