@@ -64,3 +64,13 @@ def test_the_previous_link_of_the_second_page_drops_offset_as_drf_does():
     assert body["previous"] == "http://api.example:8000/api/features/?scope=iphone%3A1&limit=5"
     assert body["next"] == \
         "http://api.example:8000/api/features/?scope=iphone%3A1&limit=5&offset=10"
+
+
+@settings(max_examples=400, deadline=None)
+@given(query=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+       count=st.integers(0, 500), limit=st.integers(1, 100), offset=st.integers(0, 600))
+def test_any_ascii_query_keeps_its_other_parameters_as_starlette_writes_them(query, count, limit,
+                                                                             offset):
+    req = request("/api/overall-bars/", query.encode())
+    body = page(req, count, [], limit, offset)
+    assert (body["next"], body["previous"]) == starlette_links(req, count, limit, offset)
