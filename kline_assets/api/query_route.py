@@ -152,7 +152,7 @@ class QueryRoute(APIRoute):
     coroutines that return a Response."""
 
     solved: bool = False
-    """Whether the last handler built solves the parameters itself (tests look)."""
+    """Whether the last handler built solves the parameters itself."""
 
     def get_route_handler(self) -> Handler:
         general = super().get_route_handler()
