@@ -391,7 +391,7 @@ def main() -> None:
             hit = r["cache"]["hits"] / max(1, r["cache"]["hits"] + r["cache"]["misses"])
             print(f"  {label:<42} {r['rps']:7.1f} req/s  p50 {r['p50']:6.1f} ms  p95 "
                   f"{r['p95']:6.1f} ms  errors {r['errors']}  cache hits {hit:4.0%}  CPU a "
-                  f"request: server {r['server_cpu_ms']:.1f} ms, generator "
+                  f"request: server {r['server_cpu_ms']:.2f} ms, generator "
                   f"{r['client_cpu_ms']:.1f} ms")
         by = dict(rates)
         dash = by["dashboard, pages cached + months in memory"]
@@ -419,8 +419,8 @@ def main() -> None:
              f"{scat['rps'] / pg_r['rps']:.2f}×"),
         ]:
             print(f"  {name:<32} {'met' if ok else 'NOT met':<8} {got}")
-        print(f"  CPU a request (server): scattered {scat['server_cpu_ms']:.1f} ms, dashboard "
-              f"{dash['server_cpu_ms']:.1f} ms, PostgreSQL baseline {pg_r['server_cpu_ms']:.1f} ms"
+        print(f"  CPU a request (server): scattered {scat['server_cpu_ms']:.2f} ms, dashboard "
+              f"{dash['server_cpu_ms']:.2f} ms, PostgreSQL baseline {pg_r['server_cpu_ms']:.2f} ms"
               f"; memory {scat['memory']}")
 
 if __name__ == "__main__":
