@@ -282,13 +282,16 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
     t0 = time.perf_counter()
+    agg_start = start - (LOOKBACK_BUCKETS - 1) * BUCKET
+    grid_start = start - ROLLING_WARMUP
+    version = _next_version(clickhouse, run_id, min(agg_start, grid_start))
     aligned = align_month(postgres, run_id, start, end)
     with clickhouse.client() as client:
-        insert_frame(client, clickhouse.table("price_aligned"), aligned.frame)
+        insert_frame(client, clickhouse.table("price_aligned"), aligned.frame.assign(
+            inserted_at=version))
     rows["price_aligned"] = len(aligned.frame)
     t0 = _lap(seconds, "price_aligned", t0)
 
-    agg_start = start - (LOOKBACK_BUCKETS - 1) * BUCKET
     computed = cross_shop(_read(clickhouse, "price_aligned", run_id, agg_start, end),
                           run_id, agg_start, start, end, device,
                           lookback_buckets=LOOKBACK_BUCKETS)
@@ -296,11 +299,11 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
                 columns=["iphone_id", "bucket"])
     deleted = _delete_vanished(clickhouse, run_id, old, computed.frame)
     with clickhouse.client() as client:
-        insert_frame(client, clickhouse.table("cross_shop_agg"), computed.frame)
+        insert_frame(client, clickhouse.table("cross_shop_agg"), computed.frame.assign(
+            inserted_at=version))
     rows["cross_shop_agg"] = len(computed.frame)
     t0 = _lap(seconds, "cross_shop_agg", t0)
 
-    grid_start = start - ROLLING_WARMUP
     agg = _read(clickhouse, "cross_shop_agg", run_id, grid_start, end)
     last = last_means_before(clickhouse, run_id, grid_start)
     ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"], grid_start, end,
@@ -314,12 +317,29 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
         state = _ema_state(clickhouse, run_id, start - BUCKET, series.scopes)
         _check_state(series, state, grid_start, start, run_id)
         frame = _trim(features_frame(series, run_id, grid_start, start, end, newest, device,
-                                     ema_state=state).frame, segments)
+                                     ema_state=state).frame, segments).assign(inserted_at=version)
         with clickhouse.client() as client:
             insert_frame(client, clickhouse.table("features_wide"), frame)
         rows[asset] = len(frame)
         t0 = _lap(seconds, asset, t0)
     return RefreshReport(rows, seconds, [month_key(s[0]) for s in segments], deleted)
+
+
+def _next_version(clickhouse: ClickHouseResource, run_id: str, since: datetime
+                  ) -> pd.Timestamp:
+    """The `inserted_at` of the rows a refresh writes: now, or one second past the newest
+    stored version it may rewrite (the column counts seconds). A write in the same second as
+    the month's materialization or the refresh before it would otherwise tie, leaving
+    ReplacingMergeTree to pick by part order and the uniqueness check to see one version
+    stored twice."""
+    where = f"run_id = {quote_literal(run_id)} AND bucket >= toDateTime({int(since.timestamp())})"
+    newest = " UNION ALL ".join(
+        f"SELECT max(toUnixTimestamp(inserted_at)) AS v FROM {clickhouse.table(t)} WHERE {where}"
+        for t in ("price_aligned", "cross_shop_agg", "features_wide"))
+    with clickhouse.client() as client:
+        stored = int(client.query(f"SELECT max(v) FROM ({newest})",
+                                  settings=cl.reads()).result_rows[0][0] or 0)
+    return pd.Timestamp(max(int(time.time()), stored + 1), unit="s", tz="UTC")
 
 
 def _check_state(series, state: dict[int, object], grid_start: datetime, start: datetime,

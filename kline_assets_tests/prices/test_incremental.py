@@ -160,3 +160,29 @@ def test_a_bucket_whose_every_shop_becomes_an_outlier_loses_its_row(price_resour
     agg = table(price_resources["clickhouse"], "cross_shop_agg")
     assert agg.bucket.tolist() == [pd.Timestamp("2025-11-05 11:30", tz="Asia/Tokyo")]
     assert_equal_to_full_recompute(price_resources, runs, clickhouse_dsn, ["2025-11-01"])
+
+
+@pytest.mark.slow
+def test_a_refresh_supersedes_rows_stamped_later_than_its_own_clock(price_resources, runs,
+                                                                    clickhouse_dsn):
+    """`inserted_at` counts seconds, so a refresh in the second the month was written would
+    tie with the rows it rewrites, and rows stamped by a clock running ahead would win over
+    it. Either way the refresh's rows must be the newest version: the month's rows are
+    restamped a day ahead here, and `live` must still equal a full recompute afterwards, its
+    uniqueness check passing."""
+    postgres, clickhouse = price_resources["postgres"], price_resources["clickhouse"]
+    insert_records(postgres, [
+        (1, 1, 10, 100_000, None, None, "2025-11-05 11:35:00"),
+        (2, 2, 10, 100_000, None, None, "2025-11-05 11:36:00"),
+        (3, 1, 10, 100_000, None, None, "2025-11-05 11:50:00"),
+        (4, 2, 10, 101_000, None, None, "2025-11-05 11:51:00"),
+    ])
+    materialize_month(price_resources, runs, "2025-11-01")
+    with clickhouse.client() as client:
+        for name in KEYS:
+            full = clickhouse.table(name)
+            client.command(f"INSERT INTO {full} SELECT * REPLACE (now() + 86400 AS inserted_at) "
+                           f"FROM {full} FINAL WHERE run_id = 'live'")
+    insert_records(postgres, [(5, 3, 10, 104_000, None, None, "2025-11-05 11:52:00")])
+    tick(price_resources, runs, "4")  # rewrites the 11:45 bucket
+    assert_equal_to_full_recompute(price_resources, runs, clickhouse_dsn, ["2025-11-01"])
