@@ -20,6 +20,9 @@ from dagster import DagsterInstance, instance_for_test
 from kline_assets.lib.settings import SQL_DIR
 from kline_assets.resources import ClickHouseResource, PostgresResource
 from kline_assets_tests.support.databases import ADMIN_DSN
+from kline_assets_tests.support.imports import import_anyio_eagerly
+
+import_anyio_eagerly()  # before any test serves from a thread: see support/imports.py
 
 REDIS_TEST_URL = os.environ.get("KLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Databases 0–7 stay clear for the product's default (0) and whatever else a user runs. A
