@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
+_REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,6 @@ class _Param:
             return False
         values[self.name] = value
         return True
-
-
-_REQUIRED = object()
 
 
 @dataclass(frozen=True)

@@ -282,9 +282,7 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
     t0 = time.perf_counter()
-    agg_start = start - (LOOKBACK_BUCKETS - 1) * BUCKET
-    grid_start = start - ROLLING_WARMUP
-    version = _next_version(clickhouse, run_id, min(agg_start, grid_start))
+    version = _next_version(clickhouse, run_id, start)
     aligned = align_month(postgres, run_id, start, end)
     with clickhouse.client() as client:
         insert_frame(client, clickhouse.table("price_aligned"), aligned.frame.assign(
@@ -292,6 +290,7 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
     rows["price_aligned"] = len(aligned.frame)
     t0 = _lap(seconds, "price_aligned", t0)
 
+    agg_start = start - (LOOKBACK_BUCKETS - 1) * BUCKET
     computed = cross_shop(_read(clickhouse, "price_aligned", run_id, agg_start, end),
                           run_id, agg_start, start, end, device,
                           lookback_buckets=LOOKBACK_BUCKETS)
@@ -304,6 +303,7 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
     rows["cross_shop_agg"] = len(computed.frame)
     t0 = _lap(seconds, "cross_shop_agg", t0)
 
+    grid_start = start - ROLLING_WARMUP
     agg = _read(clickhouse, "cross_shop_agg", run_id, grid_start, end)
     last = last_means_before(clickhouse, run_id, grid_start)
     ids, iphone = series_from_rows(agg, last.set_index("iphone_id")["mean"], grid_start, end,
@@ -327,8 +327,9 @@ def _refresh_window(postgres: PostgresResource, clickhouse: ClickHouseResource, 
 
 def _next_version(clickhouse: ClickHouseResource, run_id: str, since: datetime
                   ) -> pd.Timestamp:
-    """The `inserted_at` of the rows a refresh writes: now, or one second past the newest
-    stored version it may rewrite (the column counts seconds). A write in the same second as
+    """The `inserted_at` of the rows a refresh writes (all from `since`, the window's start):
+    now, or one second past the newest stored version it may rewrite (the column counts
+    seconds). A write in the same second as
     the month's materialization or the refresh before it would otherwise tie, leaving
     ReplacingMergeTree to pick by part order and the uniqueness check to see one version
     stored twice."""

@@ -5,6 +5,8 @@ set)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -43,15 +45,14 @@ def uncached(read_store):
         yield app, client
 
 
-def general(app: FastAPI):
+@contextmanager
+def general(app: FastAPI) -> Iterator[None]:
     """While any dependency override is set, FastAPI's own solver answers."""
-    class Overridden:
-        def __enter__(self) -> None:
-            app.dependency_overrides[no_override] = no_override
-
-        def __exit__(self, *_: object) -> None:
-            app.dependency_overrides.clear()
-    return Overridden()
+    app.dependency_overrides[no_override] = no_override
+    try:
+        yield
+    finally:
+        app.dependency_overrides.clear()
 
 
 def test_every_price_endpoint_is_solved_by_its_query_route(uncached):
